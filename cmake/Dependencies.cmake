@@ -1,0 +1,71 @@
+# Finds every third-party dependency, and says plainly what is missing and how to get it.
+#
+# LibTorch is looked up, in order: Torch_DIR / CMAKE_PREFIX_PATH as given; the torch package of
+# DMTRAIN_PYTHON (default: python3 on PATH, then the virtual environment scripts/bootstrap makes
+# in ${DMTRAIN_HOME:-~/.local/share/dmtrain}/venv).
+
+set(_dm_fix "Run scripts/bootstrap (it installs everything), or install it yourself")
+
+function(dmtrain_require found what how)
+  if(NOT ${found})
+    message(FATAL_ERROR "dmtrain: ${what} was not found.\n  ${how}\n  ${_dm_fix}.")
+  endif()
+endfunction()
+
+# ---- LibTorch --------------------------------------------------------------------------------
+find_package(Torch QUIET)
+if(NOT Torch_FOUND)
+  if(DEFINED ENV{DMTRAIN_HOME})
+    set(_dm_home "$ENV{DMTRAIN_HOME}")
+  else()
+    set(_dm_home "$ENV{HOME}/.local/share/dmtrain")
+  endif()
+  set(_dm_pythons "${DMTRAIN_PYTHON}")
+  find_program(_dm_path_python NAMES python3 python)
+  list(APPEND _dm_pythons "${_dm_path_python}" "${_dm_home}/venv/bin/python3")
+  foreach(_py IN LISTS _dm_pythons)
+    if(_py AND EXISTS "${_py}")
+      execute_process(
+        COMMAND "${_py}" -c "import torch; print(torch.utils.cmake_prefix_path, end='')"
+        OUTPUT_VARIABLE _dm_torch_prefix RESULT_VARIABLE _dm_rc ERROR_QUIET)
+      if(_dm_rc EQUAL 0 AND EXISTS "${_dm_torch_prefix}")
+        message(STATUS "dmtrain: using the LibTorch of ${_py}: ${_dm_torch_prefix}")
+        list(APPEND CMAKE_PREFIX_PATH "${_dm_torch_prefix}")
+        break()
+      endif()
+    endif()
+  endforeach()
+  find_package(Torch QUIET)
+endif()
+dmtrain_require(Torch_FOUND "LibTorch (CMake package 'Torch')"
+  "Pass -DTorch_DIR=<libtorch>/share/cmake/Torch, or make 'import torch' work for python3 (pip install torch==2.11.0).")
+message(STATUS "dmtrain: LibTorch ${Torch_VERSION}, CUDA in LibTorch: ${TORCH_CUDA_LIBRARIES}")
+if(TORCH_CUDA_LIBRARIES OR TARGET torch_cuda)
+  set(DMTRAIN_TORCH_HAS_CUDA ON)
+else()
+  set(DMTRAIN_TORCH_HAS_CUDA OFF)
+endif()
+
+# ---- C++ libraries from the system's packages -------------------------------------------------
+find_package(yaml-cpp CONFIG QUIET)
+dmtrain_require(yaml-cpp_FOUND "yaml-cpp" "Debian/Ubuntu: apt-get install libyaml-cpp-dev")
+find_package(spdlog CONFIG QUIET)
+dmtrain_require(spdlog_FOUND "spdlog" "Debian/Ubuntu: apt-get install libspdlog-dev")
+find_package(CLI11 CONFIG QUIET)
+dmtrain_require(CLI11_FOUND "CLI11" "Debian/Ubuntu: apt-get install libcli11-dev")
+find_package(PNG QUIET)
+dmtrain_require(PNG_FOUND "libpng" "Debian/Ubuntu: apt-get install libpng-dev")
+find_package(ZLIB QUIET)
+dmtrain_require(ZLIB_FOUND "zlib" "Debian/Ubuntu: apt-get install zlib1g-dev")
+find_package(Threads REQUIRED)
+if(DMTRAIN_BUILD_TESTS)
+  find_package(GTest QUIET)
+  dmtrain_require(GTest_FOUND "GoogleTest" "Debian/Ubuntu: apt-get install libgtest-dev")
+endif()
+
+# yaml-cpp 0.7 names its target 'yaml-cpp', newer releases 'yaml-cpp::yaml-cpp'.
+if(TARGET yaml-cpp::yaml-cpp)
+  set(DMTRAIN_YAML_TARGET yaml-cpp::yaml-cpp)
+else()
+  set(DMTRAIN_YAML_TARGET yaml-cpp)
+endif()
