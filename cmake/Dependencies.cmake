@@ -69,3 +69,10 @@ if(TARGET yaml-cpp::yaml-cpp)
 else()
   set(DMTRAIN_YAML_TARGET yaml-cpp)
 endif()
+
+# The LibTorch wheel exports its own (older, statically linked) copy of std::filesystem from
+# libtorch.so and libtorch_cpu.so. If the linker meets those first, calls such as
+# std::filesystem::remove_all bind to them and crash. Naming libstdc++ before any object or
+# library makes the linker, and the loader, resolve the standard library to libstdc++.
+add_library(dmtrain_stdcxx_first INTERFACE)
+target_link_options(dmtrain_stdcxx_first INTERFACE "LINKER:--no-as-needed" "-lstdc++")

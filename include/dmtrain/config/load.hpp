@@ -1,0 +1,26 @@
+// Loading a RunConfig: defaults (in code) < base file(s) < the file < --set overrides.
+//
+// Contract:
+//  - A YAML file is a map of sections; a top-level `base: other.yaml` (or a list) names files
+//    it extends, resolved relative to the file; bases are merged first, key by key.
+//  - `--set section.key=value` takes any YAML scalar or flow list ("[1,2,2]") as value.
+//  - Unknown keys, wrong types, out-of-range values and inconsistent combinations throw
+//    dmtrain::Error naming file:line (or "--set"), the key, what was expected, and for unknown
+//    keys the closest valid key.
+//  - dump_config() writes every key, so a dumped config loads back into an equal RunConfig.
+#pragma once
+#include <string>
+#include <vector>
+
+#include "dmtrain/config/run_config.hpp"
+
+namespace dmtrain::config {
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// Applies `section.key=value` overrides to an existing config (e.g. to defaults).
+void apply_overrides(RunConfig& cfg, const std::vector<std::string>& overrides);
+// Cross-field checks (called by load_config): throws dmtrain::Error naming the keys.
+void validate(const RunConfig& cfg);
+std::string dump_config(const RunConfig& cfg);
+
+}  // namespace dmtrain::config

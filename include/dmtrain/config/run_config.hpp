@@ -1,0 +1,127 @@
+// RunConfig: the typed description of one training run, as resolved from YAML.
+//
+// Contract: every field has its default here (defaults live in code); config/load.hpp fills a
+// RunConfig from YAML files and --set overrides, strictly (unknown keys, wrong types and
+// out-of-range values are errors naming file, line and key); config/schema.hpp lists every key
+// with its type, range and documentation. Each section maps onto one component's options; the
+// train area converts them (train/build.hpp), so this header depends on nothing else.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace dmtrain::config {
+
+struct ModelConfig {
+  int64_t image_size = 32;
+  int64_t in_channels = 3;
+  int64_t model_channels = 128;
+  bool learn_sigma = true;  // 6 output channels for RGB: mean and variance interpolation
+  int64_t num_res_blocks = 3;
+  std::vector<int64_t> channel_mult = {1, 2, 2, 2};
+  std::vector<int64_t> attention_resolutions = {16, 8};  // in pixels, as the references' flags
+  double dropout = 0.3;
+  int64_t num_heads = 4;
+  int64_t num_head_channels = -1;   // -1: use num_heads
+  int64_t num_heads_upsample = -1;  // -1: same as num_heads
+  bool use_scale_shift_norm = true;
+  bool resblock_updown = false;
+  bool use_new_attention_order = false;
+  int64_t num_classes = 0;  // 0: unconditional
+};
+
+struct DiffusionConfig {
+  int64_t steps = 4000;
+  std::string noise_schedule = "cosine";  // linear | cosine
+  std::string mean_type = "epsilon";      // epsilon | x0 | v
+  std::string loss = "rescaled_mse";      // mse | rescaled_mse | kl | rescaled_kl
+  bool rescale_timesteps = true;
+  std::string timestep_respacing = "";  // training uses all steps unless set
+};
+
+struct CltsConfig {
+  double mu = 0.3;
+  double sigma = 1.0;
+  int64_t target_iteration = 100000;
+  bool importance_weighting = false;
+};
+
+struct TimestepConfig {
+  std::string sampler = "uniform";  // uniform | clts | loss-second-moment
+  CltsConfig clts;
+};
+
+struct LossWeightConfig {
+  std::string kind = "none";  // none | min-snr | p2
+  double gamma = 5.0;         // min-snr
+  double p2_k = 1.0;
+  double p2_gamma = 1.0;
+};
+
+struct OptimConfig {
+  double lr = 1e-4;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.0;
+  bool decoupled_weight_decay = true;  // AdamW
+  bool momentum_decay = false;         // MDLRC: Demon decay of beta1 (Eq. 9)
+  double beta1_min = 0.5;
+  bool lr_compensation = false;  // MDLRC: lr_k (1 - beta1_k) constant (Eq. 10)
+  double grad_clip = 0.0;        // 0: off; else max global L2 norm
+};
+
+struct DataConfig {
+  std::string format = "auto";  // auto | idx | cifar-bin | folder | cache
+  std::string path = "";
+  std::string cache = "";   // packed cache file; prepared on first use
+  std::string labels = "none";  // none | folder | prefix
+  bool random_flip = true;
+  int64_t num_workers = 2;
+};
+
+struct TrainConfig {
+  int64_t iterations = 0;  // required, > 0
+  int64_t batch_size = 128;  // global, split over ranks
+  uint64_t seed = 0;
+  std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
+  std::string device = "auto";     // auto | cpu | cuda
+  std::string run_dir = "runs/default";
+  std::vector<double> ema_rates = {0.9999};
+  int64_t max_consecutive_nonfinite = 10;
+};
+
+struct CheckpointConfig {
+  int64_t every = 10000;   // 0: only at the end and on signals
+  int64_t keep_last = 2;
+  int64_t keep_every = 0;  // 0: none kept beyond keep_last
+};
+
+struct LogConfig {
+  int64_t every = 100;
+  std::string level = "info";
+};
+
+struct SampleConfig {
+  int64_t every = 0;  // 0: only at the end
+  int64_t count = 64;
+  std::string sampler = "ddim";  // ddpm | ddim
+  std::string steps = "50";      // respacing spec for sampling ("250", "ddim50", ...)
+  double eta = 0.0;
+  uint64_t seed = 0;
+};
+
+struct RunConfig {
+  ModelConfig model;
+  DiffusionConfig diffusion;
+  TimestepConfig timestep;
+  LossWeightConfig loss_weight;
+  OptimConfig optim;
+  DataConfig data;
+  TrainConfig train;
+  CheckpointConfig checkpoint;
+  LogConfig log;
+  SampleConfig sample;
+};
+
+}  // namespace dmtrain::config

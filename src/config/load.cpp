@@ -1,0 +1,183 @@
+// Loading YAML into RunConfig: flatten each document into dotted leaf keys with their origin
+// (file:line), merge base < file < --set key by key, then convert through the schema.
+#include "dmtrain/config/load.hpp"
+
+#include <filesystem>
+#include <map>
+#include <set>
+
+#include "dmtrain/config/schema.hpp"
+#include "dmtrain/util/error.hpp"
+
+namespace dmtrain::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct Entry {
+  YAML::Node value;
+  std::string where;  // "file:line" or "--set"
+};
+using Flat = std::map<std::string, Entry>;
+
+std::string where_of(const std::string& file, const YAML::Node& node) {
+  return file + ":" + std::to_string(node.Mark().line + 1);
+}
+
+// A key is a leaf when the schema knows it; maps under unknown keys are sections to descend into.
+void flatten(const YAML::Node& map, const std::string& prefix, const std::string& file, Flat& out) {
+  for (const auto& kv : map) {
+    const std::string key = prefix + kv.first.as<std::string>();
+    const YAML::Node& value = kv.second;
+    if (value.IsMap() && !find_field(key)) {
+      flatten(value, key + ".", file, out);
+    } else {
+      out[key] = Entry{value, where_of(file, kv.first)};
+    }
+  }
+}
+
+YAML::Node parse_file(const fs::path& path) {
+  if (!fs::exists(path)) throw Error("config file '" + path.string() + "' does not exist");
+  try {
+    return YAML::LoadFile(path.string());
+  } catch (const YAML::Exception& e) {
+    throw Error(path.string() + ":" + std::to_string(e.mark.line + 1) +
+                ": not valid YAML: " + e.msg);
+  }
+}
+
+void load_flat(const fs::path& path, Flat& out, std::set<std::string>& stack) {
+  const std::string canonical = fs::weakly_canonical(path).string();
+  if (stack.count(canonical)) throw Error("config '" + path.string() + "' extends itself (base: cycle)");
+  stack.insert(canonical);
+  YAML::Node doc = parse_file(path);
+  if (doc.IsNull()) return;
+  if (!doc.IsMap()) throw Error(path.string() + ": a config must be a map of sections");
+  if (YAML::Node base = doc["base"]) {
+    std::vector<std::string> bases;
+    if (base.IsScalar()) {
+      bases.push_back(base.Scalar());
+    } else if (base.IsSequence()) {
+      for (const auto& b : base) bases.push_back(b.as<std::string>());
+    } else {
+      throw Error(where_of(path.string(), base) + ": key 'base' expects a file name or a list");
+    }
+    for (const auto& b : bases) {
+      fs::path bp = fs::path(b).is_absolute() ? fs::path(b) : path.parent_path() / b;
+      load_flat(bp, out, stack);
+    }
+    doc.remove("base");
+  }
+  flatten(doc, "", path.string(), out);
+  stack.erase(canonical);
+}
+
+void add_overrides(const std::vector<std::string>& overrides, Flat& out) {
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    if (eq == std::string::npos || eq == 0) {
+      throw Error("--set '" + o + "': expected section.key=value");
+    }
+    const std::string key = o.substr(0, eq);
+    YAML::Node value;
+    try {
+      value = YAML::Load(o.substr(eq + 1));
+    } catch (const YAML::Exception& e) {
+      throw Error("--set '" + o + "': value is not valid YAML: " + e.msg);
+    }
+    if (value.IsNull()) value = YAML::Node(std::string());  // "key=" means the empty string
+    out[key] = Entry{value, "--set " + o};
+  }
+}
+
+void apply_flat(const Flat& flat, RunConfig& cfg) {
+  for (const auto& [key, entry] : flat) {
+    const Field* field = find_field(key);
+    if (!field) {
+      std::string hint = closest_key(key);
+      throw Error(entry.where + ": unknown key '" + key + "'" +
+                  (hint.empty() ? "" : " (did you mean '" + hint + "'?)"));
+    }
+    field->set(cfg, entry.value, entry.where);
+  }
+}
+
+}  // namespace
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+  Flat flat;
+  std::set<std::string> stack;
+  load_flat(path, flat, stack);
+  add_overrides(overrides, flat);
+  RunConfig cfg;
+  apply_flat(flat, cfg);
+  validate(cfg);
+  return cfg;
+}
+
+void apply_overrides(RunConfig& cfg, const std::vector<std::string>& overrides) {
+  Flat flat;
+  add_overrides(overrides, flat);
+  apply_flat(flat, cfg);
+}
+
+void validate(const RunConfig& cfg) {
+  const auto& o = cfg.optim;
+  if (o.beta1_min > o.beta1) {
+    throw Error("optim.beta1_min (" + std::to_string(o.beta1_min) +
+                ") must not exceed optim.beta1 (" + std::to_string(o.beta1) + ")");
+  }
+  if (cfg.train.iterations <= 0) {
+    throw Error("train.iterations is required: set it to the run's total number of iterations");
+  }
+  const auto& m = cfg.model;
+  const int64_t levels = static_cast<int64_t>(m.channel_mult.size());
+  if ((m.image_size >> (levels - 1)) < 1 || m.image_size % (int64_t{1} << (levels - 1)) != 0) {
+    throw Error("model.image_size " + std::to_string(m.image_size) + " cannot be halved " +
+                std::to_string(levels - 1) + " times (model.channel_mult has " +
+                std::to_string(levels) + " levels)");
+  }
+  if (m.num_head_channels == 0 || m.num_head_channels < -1) {
+    throw Error("model.num_head_channels must be -1 or >= 1, got " +
+                std::to_string(m.num_head_channels));
+  }
+  if (m.num_head_channels > 0 && m.model_channels % m.num_head_channels != 0) {
+    throw Error("model.model_channels (" + std::to_string(m.model_channels) +
+                ") must be a multiple of model.num_head_channels (" +
+                std::to_string(m.num_head_channels) + ")");
+  }
+  if (m.model_channels % 32 != 0) {
+    throw Error("model.model_channels must be a multiple of 32 (GroupNorm32), got " +
+                std::to_string(m.model_channels));
+  }
+  if (cfg.loss_weight.kind != "none" && cfg.diffusion.mean_type != "epsilon") {
+    throw Error("loss_weight.kind '" + cfg.loss_weight.kind +
+                "' is defined for diffusion.mean_type 'epsilon' only");
+  }
+  if (cfg.data.path.empty() && cfg.data.format != "cache") {
+    throw Error("data.path is required: the data set to train on");
+  }
+}
+
+std::string dump_config(const RunConfig& cfg) {
+  YAML::Node root(YAML::NodeType::Map);
+  for (const auto& f : schema()) {
+    // Split "a.b.c" into nested maps.
+    YAML::Node node = root;
+    std::string key = f.key;
+    size_t dot;
+    while ((dot = key.find('.')) != std::string::npos) {
+      const std::string part = key.substr(0, dot);
+      if (!node[part]) node[part] = YAML::Node(YAML::NodeType::Map);
+      node.reset(node[part]);
+      key = key.substr(dot + 1);
+    }
+    node[key] = f.get(cfg);
+  }
+  YAML::Emitter out;
+  out << root;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace dmtrain::config

@@ -1,0 +1,378 @@
+// Field table for RunConfig. Converters are strict: "1.5" is not an integer, "yes" is not a
+// boolean, a scalar is not a list. Ranges are checked here; cross-field rules in load.cpp.
+#include "dmtrain/config/schema.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <sstream>
+
+#include "dmtrain/util/error.hpp"
+
+namespace dmtrain::config {
+namespace {
+
+[[noreturn]] void fail(const std::string& where, const std::string& key, const std::string& expected,
+                       const YAML::Node& node) {
+  std::string found;
+  if (node.IsScalar()) {
+    found = "'" + node.Scalar() + "'";
+  } else if (node.IsSequence()) {
+    found = "a list";
+  } else if (node.IsMap()) {
+    found = "a map";
+  } else {
+    found = "nothing";
+  }
+  throw Error(where + ": key '" + key + "' expects " + expected + ", got " + found);
+}
+
+bool parse_int(const std::string& s, int64_t& out) {
+  if (s.empty()) return false;
+  size_t pos = 0;
+  try {
+    long long v = std::stoll(s, &pos, 10);
+    if (pos != s.size()) return false;
+    out = v;
+    return true;
+  } catch (...) {
+    return false;
+  }
+}
+
+bool parse_double(const std::string& s, double& out) {
+  if (s.empty()) return false;
+  size_t pos = 0;
+  try {
+    out = std::stod(s, &pos);
+    return pos == s.size() && std::isfinite(out);
+  } catch (...) {
+    return false;
+  }
+}
+
+// Scalar converters: return false when the YAML value has the wrong type.
+bool convert(const YAML::Node& n, int64_t& out) { return n.IsScalar() && parse_int(n.Scalar(), out); }
+bool convert(const YAML::Node& n, uint64_t& out) {
+  int64_t v = 0;
+  if (!convert(n, v) || v < 0) return false;
+  out = static_cast<uint64_t>(v);
+  return true;
+}
+bool convert(const YAML::Node& n, double& out) { return n.IsScalar() && parse_double(n.Scalar(), out); }
+bool convert(const YAML::Node& n, bool& out) {
+  if (!n.IsScalar()) return false;
+  const std::string& s = n.Scalar();
+  if (s == "true" || s == "True") return out = true, true;
+  if (s == "false" || s == "False") return out = false, true;
+  return false;
+}
+bool convert(const YAML::Node& n, std::string& out) {
+  if (!n.IsScalar()) return false;
+  out = n.Scalar();
+  return true;
+}
+template <class T>
+bool convert(const YAML::Node& n, std::vector<T>& out) {
+  if (!n.IsSequence()) return false;
+  std::vector<T> v;
+  for (const auto& item : n) {
+    T x{};
+    if (!convert(item, x)) return false;
+    v.push_back(x);
+  }
+  out = std::move(v);
+  return true;
+}
+
+template <class T>
+YAML::Node to_yaml(const T& v) {
+  return YAML::Node(v);
+}
+YAML::Node to_yaml(const double& v) {
+  std::ostringstream os;
+  os.precision(17);
+  os << v;
+  std::string s = os.str();
+  // Keep a decimal point so that the value reads back as a number, not an integer.
+  if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+  return YAML::Node(s);
+}
+YAML::Node to_yaml(const std::vector<double>& v) {
+  YAML::Node n(YAML::NodeType::Sequence);
+  for (double x : v) n.push_back(to_yaml(x));
+  n.SetStyle(YAML::EmitterStyle::Flow);
+  return n;
+}
+YAML::Node to_yaml(const std::vector<int64_t>& v) {
+  YAML::Node n(YAML::NodeType::Sequence);
+  for (int64_t x : v) n.push_back(x);
+  n.SetStyle(YAML::EmitterStyle::Flow);
+  return n;
+}
+
+template <class S, class T>
+Field make(std::string key, S RunConfig::*section, T S::*member, std::string expected,
+           std::function<bool(const T&)> ok, std::string doc) {
+  Field f;
+  f.key = key;
+  f.expected = expected;
+  f.doc = std::move(doc);
+  f.set = [key, expected, section, member, ok](RunConfig& cfg, const YAML::Node& node,
+                                               const std::string& where) {
+    T value{};
+    if (!convert(node, value) || (ok && !ok(value))) fail(where, key, expected, node);
+    (cfg.*section).*member = value;
+  };
+  f.get = [section, member](const RunConfig& cfg) { return to_yaml((cfg.*section).*member); };
+  return f;
+}
+
+template <class S, class T>
+Field any(std::string key, S RunConfig::*s, T S::*m, std::string expected, std::string doc) {
+  return make<S, T>(std::move(key), s, m, std::move(expected), nullptr, std::move(doc));
+}
+
+template <class S>
+Field choice(std::string key, S RunConfig::*s, std::string S::*m, std::vector<std::string> options,
+             std::string doc) {
+  std::string expected = "one of";
+  for (size_t i = 0; i < options.size(); ++i) expected += (i ? ", " : " ") + options[i];
+  return make<S, std::string>(
+      std::move(key), s, m, expected,
+      [options](const std::string& v) {
+        return std::find(options.begin(), options.end(), v) != options.end();
+      },
+      std::move(doc));
+}
+
+template <class S>
+Field int_at_least(std::string key, S RunConfig::*s, int64_t S::*m, int64_t lo, std::string doc) {
+  return make<S, int64_t>(std::move(key), s, m, "an integer >= " + std::to_string(lo),
+                          [lo](const int64_t& v) { return v >= lo; }, std::move(doc));
+}
+
+template <class S>
+Field number_in(std::string key, S RunConfig::*s, double S::*m, double lo, double hi, bool lo_open,
+                bool hi_open, std::string doc) {
+  std::ostringstream e;
+  e << "a number in " << (lo_open ? "(" : "[") << lo << ", ";
+  if (std::isinf(hi)) {
+    e << "inf)";
+  } else {
+    e << hi << (hi_open ? ")" : "]");
+  }
+  return make<S, double>(
+      std::move(key), s, m, e.str(),
+      [=](const double& v) {
+        return (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
+      },
+      std::move(doc));
+}
+
+template <class S>
+Field positive_ints(std::string key, S RunConfig::*s, std::vector<int64_t> S::*m, bool allow_empty,
+                    std::string doc) {
+  return make<S, std::vector<int64_t>>(
+      std::move(key), s, m,
+      allow_empty ? "a list of integers >= 1" : "a non-empty list of integers >= 1",
+      [allow_empty](const std::vector<int64_t>& v) {
+        return (allow_empty || !v.empty()) &&
+               std::all_of(v.begin(), v.end(), [](int64_t x) { return x >= 1; });
+      },
+      std::move(doc));
+}
+
+constexpr double kInf = std::numeric_limits<double>::infinity();
+
+std::vector<Field> build() {
+  using R = RunConfig;
+  using M = ModelConfig;
+  using D = DiffusionConfig;
+  using T = TimestepConfig;
+  using W = LossWeightConfig;
+  using O = OptimConfig;
+  using Da = DataConfig;
+  using Tr = TrainConfig;
+  using C = CheckpointConfig;
+  using L = LogConfig;
+  using S = SampleConfig;
+  std::vector<Field> f;
+  // model
+  f.push_back(int_at_least("model.image_size", &R::model, &M::image_size, 8, "image side in pixels"));
+  f.push_back(int_at_least("model.in_channels", &R::model, &M::in_channels, 1, "image channels"));
+  f.push_back(int_at_least("model.model_channels", &R::model, &M::model_channels, 1, "base width"));
+  f.push_back(any("model.learn_sigma", &R::model, &M::learn_sigma, "true or false",
+                  "learn the variance (2x output channels, learned_range)"));
+  f.push_back(int_at_least("model.num_res_blocks", &R::model, &M::num_res_blocks, 1, "per level"));
+  f.push_back(positive_ints("model.channel_mult", &R::model, &M::channel_mult, false,
+                            "width multiplier per level"));
+  f.push_back(positive_ints("model.attention_resolutions", &R::model, &M::attention_resolutions,
+                            true, "resolutions (pixels) with self-attention"));
+  f.push_back(number_in("model.dropout", &R::model, &M::dropout, 0, 1, false, true, "dropout"));
+  f.push_back(int_at_least("model.num_heads", &R::model, &M::num_heads, 1, "attention heads"));
+  f.push_back(any("model.num_head_channels", &R::model, &M::num_head_channels,
+                  "an integer (-1: use num_heads)", "channels per head"));
+  f.push_back(any("model.num_heads_upsample", &R::model, &M::num_heads_upsample,
+                  "an integer (-1: num_heads)", "heads on the upsampling path"));
+  f.push_back(any("model.use_scale_shift_norm", &R::model, &M::use_scale_shift_norm,
+                  "true or false", "FiLM conditioning from the timestep embedding"));
+  f.push_back(any("model.resblock_updown", &R::model, &M::resblock_updown, "true or false",
+                  "BigGAN-style up/down-sampling residual blocks"));
+  f.push_back(any("model.use_new_attention_order", &R::model, &M::use_new_attention_order,
+                  "true or false", "split qkv before heads (GD) instead of the legacy order"));
+  f.push_back(int_at_least("model.num_classes", &R::model, &M::num_classes, 0,
+                           "classes for class conditioning (0: unconditional)"));
+  // diffusion
+  f.push_back(int_at_least("diffusion.steps", &R::diffusion, &D::steps, 1, "T"));
+  f.push_back(choice("diffusion.noise_schedule", &R::diffusion, &D::noise_schedule,
+                     {"linear", "cosine"}, "beta schedule"));
+  f.push_back(choice("diffusion.mean_type", &R::diffusion, &D::mean_type, {"epsilon", "x0", "v"},
+                     "what the model predicts"));
+  f.push_back(choice("diffusion.loss", &R::diffusion, &D::loss,
+                     {"mse", "rescaled_mse", "kl", "rescaled_kl"}, "training loss"));
+  f.push_back(any("diffusion.rescale_timesteps", &R::diffusion, &D::rescale_timesteps,
+                  "true or false", "model sees t*1000/T"));
+  f.push_back(any("diffusion.timestep_respacing", &R::diffusion, &D::timestep_respacing,
+                  "a respacing spec (\"\", \"250\", \"ddim25\", \"10,10\")", "training respacing"));
+  // timestep sampler
+  f.push_back(choice("timestep.sampler", &R::timestep, &T::sampler,
+                     {"uniform", "clts", "loss-second-moment"}, "how t is drawn"));
+  {  // timestep.clts is a section nested one level deeper than the others
+
+    auto clts = [](auto member, std::string key, std::string expected, auto ok, std::string doc) {
+      using V = std::remove_reference_t<decltype(std::declval<CltsConfig&>().*member)>;
+      Field x;
+      x.key = key;
+      x.expected = expected;
+      x.doc = doc;
+      x.set = [=](RunConfig& cfg, const YAML::Node& n, const std::string& where) {
+        V v{};
+        if (!convert(n, v) || !ok(v)) fail(where, key, expected, n);
+        cfg.timestep.clts.*member = v;
+      };
+      x.get = [=](const RunConfig& cfg) { return to_yaml(cfg.timestep.clts.*member); };
+      return x;
+    };
+    f.push_back(clts(&CltsConfig::mu, "timestep.clts.mu", "a number in [0, 1]",
+                     [](double v) { return v >= 0 && v <= 1; }, "Gaussian centre in t/T"));
+    f.push_back(clts(&CltsConfig::sigma, "timestep.clts.sigma", "a number > 0",
+                     [](double v) { return v > 0; }, "Gaussian width in t/T"));
+    f.push_back(clts(&CltsConfig::target_iteration, "timestep.clts.target_iteration",
+                     "an integer >= 1", [](int64_t v) { return v >= 1; },
+                     "iteration at which sampling is fully the Gaussian"));
+    f.push_back(clts(&CltsConfig::importance_weighting, "timestep.clts.importance_weighting",
+                     "true or false", [](bool) { return true; }, "weight 1/(T p_k(t))"));
+  }
+  // loss weighting
+  f.push_back(choice("loss_weight.kind", &R::loss_weight, &W::kind, {"none", "min-snr", "p2"},
+                     "per-timestep loss weight"));
+  f.push_back(number_in("loss_weight.gamma", &R::loss_weight, &W::gamma, 0, kInf, true, true,
+                        "Min-SNR gamma"));
+  f.push_back(number_in("loss_weight.p2_k", &R::loss_weight, &W::p2_k, 0, kInf, true, true, "P2 k"));
+  f.push_back(number_in("loss_weight.p2_gamma", &R::loss_weight, &W::p2_gamma, 0, kInf, false,
+                        true, "P2 gamma"));
+  // optimizer
+  f.push_back(number_in("optim.lr", &R::optim, &O::lr, 0, kInf, true, true, "learning rate"));
+  f.push_back(number_in("optim.beta1", &R::optim, &O::beta1, 0, 1, false, true, "Adam beta1"));
+  f.push_back(number_in("optim.beta2", &R::optim, &O::beta2, 0, 1, false, true, "Adam beta2"));
+  f.push_back(number_in("optim.eps", &R::optim, &O::eps, 0, kInf, true, true, "Adam eps"));
+  f.push_back(number_in("optim.weight_decay", &R::optim, &O::weight_decay, 0, kInf, false, true,
+                        "weight decay"));
+  f.push_back(any("optim.decoupled_weight_decay", &R::optim, &O::decoupled_weight_decay,
+                  "true or false", "AdamW (true) or Adam with L2 (false)"));
+  f.push_back(any("optim.momentum_decay", &R::optim, &O::momentum_decay, "true or false",
+                  "MDLRC: decay beta1 by Demon's rule"));
+  f.push_back(number_in("optim.beta1_min", &R::optim, &O::beta1_min, 0, 1, false, true,
+                        "MDLRC: floor of beta1"));
+  f.push_back(any("optim.lr_compensation", &R::optim, &O::lr_compensation, "true or false",
+                  "MDLRC: keep lr (1 - beta1) constant"));
+  f.push_back(number_in("optim.grad_clip", &R::optim, &O::grad_clip, 0, kInf, false, true,
+                        "max global grad norm (0: off)"));
+  // data
+  f.push_back(choice("data.format", &R::data, &Da::format,
+                     {"auto", "idx", "cifar-bin", "folder", "cache"}, "data set format"));
+  f.push_back(any("data.path", &R::data, &Da::path, "a path", "data set location"));
+  f.push_back(any("data.cache", &R::data, &Da::cache, "a path or \"\"", "packed cache file"));
+  f.push_back(choice("data.labels", &R::data, &Da::labels, {"none", "folder", "prefix"},
+                     "where class labels come from"));
+  f.push_back(any("data.random_flip", &R::data, &Da::random_flip, "true or false", "h-flip"));
+  f.push_back(int_at_least("data.num_workers", &R::data, &Da::num_workers, 0, "loader threads"));
+  // train
+  f.push_back(int_at_least("train.iterations", &R::train, &Tr::iterations, 1,
+                           "total optimizer steps (required)"));
+  f.push_back(int_at_least("train.batch_size", &R::train, &Tr::batch_size, 1,
+                           "global batch, split over ranks"));
+  f.push_back(any("train.seed", &R::train, &Tr::seed, "an integer >= 0", "seed of everything"));
+  f.push_back(choice("train.precision", &R::train, &Tr::precision,
+                     {"auto", "fp32", "bf16", "fp16"}, "autocast precision"));
+  f.push_back(choice("train.device", &R::train, &Tr::device, {"auto", "cpu", "cuda"}, "device"));
+  f.push_back(any("train.run_dir", &R::train, &Tr::run_dir, "a path", "run directory"));
+  f.push_back(make<Tr, std::vector<double>>(
+      "train.ema_rates", &R::train, &Tr::ema_rates, "a list of numbers in [0, 1)",
+      [](const std::vector<double>& v) {
+        return std::all_of(v.begin(), v.end(), [](double x) { return x >= 0 && x < 1; });
+      },
+      "EMA decay rates"));
+  f.push_back(int_at_least("train.max_consecutive_nonfinite", &R::train,
+                           &Tr::max_consecutive_nonfinite, 1,
+                           "stop after this many non-finite steps in a row"));
+  // checkpoint
+  f.push_back(int_at_least("checkpoint.every", &R::checkpoint, &C::every, 0, "0: end only"));
+  f.push_back(int_at_least("checkpoint.keep_last", &R::checkpoint, &C::keep_last, 1, "kept"));
+  f.push_back(int_at_least("checkpoint.keep_every", &R::checkpoint, &C::keep_every, 0,
+                           "also keep every M-th iteration (0: none)"));
+  // log
+  f.push_back(int_at_least("log.every", &R::log, &L::every, 1, "status line interval"));
+  f.push_back(choice("log.level", &R::log, &L::level, {"debug", "info", "warn", "error"}, "level"));
+  // sample
+  f.push_back(int_at_least("sample.every", &R::sample, &S::every, 0, "grid interval (0: end)"));
+  f.push_back(int_at_least("sample.count", &R::sample, &S::count, 1, "images in the grid"));
+  f.push_back(choice("sample.sampler", &R::sample, &S::sampler, {"ddpm", "ddim"}, "sampler"));
+  f.push_back(any("sample.steps", &R::sample, &S::steps, "a respacing spec", "sampling steps"));
+  f.push_back(number_in("sample.eta", &R::sample, &S::eta, 0, kInf, false, true, "DDIM eta"));
+  f.push_back(any("sample.seed", &R::sample, &S::seed, "an integer >= 0", "fixed-noise seed"));
+  return f;
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
+    }
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+const std::vector<Field>& schema() {
+  static const std::vector<Field> fields = build();
+  return fields;
+}
+
+const Field* find_field(const std::string& key) {
+  for (const auto& f : schema()) {
+    if (f.key == key) return &f;
+  }
+  return nullptr;
+}
+
+std::string closest_key(const std::string& key) {
+  std::string best;
+  size_t best_d = std::numeric_limits<size_t>::max();
+  // Compare whole keys and, so that a right leaf in a wrong section is found, the leaf alone.
+  const std::string leaf = key.substr(key.rfind('.') + 1);
+  for (const auto& f : schema()) {
+    const std::string fleaf = f.key.substr(f.key.rfind('.') + 1);
+    size_t d = std::min(edit_distance(key, f.key), edit_distance(leaf, fleaf) + 1);
+    if (d < best_d) best_d = d, best = f.key;
+  }
+  return best_d <= std::max<size_t>(2, key.size() / 4) ? best : "";
+}
+
+}  // namespace dmtrain::config

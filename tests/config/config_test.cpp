@@ -1,0 +1,146 @@
+// Config loading: precedence, strictness and the messages users see.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "dmtrain/config/load.hpp"
+#include "dmtrain/util/error.hpp"
+
+namespace fs = std::filesystem;
+using dmtrain::Error;
+using dmtrain::config::dump_config;
+using dmtrain::config::load_config;
+
+namespace {
+
+class ConfigTest : public ::testing::Test {
+ protected:
+  fs::path dir_;
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("dmtrain_config_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
+            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    auto p = dir_ / name;
+    std::ofstream(p) << text;
+    return p.string();
+  }
+  // The message of the dmtrain::Error thrown by f, or "" if none.
+  template <class F>
+  std::string error_of(F f) {
+    try {
+      f();
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "";
+  }
+};
+
+const char* kMinimal = "train:\n  iterations: 10\ndata:\n  path: /data\n";
+
+}  // namespace
+
+TEST_F(ConfigTest, DefaultsFillWhatTheFileLeavesOut) {
+  auto cfg = load_config(write("a.yaml", kMinimal));
+  EXPECT_EQ(cfg.train.iterations, 10);
+  EXPECT_EQ(cfg.model.model_channels, 128);
+  EXPECT_EQ(cfg.diffusion.steps, 4000);
+  EXPECT_DOUBLE_EQ(cfg.timestep.clts.mu, 0.3);
+}
+
+TEST_F(ConfigTest, PrecedenceIsBaseThenFileThenSet) {
+  write("base.yaml",
+        "train:\n  iterations: 10\n  batch_size: 7\n  seed: 3\ndata:\n  path: /d\n"
+        "model:\n  model_channels: 64\n");
+  auto file = write("run.yaml", "base: base.yaml\ntrain:\n  batch_size: 9\n  seed: 4\n");
+  auto cfg = load_config(file, {"train.seed=5", "timestep.clts.mu=0.25"});
+  EXPECT_EQ(cfg.model.model_channels, 64);  // from base only
+  EXPECT_EQ(cfg.train.batch_size, 9);       // file beats base
+  EXPECT_EQ(cfg.train.seed, 5u);            // --set beats file
+  EXPECT_DOUBLE_EQ(cfg.timestep.clts.mu, 0.25);
+}
+
+TEST_F(ConfigTest, SetAcceptsFlowLists) {
+  auto cfg = load_config(write("a.yaml", kMinimal), {"model.channel_mult=[1,2]"});
+  EXPECT_EQ(cfg.model.channel_mult, (std::vector<int64_t>{1, 2}));
+}
+
+TEST_F(ConfigTest, UnknownKeyNamesFileLineAndClosestKey) {
+  auto file = write("a.yaml", std::string(kMinimal) + "model:\n  model_chanels: 64\n");
+  auto msg = error_of([&] { load_config(file); });
+  EXPECT_NE(msg.find("a.yaml:6"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unknown key 'model.model_chanels'"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean 'model.model_channels'"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, UnknownSetKeySuggestsTheRightSection) {
+  auto msg = error_of([&] { load_config(write("a.yaml", kMinimal), {"clts.mu=0.2"}); });
+  EXPECT_NE(msg.find("--set clts.mu=0.2"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("did you mean 'timestep.clts.mu'"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, WrongTypeNamesExpectedType) {
+  auto file = write("a.yaml", std::string(kMinimal) + "optim:\n  lr: fast\n");
+  auto msg = error_of([&] { load_config(file); });
+  EXPECT_NE(msg.find("a.yaml:6: key 'optim.lr' expects a number in (0, inf), got 'fast'"),
+            std::string::npos)
+      << msg;
+  msg = error_of([&] { load_config(write("b.yaml", kMinimal), {"train.batch_size=1.5"}); });
+  EXPECT_NE(msg.find("key 'train.batch_size' expects an integer >= 1, got '1.5'"),
+            std::string::npos)
+      << msg;
+  msg = error_of([&] { load_config(write("c.yaml", kMinimal), {"model.learn_sigma=yes"}); });
+  EXPECT_NE(msg.find("expects true or false"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, OutOfRangeValuesAreRejected) {
+  auto file = write("a.yaml", kMinimal);
+  EXPECT_NE(error_of([&] { load_config(file, {"timestep.clts.mu=1.5"}); })
+                .find("'timestep.clts.mu' expects a number in [0, 1], got '1.5'"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config(file, {"timestep.clts.sigma=0"}); }).find("sigma"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config(file, {"timestep.clts.target_iteration=0"}); })
+                .find("target_iteration"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config(file, {"optim.beta1=1.0"}); }).find("optim.beta1"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { load_config(file, {"diffusion.noise_schedule=quadratic"}); })
+                .find("one of linear, cosine"),
+            std::string::npos);
+  auto msg = error_of([&] { load_config(file, {"optim.beta1=0.6", "optim.beta1_min=0.7"}); });
+  EXPECT_NE(msg.find("optim.beta1_min (0.7"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, MissingIterationsIsAnError) {
+  auto msg = error_of([&] { load_config(write("a.yaml", "data:\n  path: /d\n")); });
+  EXPECT_NE(msg.find("train.iterations is required"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, FileErrorsNameTheFile) {
+  EXPECT_NE(error_of([&] { load_config((dir_ / "nope.yaml").string()); }).find("does not exist"),
+            std::string::npos);
+  auto bad = write("bad.yaml", "train: [1, 2\n");
+  EXPECT_NE(error_of([&] { load_config(bad); }).find("bad.yaml"), std::string::npos);
+  auto cyc = write("cyc.yaml", "base: cyc.yaml\n");
+  EXPECT_NE(error_of([&] { load_config(cyc); }).find("extends itself"), std::string::npos);
+}
+
+TEST_F(ConfigTest, DumpRoundTripsEveryKey) {
+  auto cfg = load_config(write("a.yaml", kMinimal),
+                         {"optim.lr=0.00025", "train.ema_rates=[0.999,0.9999]",
+                          "model.attention_resolutions=[]", "timestep.sampler=clts",
+                          "sample.steps=ddim25", "data.cache="});
+  const std::string dumped = dump_config(cfg);
+  auto again = load_config(write("dump.yaml", dumped));
+  EXPECT_EQ(dump_config(again), dumped);
+  EXPECT_DOUBLE_EQ(again.optim.lr, 0.00025);
+  EXPECT_EQ(again.train.ema_rates, (std::vector<double>{0.999, 0.9999}));
+  EXPECT_TRUE(again.model.attention_resolutions.empty());
+  EXPECT_EQ(again.sample.steps, "ddim25");
+}
