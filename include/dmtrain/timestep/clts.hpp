@@ -1,0 +1,44 @@
+// CLTS, the curriculum-learning timestep schedule (paper Sec. 4.1, method.md Sec. 1), as pure
+// functions of the optimizer iteration k.
+//
+//   G(t)    = exp(-(t/T - mu)^2 / (2 sigma^2))      t in {0..T-1}, normalised time t/T   (Eq. 7)
+//   Ghat(t) = G(t) / sum_s G(s)
+//   lam_k   = min(1, k / K_target)                                                       (Eq. 8)
+//   p_k(t)  = (1 - lam_k) / T + lam_k Ghat(t)
+//
+// Invariants: p_k is float64 [T], every entry > 0, sums to 1 (up to rounding); p_0 is uniform and
+// p_k is constant for k >= K_target. Nothing here holds state: a CLTS run's only sampler state is
+// k, which the trainer owns.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+
+namespace dmtrain::timestep {
+
+struct CltsOptions {
+  int64_t num_timesteps = 1000;       // T
+  double mu = 0.3;                    // centre of the Gaussian in normalised time t/T [paper]
+  double sigma = 1.0;                 // its width in normalised time [reading]
+  int64_t target_iteration = 100000;  // K_target: iteration at which p is fully Gaussian [paper]
+  // Weight each sampled loss by 1/(T p_k(t)) so the objective stays the uniform-t objective's
+  // unbiased estimate. Off by default: CLTS means to train easy timesteps less [reading].
+  bool importance_weighting = false;
+};
+
+// Throws dmtrain::Error naming `<prefix>.num_timesteps`, `<prefix>.clts.mu`, `<prefix>.clts.sigma`
+// or `<prefix>.clts.target_iteration` when T < 1, mu outside [0, 1], sigma <= 0 or K_target <= 0.
+void validate(const CltsOptions& options, const std::string& prefix = "timestep");
+
+// lam_k = min(1, k / K_target). Requires k >= 0, K_target > 0.
+double clts_lambda(int64_t iteration, int64_t target_iteration);
+
+// The normalised Gaussian Ghat over {0..T-1}, float64 [T].
+at::Tensor clts_gaussian(int64_t num_timesteps, double mu, double sigma);
+
+// p_k(t), float64 [T] on the CPU.
+at::Tensor clts_probabilities(int64_t num_timesteps, int64_t iteration, double mu, double sigma,
+                              int64_t target_iteration);
+
+}  // namespace dmtrain::timestep

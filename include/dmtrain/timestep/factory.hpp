@@ -1,0 +1,25 @@
+// Builds a TimestepSampler from its options (the config's `timestep` section).
+#pragma once
+#include <memory>
+#include <string>
+
+#include "dmtrain/timestep/clts.hpp"
+#include "dmtrain/timestep/loss_second_moment_sampler.hpp"
+#include "dmtrain/timestep/sampler.hpp"
+
+namespace dmtrain::timestep {
+
+struct TimestepSamplerOptions {
+  std::string kind = "uniform";  // uniform | clts | loss-second-moment
+  int64_t num_timesteps = 1000;  // T; overrides clts.num_timesteps
+  CltsOptions clts;
+  LossSecondMomentOptions loss_second_moment;
+};
+
+// Throws dmtrain::Error naming the key (`timestep.kind`, `timestep.num_timesteps`,
+// `timestep.clts.mu`, ...). Only the options of the chosen kind are checked.
+void validate(const TimestepSamplerOptions& options, const std::string& prefix = "timestep");
+
+std::unique_ptr<TimestepSampler> make_sampler(const TimestepSamplerOptions& options);
+
+}  // namespace dmtrain::timestep

@@ -1,0 +1,57 @@
+// TimestepSampler: the distribution from which the trainer draws diffusion timesteps t for each
+// training example, plus the per-example loss weight that goes with each draw.
+//
+// Contract:
+//  - sample(B, k, gen) draws B timesteps i.i.d. from probabilities(k) with torch::multinomial
+//    (with replacement) on `gen`, so the draw is a deterministic function of the generator state,
+//    k and the sampler's state. Tensors are returned on the CPU (the trainer moves them): t is
+//    int64 [B], weights float32 [B].
+//  - probabilities(k) is the full distribution p_k(t), float64 [T] on the CPU, summing to 1.
+//  - update_with_losses(t, losses) feeds per-example losses to loss-aware samplers. In distributed
+//    runs the trainer passes the all-gathered values (identical on every rank, in rank order), so
+//    a sampler never communicates itself: identical inputs on every rank give identical state.
+//  - save/load write and read the sampler's whole state through a torch archive (the chosen
+//    serialisation). Every sampler writes its name() under "kind"; load throws dmtrain::Error
+//    when the archive holds another kind of sampler.
+#pragma once
+#include <ATen/ATen.h>
+#include <torch/serialize/archive.h>
+
+#include <cstdint>
+#include <string>
+
+namespace dmtrain::timestep {
+
+class TimestepSampler {
+ public:
+  struct Draw {
+    at::Tensor t;        // int64 [B], values in {0..T-1}
+    at::Tensor weights;  // float32 [B], multiply the per-example losses by these
+  };
+
+  explicit TimestepSampler(int64_t num_timesteps);
+  virtual ~TimestepSampler() = default;
+
+  int64_t num_timesteps() const { return num_timesteps_; }
+
+  // Draws `batch` timesteps at optimizer iteration `iteration`. The default draws from
+  // probabilities(iteration) and weighs each draw by weight_for(p, t).
+  virtual Draw sample(int64_t batch, int64_t iteration, at::Generator& gen);
+  virtual at::Tensor probabilities(int64_t iteration) const = 0;
+  virtual void update_with_losses(const at::Tensor& /*t*/, const at::Tensor& /*losses*/) {}
+  virtual std::string name() const = 0;
+
+  virtual void save(torch::serialize::OutputArchive& archive) const;
+  virtual void load(torch::serialize::InputArchive& archive);
+
+ protected:
+  // Loss weights for draws t from distribution p (float64 [T]); float32 [B].
+  virtual at::Tensor weights_for(const at::Tensor& p, const at::Tensor& t) const = 0;
+  // 1 / (T p(t)): the importance weight that keeps the uniform-t objective unbiased.
+  at::Tensor importance_weights(const at::Tensor& p, const at::Tensor& t) const;
+
+ private:
+  int64_t num_timesteps_;
+};
+
+}  // namespace dmtrain::timestep

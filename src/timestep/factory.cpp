@@ -1,0 +1,43 @@
+#include "dmtrain/timestep/factory.hpp"
+
+#include <c10/util/StringUtil.h>
+
+#include "dmtrain/timestep/clts_sampler.hpp"
+#include "dmtrain/timestep/uniform_sampler.hpp"
+#include "dmtrain/util/error.hpp"
+
+namespace dmtrain::timestep {
+
+void validate(const TimestepSamplerOptions& o, const std::string& prefix) {
+  if (o.num_timesteps < 1) {
+    throw Error(c10::str(prefix, ".num_timesteps = ", o.num_timesteps, ": expected >= 1"));
+  }
+  if (o.kind == "uniform") return;
+  if (o.kind == "clts") {
+    CltsOptions c = o.clts;
+    c.num_timesteps = o.num_timesteps;
+    validate(c, prefix);
+    return;
+  }
+  if (o.kind == "loss-second-moment") {
+    validate(o.loss_second_moment, prefix);
+    return;
+  }
+  throw Error(c10::str(prefix, ".kind = '", o.kind,
+                       "': expected one of uniform, clts, loss-second-moment"));
+}
+
+std::unique_ptr<TimestepSampler> make_sampler(const TimestepSamplerOptions& o) {
+  validate(o);
+  if (o.kind == "clts") {
+    CltsOptions c = o.clts;
+    c.num_timesteps = o.num_timesteps;
+    return std::make_unique<CltsSampler>(c);
+  }
+  if (o.kind == "loss-second-moment") {
+    return std::make_unique<LossSecondMomentSampler>(o.num_timesteps, o.loss_second_moment);
+  }
+  return std::make_unique<UniformSampler>(o.num_timesteps);
+}
+
+}  // namespace dmtrain::timestep

@@ -1,0 +1,109 @@
+// Min-SNR and P2 weights against hand-worked values and closed forms on linear/cosine schedules.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "dmtrain/timestep/loss_weighting.hpp"
+#include "dmtrain/util/error.hpp"
+
+using namespace dmtrain::timestep;
+
+namespace {
+
+// Schedules written here from their definitions (Ho et al. linear, scaled as in improved-diffusion
+// by 1000/T; Nichol & Dhariwal cosine with s = 0.008 and betas clipped at 0.999), independent of
+// the diffusion area.
+std::vector<double> linear_abar(int T) {
+  const double scale = 1000.0 / T, b0 = scale * 1e-4, b1 = scale * 0.02;
+  std::vector<double> abar(T);
+  double prod = 1.0;
+  for (int i = 0; i < T; ++i) {
+    const double beta = b0 + (b1 - b0) * i / (T - 1);
+    prod *= 1.0 - beta;
+    abar[i] = prod;
+  }
+  return abar;
+}
+
+std::vector<double> cosine_abar(int T) {
+  const double pi = std::acos(-1.0);
+  auto f = [&](double u) { return std::pow(std::cos((u + 0.008) / 1.008 * pi / 2), 2); };
+  std::vector<double> abar(T);
+  double prod = 1.0;
+  for (int i = 0; i < T; ++i) {
+    const double beta = std::min(1.0 - f((i + 1.0) / T) / f(static_cast<double>(i) / T), 0.999);
+    prod *= 1.0 - beta;
+    abar[i] = prod;
+  }
+  return abar;
+}
+
+void check_closed_forms(const std::vector<double>& abar) {
+  const int64_t T = static_cast<int64_t>(abar.size());
+  const auto ac = at::tensor(abar, at::kDouble);
+  const auto t = at::arange(T, at::kLong);
+  LossWeightingOptions ms{"min-snr", 5.0, 1.0, 1.0};
+  LossWeightingOptions p2a{"p2", 5.0, 1.0, 1.0};
+  LossWeightingOptions p2b{"p2", 5.0, 1.0, 0.5};
+  const auto w_ms = loss_weight(ms, ac, t);
+  const auto w_p2a = loss_weight(p2a, ac, t);
+  const auto w_p2b = loss_weight(p2b, ac, t);
+  const auto w_none = loss_weight(LossWeightingOptions{}, ac, t);
+  ASSERT_EQ(w_ms.scalar_type(), at::kFloat);
+  for (int64_t i = 0; i < T; ++i) {
+    const double snr = abar[i] / (1.0 - abar[i]);
+    EXPECT_FLOAT_EQ(w_ms[i].item<float>(), static_cast<float>(std::min(snr, 5.0) / snr)) << i;
+    EXPECT_FLOAT_EQ(w_p2a[i].item<float>(), static_cast<float>(1.0 / (1.0 + snr))) << i;
+    EXPECT_FLOAT_EQ(w_p2b[i].item<float>(), static_cast<float>(1.0 / std::sqrt(1.0 + snr))) << i;
+    EXPECT_EQ(w_none[i].item<float>(), 1.0f);
+  }
+  // Min-SNR must actually clip somewhere (early t, high SNR) and leave late t alone.
+  EXPECT_LT(w_ms[0].item<float>(), 0.1f);
+  EXPECT_EQ(w_ms[T - 1].item<float>(), 1.0f);
+}
+
+}  // namespace
+
+TEST(LossWeighting, HandWorked) {
+  // SNR = {1, 9, 99, 0.25}
+  const auto ac = at::tensor(std::vector<double>{0.5, 0.9, 0.99, 0.2}, at::kDouble);
+  const auto t = at::tensor(std::vector<int64_t>{0, 1, 2, 3, 1}, at::kLong);
+  const auto ms = loss_weight(LossWeightingOptions{"min-snr", 5.0, 1.0, 1.0}, ac, t);
+  const float ms_expected[5] = {1.0f, 5.0f / 9, 5.0f / 99, 1.0f, 5.0f / 9};
+  const auto p2 = loss_weight(LossWeightingOptions{"p2", 5.0, 1.0, 1.0}, ac, t);
+  const float p2_expected[5] = {0.5f, 0.1f, 0.01f, 0.8f, 0.1f};
+  for (int i = 0; i < 5; ++i) {
+    EXPECT_FLOAT_EQ(ms[i].item<float>(), ms_expected[i]);
+    EXPECT_FLOAT_EQ(p2[i].item<float>(), p2_expected[i]);
+  }
+  // abar = 0 (SNR 0): Min-SNR gives weight 1, not NaN.
+  const auto w0 = loss_weight(LossWeightingOptions{"min-snr", 5.0, 1.0, 1.0},
+                              at::zeros({1}, at::kDouble), at::zeros({1}, at::kLong));
+  EXPECT_EQ(w0[0].item<float>(), 1.0f);
+}
+
+TEST(LossWeighting, LinearScheduleClosedForms) {
+  check_closed_forms(linear_abar(1000));
+}
+TEST(LossWeighting, CosineScheduleClosedForms) {
+  check_closed_forms(cosine_abar(4000));
+}
+
+TEST(LossWeighting, ValidationNamesKey) {
+  auto expect_key = [](const LossWeightingOptions& o, const std::string& key) {
+    try {
+      validate(o);
+      FAIL() << "no error for " << key;
+    } catch (const dmtrain::Error& e) {
+      EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
+    }
+  };
+  expect_key({"snr", 5, 1, 1}, "loss_weighting.kind");
+  expect_key({"min-snr", 0, 1, 1}, "loss_weighting.gamma");
+  expect_key({"p2", 5, 0, 1}, "loss_weighting.p2_k");
+  expect_key({"p2", 5, 1, -1}, "loss_weighting.p2_gamma");
+  EXPECT_NO_THROW(validate(LossWeightingOptions{"p2", 5, 1, 0.5}));
+  EXPECT_EQ(parse_loss_weighting("min-snr"), LossWeightingKind::kMinSnr);
+}
