@@ -1,0 +1,33 @@
+// GroupNorm32: GroupNorm with 32 groups that normalises in float32 and casts the result back to
+// the input's dtype, as the references' GroupNorm32 does (statistics of fp16/bf16 activations
+// are too coarse otherwise). Parameters are "weight" and "bias" of shape [C], initialised to
+// ones and zeros like torch.nn.GroupNorm, so reference state_dicts load unchanged.
+#pragma once
+#include <cstdint>
+
+#include <torch/arg.h>
+#include <torch/nn/cloneable.h>
+#include <torch/nn/pimpl.h>
+
+namespace dmtrain::models {
+
+struct GroupNorm32Options {
+  /* implicit */ GroupNorm32Options(int64_t num_channels) : num_channels_(num_channels) {}
+  TORCH_ARG(int64_t, num_channels);
+  TORCH_ARG(int64_t, num_groups) = 32;
+  TORCH_ARG(double, eps) = 1e-5;
+};
+
+class GroupNorm32Impl : public torch::nn::Cloneable<GroupNorm32Impl> {
+ public:
+  explicit GroupNorm32Impl(GroupNorm32Options options);
+  void reset() override;
+  torch::Tensor forward(const torch::Tensor& x);
+
+  GroupNorm32Options options;
+  torch::Tensor weight;
+  torch::Tensor bias;
+};
+TORCH_MODULE(GroupNorm32);
+
+}  // namespace dmtrain::models

@@ -1,0 +1,70 @@
+#include "dmtrain/models/attention.hpp"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+namespace dmtrain::models {
+
+torch::Tensor qkv_attention(const torch::Tensor& qkv, int64_t num_heads, bool new_order,
+                            bool use_sdpa) {
+  TORCH_CHECK(qkv.dim() == 3, "qkv_attention: expected [N, 3C, T], got ", qkv.sizes());
+  const int64_t n = qkv.size(0), width = qkv.size(1), length = qkv.size(2);
+  TORCH_CHECK(width % (3 * num_heads) == 0, "qkv_attention: width ", width,
+              " not divisible by 3 * heads = ", 3 * num_heads);
+  const int64_t ch = width / (3 * num_heads);
+  // q, k, v as [N, heads, ch, T].
+  std::vector<torch::Tensor> parts;
+  if (new_order) {
+    parts = qkv.chunk(3, 1);
+    for (auto& p : parts) p = p.reshape({n, num_heads, ch, length});
+  } else {
+    parts = qkv.reshape({n, num_heads, 3 * ch, length}).split(ch, 2);
+  }
+  torch::Tensor a;  // [N, heads, ch, T]
+  if (use_sdpa) {
+    // softmax(q^T k / sqrt(ch)) v == the references' (q ch^-1/4)^T (k ch^-1/4) form.
+    a = at::scaled_dot_product_attention(parts[0].transpose(-1, -2), parts[1].transpose(-1, -2),
+                                         parts[2].transpose(-1, -2))
+            .transpose(-1, -2);
+  } else {
+    const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(ch)));
+    torch::Tensor weight = at::matmul((parts[0] * scale).transpose(-1, -2), parts[1] * scale);
+    weight = at::softmax(weight.to(at::kFloat), -1).to(weight.scalar_type());  // [N,h,T,S]
+    a = at::matmul(parts[2], weight.transpose(-1, -2));                        // [N,h,ch,T]
+  }
+  return a.reshape({n, num_heads * ch, length});
+}
+
+AttentionBlockImpl::AttentionBlockImpl(AttentionBlockOptions options_) : options(options_) {
+  reset();
+}
+
+int64_t AttentionBlockImpl::heads() const {
+  return options.num_head_channels() == -1 ? options.num_heads()
+                                           : options.channels() / options.num_head_channels();
+}
+
+void AttentionBlockImpl::reset() {
+  const int64_t c = options.channels();
+  TORCH_CHECK(options.num_head_channels() == -1 || c % options.num_head_channels() == 0,
+              "AttentionBlock: ", c, " channels not divisible by num_head_channels ",
+              options.num_head_channels());
+  TORCH_CHECK(heads() > 0 && c % heads() == 0, "AttentionBlock: ", c, " channels not divisible by ",
+              heads(), " heads");
+  norm = register_module("norm", GroupNorm32(c));
+  qkv = register_module("qkv", torch::nn::Conv1d(torch::nn::Conv1dOptions(c, 3 * c, 1)));
+  proj_out = register_module("proj_out", torch::nn::Conv1d(torch::nn::Conv1dOptions(c, c, 1)));
+  torch::NoGradGuard no_grad;
+  for (auto& p : proj_out->parameters()) p.zero_();
+}
+
+torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x) {
+  const auto sizes = x.sizes().vec();
+  const torch::Tensor flat = x.reshape({sizes[0], sizes[1], -1});
+  const torch::Tensor h = qkv_attention(qkv->forward(norm->forward(flat)), heads(),
+                                        options.use_new_attention_order(), options.use_sdpa());
+  return (flat + proj_out->forward(h)).reshape(sizes);
+}
+
+}  // namespace dmtrain::models

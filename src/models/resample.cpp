@@ -1,0 +1,58 @@
+#include "dmtrain/models/resample.hpp"
+
+#include <ATen/ATen.h>
+
+namespace dmtrain::models {
+
+torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
+  TORCH_CHECK(x.dim() == 4, "upsample: expected [N, C, H, W], got ", x.sizes());
+  return at::upsample_nearest2d(x, {2 * x.size(2), 2 * x.size(3)});
+}
+
+torch::Tensor avg_pool2x(const torch::Tensor& x) {
+  return at::avg_pool2d(x, {2, 2}, {2, 2});
+}
+
+UpsampleImpl::UpsampleImpl(ResampleOptions options_) : options(options_) {
+  reset();
+}
+
+void UpsampleImpl::reset() {
+  const int64_t out = options.out_channels() == -1 ? options.channels() : options.out_channels();
+  TORCH_CHECK(options.use_conv() || out == options.channels(),
+              "Upsample without a conv cannot change the channel count");
+  if (options.use_conv()) {
+    conv = register_module(
+        "conv", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.channels(), out, 3).padding(1)));
+  }
+}
+
+torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.size(1) == options.channels(), "Upsample: expected ", options.channels(),
+              " channels, got ", x.size(1));
+  torch::Tensor h = upsample_nearest2x(x);
+  return conv ? conv->forward(h) : h;
+}
+
+DownsampleImpl::DownsampleImpl(ResampleOptions options_) : options(options_) {
+  reset();
+}
+
+void DownsampleImpl::reset() {
+  const int64_t out = options.out_channels() == -1 ? options.channels() : options.out_channels();
+  TORCH_CHECK(options.use_conv() || out == options.channels(),
+              "Downsample without a conv cannot change the channel count");
+  if (options.use_conv()) {
+    op = register_module(
+        "op", torch::nn::Conv2d(
+                  torch::nn::Conv2dOptions(options.channels(), out, 3).stride(2).padding(1)));
+  }
+}
+
+torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) {
+  TORCH_CHECK(x.size(1) == options.channels(), "Downsample: expected ", options.channels(),
+              " channels, got ", x.size(1));
+  return op ? op->forward(x) : avg_pool2x(x);
+}
+
+}  // namespace dmtrain::models

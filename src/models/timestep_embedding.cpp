@@ -1,0 +1,28 @@
+#include "dmtrain/models/timestep_embedding.hpp"
+
+#include <cmath>
+
+#include <ATen/ATen.h>
+
+namespace dmtrain::models {
+
+at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, double max_period) {
+  TORCH_CHECK(timesteps.dim() == 1, "timestep_embedding: timesteps must be 1-D, got ",
+              timesteps.sizes());
+  TORCH_CHECK(dim > 0, "timestep_embedding: dim must be positive");
+  const int64_t half = dim / 2;
+  // Same operations in the same order as the references (scalar * arange, then / half, in
+  // float32 on the CPU), so the frequencies agree to the last bit.
+  const at::Tensor freqs = at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat))
+                                       .mul(-std::log(max_period))
+                                       .div(half))
+                               .to(timesteps.device());
+  const at::Tensor args = timesteps.unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
+  at::Tensor embedding = at::cat({at::cos(args), at::sin(args)}, -1);
+  if (dim % 2 != 0) {
+    embedding = at::cat({embedding, at::zeros_like(embedding.slice(1, 0, 1))}, -1);
+  }
+  return embedding;
+}
+
+}  // namespace dmtrain::models
