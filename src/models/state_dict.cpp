@@ -1,0 +1,133 @@
+#include "dmtrain/models/state_dict.hpp"
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <sstream>
+
+#include <ATen/ATen.h>
+#include <torch/serialize.h>
+
+#include "dmtrain/util/error.hpp"
+
+
+namespace dmtrain::models {
+namespace {
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+NamedTensors read_torch_zip(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error("cannot open state-dict file " + path);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  c10::IValue value;
+  try {
+    value = torch::pickle_load(bytes);
+  } catch (const c10::Error& e) {
+    throw Error("state-dict file " + path +
+                " is not a PyTorch zip checkpoint (torch.save) or .safetensors file: " +
+                e.what_without_backtrace());
+  }
+  if (!value.isGenericDict()) {
+    throw Error("state-dict file " + path + " holds a " + value.tagKind() +
+                ", expected a {name: tensor} dict as written by torch.save(model.state_dict())");
+  }
+  NamedTensors out;
+  for (const auto& entry : value.toGenericDict()) {
+    if (!entry.key().isString()) throw Error("state-dict file " + path + ": a key is not a string");
+    const std::string key = entry.key().toStringRef();
+    if (!entry.value().isTensor()) {
+      throw Error("state-dict file " + path + ": value of '" + key + "' is a " +
+                  entry.value().tagKind() + ", expected a tensor");
+    }
+    out.emplace_back(key, entry.value().toTensor());
+  }
+  return out;
+}
+
+std::string shape_str(at::IntArrayRef s) {
+  std::ostringstream os;
+  os << s;
+  return os.str();
+}
+
+}  // namespace
+
+NamedTensors read_state_dict_file(const std::string& path) {
+  return ends_with(path, ".safetensors") ? read_safetensors(path) : read_torch_zip(path);
+}
+
+void write_state_dict_file(const NamedTensors& tensors, const std::string& path) {
+  if (ends_with(path, ".safetensors")) {
+    write_safetensors(tensors, path);
+    return;
+  }
+  c10::Dict<std::string, at::Tensor> dict;
+  for (const auto& [name, t] : tensors) dict.insert(name, t.detach().to(at::kCPU));
+  const std::vector<char> bytes = torch::pickle_save(dict);
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  if (!out) throw Error("cannot write state-dict file " + path);
+  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (!out) throw Error("write failed for state-dict file " + path);
+}
+
+LoadReport load_state_dict(torch::nn::Module& module, const std::string& path, bool strict) {
+  const NamedTensors file = read_state_dict_file(path);
+  std::map<std::string, at::Tensor> by_name;
+  for (const auto& [name, t] : file) by_name.emplace(name, t);
+
+  // Destinations in module order: parameters, then buffers.
+  std::vector<std::pair<std::string, at::Tensor>> targets;
+  for (const auto& p : module.named_parameters(true)) targets.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(true)) targets.emplace_back(b.key(), b.value());
+
+  LoadReport report;
+  std::vector<std::string> mis_shaped;
+  std::map<std::string, bool> known;
+  for (const auto& [name, dst] : targets) {
+    known[name] = true;
+    const auto it = by_name.find(name);
+    if (it == by_name.end()) {
+      report.missing.push_back(name);
+    } else if (it->second.sizes() != dst.sizes()) {
+      mis_shaped.push_back(name + " (expected " + shape_str(dst.sizes()) + ", found " +
+                           shape_str(it->second.sizes()) + ")");
+    }
+  }
+  for (const auto& [name, t] : file) {
+    if (!known.count(name)) report.unexpected.push_back(name);
+  }
+  if (!mis_shaped.empty() || (strict && (!report.missing.empty() || !report.unexpected.empty()))) {
+    std::ostringstream msg;
+    msg << "cannot load state dict from " << path << ":";
+    const auto list = [&msg](const char* what, const std::vector<std::string>& keys) {
+      if (keys.empty()) return;
+      msg << "\n  " << what << " (" << keys.size() << "):";
+      for (const auto& k : keys) msg << "\n    " << k;
+    };
+    list("mis-shaped keys", mis_shaped);
+    if (strict) {
+      list("missing keys", report.missing);
+      list("unexpected keys", report.unexpected);
+    }
+    throw Error(msg.str());
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& [name, dst] : targets) {
+    const auto it = by_name.find(name);
+    if (it != by_name.end()) dst.copy_(it->second);
+  }
+  return report;
+}
+
+void save_state_dict(const torch::nn::Module& module, const std::string& path) {
+  NamedTensors tensors;
+  for (const auto& p : module.named_parameters(true)) tensors.emplace_back(p.key(), p.value());
+  for (const auto& b : module.named_buffers(true)) tensors.emplace_back(b.key(), b.value());
+  write_state_dict_file(tensors, path);
+}
+
+}  // namespace dmtrain::models
