@@ -5,6 +5,7 @@
 
 #include <iostream>
 
+#include "commands.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/version.hpp"
 
@@ -12,21 +13,30 @@ int main(int argc, char** argv) {
   CLI::App app{"dmtrain: train image diffusion models (Improved/Guided Diffusion UNets) on LibTorch"};
   app.set_version_flag("--version", std::string("dmtrain ") + dmtrain::kVersion + " (LibTorch " +
                                         TORCH_VERSION + ")");
-  std::string config_path;
-  app.add_option("--config", config_path, "YAML run configuration")->check(CLI::ExistingFile);
+  app.footer(
+      "Train:   dmtrain --config configs/quickstart.yaml [--set train.iterations=500]\n"
+      "Resume:  dmtrain --config FILE --resume auto\n"
+      "Inspect: dmtrain --config FILE --dry-run");
+  dmtrain::app::add_train_options(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
   try {
-    if (config_path.empty()) {
-      std::cout << app.help();
-      return 0;
+    if (app.get_subcommands().empty()) {
+      if (app.get_option("--config")->empty()) {
+        std::cout << app.help();
+        return 0;
+      }
+      return dmtrain::app::run_train();
     }
     return 0;
   } catch (const dmtrain::Error& e) {
     std::cerr << "dmtrain: error: " << e.what() << "\n";
     return 2;
+  } catch (const c10::Error& e) {
+    std::cerr << "dmtrain: internal error: " << e.what_without_backtrace() << "\n";
+    return 3;
   }
 }

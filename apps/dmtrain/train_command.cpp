@@ -1,0 +1,68 @@
+// dmtrain --config FILE: resolve the config, then dry-run or train.
+#include <iostream>
+
+#include "commands.hpp"
+#include "dmtrain/config/load.hpp"
+#include "dmtrain/models/unet.hpp"
+#include "dmtrain/train/build.hpp"
+#include "dmtrain/train/trainer.hpp"
+#include "dmtrain/util/error.hpp"
+
+namespace dmtrain::app {
+namespace {
+
+struct TrainArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  bool dry_run = false;
+  std::string resume;
+  bool allow_config_change = false;
+  std::string run_dir;
+  int64_t stop_at = -1;
+} args;
+
+}  // namespace
+
+void add_train_options(CLI::App& app) {
+  app.add_option("--config,-c", args.config, "YAML run configuration (may extend a base file)");
+  app.add_option("--set,-s", args.sets, "Override a key: section.key=value (repeatable)")
+      ->type_name("KEY=VALUE");
+  app.add_flag("--dry-run", args.dry_run,
+               "Print the resolved config, the parameter count and the plan, then exit");
+  app.add_option("--resume", args.resume,
+                 "'auto' (newest valid checkpoint of the run dir) or a checkpoint folder");
+  app.add_flag("--allow-config-change", args.allow_config_change,
+               "Resume even if the model or diffusion section changed");
+  app.add_option("--run-dir", args.run_dir, "Run directory (overrides train.run_dir)");
+  app.add_option("--stop-at", args.stop_at,
+                 "Stop with a checkpoint after this iteration (the schedule still spans "
+                 "train.iterations)");
+}
+
+int run_train() {
+  if (!args.run_dir.empty()) args.sets.push_back("train.run_dir=" + args.run_dir);
+  const config::RunConfig cfg = config::load_config(args.config, args.sets);
+  if (args.dry_run) {
+    std::cout << "# resolved config of " << args.config << "\n" << config::dump_config(cfg);
+    models::UNetModel model(train::unet_options(cfg));
+    int64_t n = 0;
+    for (const auto& p : model->parameters()) n += p.numel();
+    std::cout << "# model: " << n << " parameters\n"
+              << "# plan: " << cfg.train.iterations << " iterations of global batch "
+              << cfg.train.batch_size << " (" << cfg.train.iterations * cfg.train.batch_size
+              << " images), timestep sampler " << cfg.timestep.sampler << ", loss weighting "
+              << cfg.loss_weight.kind << ", momentum decay "
+              << (cfg.optim.momentum_decay ? "on" : "off") << ", lr compensation "
+              << (cfg.optim.lr_compensation ? "on" : "off") << ", run dir " << cfg.train.run_dir
+              << "\n";
+    return 0;
+  }
+  train::TrainOptions opts;
+  opts.resume = args.resume;
+  opts.allow_config_change = args.allow_config_change;
+  opts.stop_at = args.stop_at;
+  const auto result = train::train(cfg, opts);
+  return result.interrupted ? 130 : 0;
+}
+
+}  // namespace dmtrain::app

@@ -1,0 +1,130 @@
+// Config sections -> component options. Kept in one file so that the mapping from YAML keys to
+// the references' flags can be read (and reviewed) at once.
+#include "dmtrain/train/build.hpp"
+
+#include <filesystem>
+
+#include "dmtrain/data/idx_reader.hpp"
+#include "dmtrain/optim/mdlrc_adam.hpp"
+#include "dmtrain/util/error.hpp"
+
+namespace dmtrain::train {
+
+models::UNetOptions unet_options(const config::RunConfig& cfg) {
+  const auto& m = cfg.model;
+  models::UNetOptions o;
+  o.image_size(m.image_size)
+      .in_channels(m.in_channels)
+      .model_channels(m.model_channels)
+      .num_res_blocks(m.num_res_blocks)
+      .attention_resolutions(models::attention_ds_from_resolutions(m.image_size,
+                                                                   m.attention_resolutions))
+      .dropout(m.dropout)
+      .channel_mult(std::vector<double>(m.channel_mult.begin(), m.channel_mult.end()))
+      .num_classes(m.num_classes)
+      .num_heads(m.num_heads)
+      .num_head_channels(m.num_head_channels)
+      .num_heads_upsample(m.num_heads_upsample)
+      .use_scale_shift_norm(m.use_scale_shift_norm)
+      .resblock_updown(m.resblock_updown)
+      .use_new_attention_order(m.use_new_attention_order);
+  o.learn_sigma(m.learn_sigma);
+  o.validate();
+  return o;
+}
+
+diffusion::GaussianDiffusionOptions diffusion_options(const config::RunConfig& cfg) {
+  const auto& d = cfg.diffusion;
+  diffusion::GaussianDiffusionOptions o;
+  o.schedule = d.noise_schedule;
+  o.steps = d.steps;
+  o.mean_type = diffusion::parse_mean_type(d.mean_type);
+  // As the references' create_gaussian_diffusion: a learned sigma is the learned range between
+  // beta~_t and beta_t; otherwise the fixed large variance (sigma_small = False).
+  o.var_type = cfg.model.learn_sigma ? diffusion::VarType::kLearnedRange
+                                     : diffusion::VarType::kFixedLarge;
+  o.loss_type = diffusion::parse_loss_type(d.loss);
+  o.rescale_timesteps = d.rescale_timesteps;
+  o.timestep_respacing = d.timestep_respacing;
+  return o;
+}
+
+timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
+  timestep::TimestepSamplerOptions o;
+  o.kind = cfg.timestep.sampler;
+  o.num_timesteps = cfg.diffusion.steps;
+  o.clts.mu = cfg.timestep.clts.mu;
+  o.clts.sigma = cfg.timestep.clts.sigma;
+  o.clts.target_iteration = cfg.timestep.clts.target_iteration;
+  o.clts.importance_weighting = cfg.timestep.clts.importance_weighting;
+  timestep::validate(o, "timestep");
+  return o;
+}
+
+timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg) {
+  timestep::LossWeightingOptions o;
+  o.kind = cfg.loss_weight.kind;
+  o.gamma = cfg.loss_weight.gamma;
+  o.p2_k = cfg.loss_weight.p2_k;
+  o.p2_gamma = cfg.loss_weight.p2_gamma;
+  timestep::validate(o, "loss_weight");
+  return o;
+}
+
+namespace {
+
+void check_size(const data::ImageSet& set, const config::RunConfig& cfg) {
+  const int64_t h = set.images.size(1), w = set.images.size(2);
+  if (h != cfg.model.image_size || w != cfg.model.image_size) {
+    throw Error(c10::str("data.path '", cfg.data.path, "' holds ", h, "x", w,
+                         " images but model.image_size is ", cfg.model.image_size));
+  }
+}
+
+}  // namespace
+
+std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {
+  const auto& d = cfg.data;
+  std::string format = d.format;
+  if (format == "auto") {
+    namespace fs = std::filesystem;
+    if (!fs::exists(d.path)) throw Error("data.path '" + d.path + "' does not exist");
+    format = "idx";  // TODO(data): detection of cifar-bin and folders
+  }
+  if (format == "idx") {
+    auto [images, labels] = data::find_idx_files(d.path, "train");
+    auto set = std::make_shared<data::ImageSet>(
+        data::read_idx(images, d.labels == "none" && cfg.model.num_classes == 0 ? "" : labels,
+                       cfg.model.in_channels));
+    check_size(*set, cfg);
+    return set;
+  }
+  throw Error("data.format '" + format + "' is not supported yet");
+}
+
+std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> params,
+                                                        const config::RunConfig& cfg) {
+  const auto& c = cfg.optim;
+  optim::MdlrcAdamOptions o(c.lr);
+  o.beta1(c.beta1)
+      .beta2(c.beta2)
+      .eps(c.eps)
+      .weight_decay(c.weight_decay)
+      .decoupled_weight_decay(c.decoupled_weight_decay)
+      .momentum_decay(c.momentum_decay)
+      .lr_compensation(c.lr_compensation)
+      .beta1_min(c.beta1_min)
+      .total_iterations(cfg.train.iterations);
+  return std::make_unique<optim::MdlrcAdam>(std::move(params), o);
+}
+
+std::pair<double, double> optimizer_beta1_lr(const torch::optim::Optimizer& opt) {
+  const auto& m = dynamic_cast<const optim::MdlrcAdam&>(opt);
+  return {m.beta1(), m.lr()};
+}
+
+void set_optimizer_iteration(torch::optim::Optimizer& opt, int64_t k) {
+  dynamic_cast<optim::MdlrcAdam&>(opt).set_iteration(k);
+}
+
+}  // namespace dmtrain::train

@@ -1,0 +1,470 @@
+// The training loop. One function (train) reads top to bottom as the run happens; the helpers
+// above it each do one thing. See trainer.hpp for the contract.
+#include "dmtrain/train/trainer.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+#include <torch/nn/utils/clip_grad.h>
+#include <torch/serialize.h>
+
+#include <atomic>
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "dmtrain/config/load.hpp"
+#include "dmtrain/data/loader.hpp"
+#include "dmtrain/diffusion/gaussian_diffusion.hpp"
+#include "dmtrain/models/unet.hpp"
+#include "dmtrain/train/build.hpp"
+#include "dmtrain/train/checkpoint.hpp"
+#include "dmtrain/train/ema.hpp"
+#include "dmtrain/train/loss_scaler.hpp"
+#include "dmtrain/train/sample_grid.hpp"
+#include "dmtrain/util/error.hpp"
+#include "dmtrain/util/log.hpp"
+
+namespace dmtrain::train {
+namespace {
+
+namespace fs = std::filesystem;
+using Clock = std::chrono::steady_clock;
+
+// ---- signals: only set a flag; the loop checkpoints at the next iteration boundary ----------
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) { g_signal.store(sig); }
+
+struct SignalScope {
+  SignalScope() {
+    g_signal.store(0);
+    for (int s : {SIGINT, SIGTERM, SIGUSR1}) std::signal(s, on_signal);
+  }
+  ~SignalScope() {
+    for (int s : {SIGINT, SIGTERM, SIGUSR1}) std::signal(s, SIG_DFL);
+  }
+};
+
+// ---- autocast --------------------------------------------------------------------------------
+struct AutocastScope {
+  bool on;
+  at::DeviceType device;
+  AutocastScope(at::DeviceType d, at::ScalarType dtype, bool enable) : on(enable), device(d) {
+    if (!on) return;
+    at::autocast::set_autocast_enabled(device, true);
+    at::autocast::set_autocast_dtype(device, dtype);
+    at::autocast::increment_nesting();
+  }
+  ~AutocastScope() {
+    if (!on) return;
+    if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+    at::autocast::set_autocast_enabled(device, false);
+  }
+};
+
+at::Device pick_device(const std::string& want) {
+  const bool cuda = at::hasCUDA();
+  if (want == "cuda" && !cuda) throw Error("train.device is 'cuda' but no CUDA device is visible");
+  if (want == "cpu" || (want == "auto" && !cuda)) return at::Device(at::kCPU);
+  return at::Device(at::kCUDA, 0);
+}
+
+at::ScalarType pick_precision(const std::string& want, const at::Device& device) {
+  if (want == "fp32" || (want == "auto" && device.is_cpu())) return at::kFloat;
+  if (want == "fp16") return at::kHalf;
+  return at::kBFloat16;
+}
+
+std::string fmt(double v, int precision = 4) {
+  std::ostringstream os;
+  os << std::setprecision(precision) << v;
+  return os.str();
+}
+
+std::string duration(double seconds) {
+  const int64_t s = static_cast<int64_t>(seconds);
+  std::ostringstream os;
+  if (s >= 3600) os << s / 3600 << "h";
+  os << std::setw(s >= 3600 ? 2 : 1) << std::setfill('0') << (s % 3600) / 60 << "m" << std::setw(2)
+     << s % 60 << "s";
+  return os.str();
+}
+
+// The sections whose change makes a checkpoint meaningless for this run.
+std::string identity_sections(const config::RunConfig& cfg) {
+  config::RunConfig probe;
+  probe.model = cfg.model;
+  probe.diffusion = cfg.diffusion;
+  const std::string all = config::dump_config(probe);
+  // Keep only the model: and diffusion: blocks of the dump.
+  std::istringstream in(all);
+  std::string line, out;
+  bool keep = false;
+  while (std::getline(in, line)) {
+    if (!line.empty() && line[0] != ' ') keep = line.rfind("model:", 0) == 0 || line.rfind("diffusion:", 0) == 0;
+    if (keep) out += line + "\n";
+  }
+  return out;
+}
+
+at::Tensor global_grad_norm(const std::vector<at::Tensor>& params) {
+  std::vector<at::Tensor> grads;
+  for (const auto& p : params) {
+    if (p.grad().defined()) grads.push_back(p.grad());
+  }
+  if (grads.empty()) return at::zeros({}, at::kFloat);
+  auto norms = at::_foreach_norm(grads, 2);
+  return at::stack(norms).to(at::kFloat).norm();
+}
+
+// Everything besides tensors-with-names that a checkpoint must carry.
+struct RunState {
+  int64_t iteration = 0;
+  data::LoaderPosition position;
+  int64_t consecutive_nonfinite = 0, skipped_total = 0;
+};
+
+void save_checkpoint(const std::string& root, const config::RunConfig& cfg, const RunState& st,
+                     models::UNetModel& model, const Ema& ema, torch::optim::Optimizer& opt,
+                     const timestep::TimestepSampler& sampler, const LossScaler& scaler,
+                     at::Generator& t_gen, at::Generator& noise_gen) {
+  CheckpointWriter w(root, st.iteration);
+  torch::save(model, w.path("model.pt"));
+  for (size_t i = 0; i < ema.rates().size(); ++i) {
+    torch::serialize::OutputArchive a;
+    ema.save(i, a);
+    a.save_to(w.path("ema_" + std::to_string(i) + ".pt"));
+  }
+  torch::save(opt, w.path("optimizer.pt"));
+  {
+    torch::serialize::OutputArchive a;
+    a.write("iteration", at::tensor(st.iteration));
+    a.write("loader_epoch", at::tensor(st.position.epoch));
+    a.write("loader_offset", at::tensor(st.position.offset));
+    a.write("consecutive_nonfinite", at::tensor(st.consecutive_nonfinite));
+    a.write("skipped_total", at::tensor(st.skipped_total));
+    a.write("rng_timestep", t_gen.get_state());
+    a.write("rng_noise", noise_gen.get_state());
+    a.write("rng_cpu_default", at::detail::getDefaultCPUGenerator().get_state());
+    if (noise_gen.device().is_cuda()) {
+      a.write("rng_cuda_default", at::globalContext().defaultGenerator(noise_gen.device()).get_state());
+    }
+    torch::serialize::OutputArchive s;
+    sampler.save(s);
+    a.write("sampler", s);
+    torch::serialize::OutputArchive ls;
+    scaler.save(ls);
+    a.write("loss_scaler", ls);
+    a.save_to(w.path("state.pt"));
+  }
+  std::ofstream(w.path("config.yaml")) << config::dump_config(cfg);
+  const std::string dir = w.commit();
+  prune_checkpoints(root, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every);
+  log::info("checkpoint " + dir);
+  log::flush();
+}
+
+int64_t read_int(torch::serialize::InputArchive& a, const std::string& key) {
+  at::Tensor t;
+  a.read(key, t);
+  return t.item<int64_t>();
+}
+
+void load_checkpoint(const std::string& dir, RunState& st, models::UNetModel& model, Ema& ema,
+                     torch::optim::Optimizer& opt, timestep::TimestepSampler& sampler,
+                     LossScaler& scaler, at::Generator& t_gen, at::Generator& noise_gen,
+                     const at::Device& device) {
+  verify_checkpoint(dir);
+  try {
+    // Load on the CPU first, then move: a checkpoint from a GPU run resumes anywhere.
+    model->to(at::kCPU);
+    torch::load(model, dir + "/model.pt", at::kCPU);
+    model->to(device);
+    for (size_t i = 0; i < ema.rates().size(); ++i) {
+      torch::serialize::InputArchive a;
+      a.load_from(dir + "/ema_" + std::to_string(i) + ".pt", at::kCPU);
+      ema.load(i, a);
+    }
+    torch::load(opt, dir + "/optimizer.pt", device);
+    torch::serialize::InputArchive a;
+    a.load_from(dir + "/state.pt", at::kCPU);
+    st.iteration = read_int(a, "iteration");
+    st.position = {read_int(a, "loader_epoch"), read_int(a, "loader_offset")};
+    st.consecutive_nonfinite = read_int(a, "consecutive_nonfinite");
+    st.skipped_total = read_int(a, "skipped_total");
+    at::Tensor s;
+    a.read("rng_timestep", s);
+    t_gen.set_state(s);
+    a.read("rng_noise", s);
+    noise_gen.set_state(s);
+    a.read("rng_cpu_default", s);
+    at::Generator cpu_default = at::detail::getDefaultCPUGenerator();  // a handle: shares state
+    cpu_default.set_state(s);
+    if (noise_gen.device().is_cuda() && a.try_read("rng_cuda_default", s)) {
+      at::Generator cuda_default = at::globalContext().defaultGenerator(noise_gen.device());
+      cuda_default.set_state(s);
+    }
+    torch::serialize::InputArchive sa;
+    a.read("sampler", sa);
+    sampler.load(sa);
+    torch::serialize::InputArchive la;
+    a.read("loss_scaler", la);
+    scaler.load(la);
+  } catch (const c10::Error& e) {
+    throw Error("checkpoint '" + dir + "' cannot be loaded into this run: " + e.what_without_backtrace());
+  }
+}
+
+std::string resolve_resume(const std::string& resume, const std::string& root) {
+  if (resume.empty()) return "";
+  if (resume == "auto") {
+    auto latest = latest_valid_checkpoint(root);
+    if (!latest) {
+      log::info("--resume auto: no checkpoint in " + root + ", starting fresh");
+      return "";
+    }
+    return latest->dir;
+  }
+  if (!fs::is_directory(resume)) throw Error("--resume '" + resume + "' is not a checkpoint folder");
+  return resume;
+}
+
+// Refuses to resume when the model or diffusion of the checkpoint differ from this config.
+void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool allow) {
+  const std::string path = dir + "/config.yaml";
+  config::RunConfig saved;
+  try {
+    saved = config::load_config(path);
+  } catch (const Error& e) {
+    throw Error(std::string("cannot read the resolved config of the checkpoint: ") + e.what());
+  }
+  if (identity_sections(saved) != identity_sections(cfg)) {
+    const std::string msg = "the model or diffusion section differs from the checkpoint's (" +
+                            path + ")";
+    if (!allow) throw Error(msg + "; pass --allow-config-change to resume anyway");
+    log::warn(msg + "; resuming anyway (--allow-config-change)");
+  }
+}
+
+}  // namespace
+
+TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
+  const auto& tc = cfg.train;
+  const fs::path run_dir = tc.run_dir;
+  const std::string ckpt_root = (run_dir / "checkpoints").string();
+  fs::create_directories(run_dir / "samples");
+  log::set_level(log::parse_level(cfg.log.level));
+  log::add_file_sink((run_dir / "train.log").string());
+  std::ofstream(run_dir / "config.yaml") << config::dump_config(cfg);
+
+  // ---- components ------------------------------------------------------------------------------
+  const at::Device device = pick_device(tc.device);
+  const at::ScalarType precision = pick_precision(tc.precision, device);
+  at::manual_seed(tc.seed);  // parameter init and dropout draw from the default generators
+  models::UNetModel model(unet_options(cfg));
+  model->to(device);
+  model->train();
+  std::vector<at::Tensor> params = model->parameters();
+  int64_t n_params = 0;
+  for (const auto& p : params) n_params += p.numel();
+
+  diffusion::GaussianDiffusion diffusion(diffusion_options(cfg));
+  auto sampler = timestep::make_sampler(sampler_options(cfg));
+  const auto weighting = weighting_options(cfg);
+  const at::Tensor abar = diffusion.alphas_cumprod();
+  auto optimizer = make_optimizer(params, cfg);
+  Ema ema(*model, tc.ema_rates);
+  LossScaler scaler(precision == at::kHalf);
+
+  auto images = open_data(cfg);
+  data::LoaderOptions lo;
+  lo.batch_size = tc.batch_size;
+  lo.seed = tc.seed;
+  lo.num_workers = static_cast<int>(cfg.data.num_workers);
+  lo.random_flip = cfg.data.random_flip;
+  lo.pin_memory = device.is_cuda();
+  if (cfg.model.num_classes > 0 && !images->has_labels()) {
+    throw Error("model.num_classes is " + std::to_string(cfg.model.num_classes) +
+                " but the data set has no labels (set data.labels)");
+  }
+  data::Loader loader(images, lo);
+
+  at::Generator t_gen = at::make_generator<at::CPUGeneratorImpl>(tc.seed + 1);
+  at::Generator noise_gen = device.is_cuda()
+                                ? at::globalContext().defaultGenerator(device).clone()
+                                : at::make_generator<at::CPUGeneratorImpl>(tc.seed + 2);
+  noise_gen.set_current_seed(tc.seed + 2);
+
+  RunState st;
+  const std::string resume_dir = resolve_resume(options.resume, ckpt_root);
+  if (!resume_dir.empty()) {
+    check_same_run(resume_dir, cfg, options.allow_config_change);
+    load_checkpoint(resume_dir, st, model, ema, *optimizer, *sampler, scaler, t_gen, noise_gen,
+                    device);
+    loader.restore(st.position);
+    log::info("resumed from " + resume_dir + " at iteration " + std::to_string(st.iteration));
+  }
+
+  const int64_t K = tc.iterations;
+  const int64_t stop = options.stop_at >= 0 ? std::min(options.stop_at, K) : K;
+  log::info(c10::str("dmtrain: ", n_params, " parameters on ", device, ", precision ",
+                     precision == at::kFloat ? "fp32" : (precision == at::kHalf ? "fp16" : "bf16"),
+                     ", ", images->size(), " images, batch ", tc.batch_size, ", iterations ",
+                     st.iteration, " -> ", stop, " of ", K, ", run dir ", run_dir.string()));
+
+  const diffusion::ModelFn model_fn = [&](const at::Tensor& x, const at::Tensor& t,
+                                          const at::Tensor& y) { return model->forward(x, t, y); };
+  std::ofstream metrics(run_dir / "metrics.jsonl", std::ios::app);
+  SignalScope signals;
+  TrainResult result;
+
+  // Interval accumulators (host side; reset at every status line).
+  double loss_sum = 0, gnorm_sum = 0, data_wait = 0;
+  int64_t steps_in_interval = 0;
+  std::vector<double> q_sum(4, 0.0);
+  std::vector<int64_t> q_count(4, 0);
+  auto interval_start = Clock::now();
+  const auto run_start = Clock::now();
+  const int64_t first_iteration = st.iteration;
+
+  while (st.iteration < stop) {
+    const int64_t k = st.iteration;
+    auto t0 = Clock::now();
+    data::Batch batch = loader.next();
+    data_wait += std::chrono::duration<double>(Clock::now() - t0).count();
+    at::Tensor x0 = batch.images.to(device, /*non_blocking=*/true);
+    at::Tensor y = cfg.model.num_classes > 0 ? batch.labels.to(device, true) : at::Tensor();
+
+    auto draw = sampler->sample(x0.size(0), k, t_gen);
+    at::Tensor w = draw.weights * timestep::loss_weight(weighting, abar, draw.t);
+    at::Tensor t = draw.t.to(device, true);
+    at::Tensor noise = at::randn(x0.sizes(), noise_gen, x0.options());
+
+    optimizer->zero_grad();
+    at::Tensor per_example;
+    {
+      AutocastScope autocast(device.type(), precision, precision != at::kFloat);
+      per_example = diffusion.training_losses(model_fn, x0, t, noise, y).loss;
+    }
+    at::Tensor loss = (per_example.to(at::kFloat) * w.to(device)).mean();
+    scaler.scale(loss).backward();
+    scaler.unscale(params);
+    at::Tensor gnorm_t = cfg.optim.grad_clip > 0
+                             ? at::tensor(torch::nn::utils::clip_grad_norm_(params, cfg.optim.grad_clip))
+                             : global_grad_norm(params);
+    const double loss_v = loss.item<double>();
+    const double gnorm = gnorm_t.item<double>();
+    const bool finite = std::isfinite(loss_v) && std::isfinite(gnorm);
+    scaler.update(finite);
+    if (!finite) {
+      ++st.consecutive_nonfinite;
+      ++st.skipped_total;
+      log::warn(c10::str("iteration ", k, ": non-finite loss (", loss_v, ") or gradient norm (",
+                         gnorm, "); step skipped"));
+      if (st.consecutive_nonfinite >= tc.max_consecutive_nonfinite) {
+        throw Error(c10::str("training diverged: ", st.consecutive_nonfinite,
+                             " consecutive non-finite steps at iteration ", k,
+                             " (train.max_consecutive_nonfinite). Lower optim.lr, enable "
+                             "optim.grad_clip, or use train.precision fp32/bf16."));
+      }
+    } else {
+      st.consecutive_nonfinite = 0;
+      set_optimizer_iteration(*optimizer, k);
+      optimizer->step();
+      ema.update(*model);
+      sampler->update_with_losses(draw.t, per_example.detach().to(at::kCPU, at::kFloat));
+      loss_sum += loss_v;
+      gnorm_sum += gnorm;
+      ++steps_in_interval;
+      // Loss per timestep quartile, as ID logs it.
+      auto lc = per_example.detach().to(at::kCPU, at::kDouble);
+      auto tc_ = draw.t;
+      const int64_t T = diffusion.num_timesteps();
+      for (int64_t i = 0; i < lc.size(0); ++i) {
+        const int64_t q = std::min<int64_t>(3, 4 * tc_[i].item<int64_t>() / T);
+        q_sum[static_cast<size_t>(q)] += lc[i].item<double>();
+        ++q_count[static_cast<size_t>(q)];
+      }
+    }
+    st.iteration = k + 1;
+    st.position = loader.position();
+
+    // ---- status line and metrics ------------------------------------------------------------
+    if (st.iteration % cfg.log.every == 0 || st.iteration == stop) {
+      const double secs = std::chrono::duration<double>(Clock::now() - interval_start).count();
+      const double ips = steps_in_interval * tc.batch_size / std::max(secs, 1e-9);
+      const double done = st.iteration - first_iteration;
+      const double elapsed = std::chrono::duration<double>(Clock::now() - run_start).count();
+      const double eta = done > 0 ? elapsed / done * static_cast<double>(stop - st.iteration) : 0;
+      const auto [beta1, lr] = optimizer_beta1_lr(*optimizer);
+      const double mean_loss = steps_in_interval ? loss_sum / steps_in_interval : NAN;
+      const double mem_gib =
+          device.is_cuda() ? 0.0 : 0.0;  // filled by the CUDA build's memory stats (issue 8)
+      std::ostringstream line;
+      line << "iter " << st.iteration << "/" << K << " | loss " << fmt(mean_loss) << " | grad "
+           << fmt(steps_in_interval ? gnorm_sum / steps_in_interval : NAN) << " | lr "
+           << fmt(lr, 3) << " | beta1 " << fmt(beta1, 4) << " | " << fmt(ips, 4) << " img/s"
+           << " | data " << fmt(100.0 * data_wait / std::max(secs, 1e-9), 3) << "%"
+           << " | ETA " << duration(eta);
+      log::info(line.str());
+      std::ostringstream js;
+      js << std::setprecision(8) << "{\"step\": " << st.iteration
+         << ", \"images\": " << st.iteration * tc.batch_size << ", \"loss\": " << mean_loss
+         << ", \"grad_norm\": " << (steps_in_interval ? gnorm_sum / steps_in_interval : NAN)
+         << ", \"lr\": " << lr << ", \"beta1\": " << beta1 << ", \"img_per_s\": " << ips
+         << ", \"data_wait_s\": " << data_wait << ", \"skipped\": " << st.skipped_total
+         << ", \"loss_scale\": " << scaler.scale_value() << ", \"gpu_mem_gib\": " << mem_gib;
+      for (int q = 0; q < 4; ++q) {
+        js << ", \"loss_q" << q << "\": ";
+        if (q_count[static_cast<size_t>(q)]) {
+          js << q_sum[static_cast<size_t>(q)] / static_cast<double>(q_count[static_cast<size_t>(q)]);
+        } else {
+          js << "null";
+        }
+      }
+      js << "}";
+      std::string rec = js.str();
+      // JSON has no NaN: write null.
+      for (size_t p; (p = rec.find("nan")) != std::string::npos;) rec.replace(p, 3, "null");
+      metrics << rec << "\n" << std::flush;
+      loss_sum = gnorm_sum = data_wait = 0;
+      steps_in_interval = 0;
+      std::fill(q_sum.begin(), q_sum.end(), 0.0);
+      std::fill(q_count.begin(), q_count.end(), 0);
+      interval_start = Clock::now();
+    }
+
+    // ---- checkpoints, samples, signals ------------------------------------------------------
+    const int sig = g_signal.exchange(0);
+    const bool periodic = cfg.checkpoint.every > 0 && st.iteration % cfg.checkpoint.every == 0;
+    if (periodic || sig != 0 || st.iteration == stop) {
+      save_checkpoint(ckpt_root, cfg, st, model, ema, *optimizer, *sampler, scaler, t_gen,
+                      noise_gen);
+      result.last_checkpoint = (fs::path(ckpt_root) / "").string();
+    }
+    if (cfg.sample.every > 0 && st.iteration % cfg.sample.every == 0 && st.iteration != K) {
+      write_sample_grid(cfg, *model, ema, diffusion, device, run_dir.string(), st.iteration);
+    }
+    if (sig == SIGINT || sig == SIGTERM) {
+      log::warn(c10::str("signal ", sig, ": checkpoint written at iteration ", st.iteration,
+                         "; resume with --resume auto"));
+      result.interrupted = true;
+      break;
+    }
+  }
+  result.iteration = st.iteration;
+  if (st.iteration == K && !result.interrupted) {
+    for (size_t i = 0; i < ema.rates().size(); ++i) {
+      torch::serialize::OutputArchive a;
+      ema.save(i, a);
+      a.save_to((run_dir / ("ema_" + fmt(ema.rates()[i], 6) + ".pt")).string());
+    }
+    write_sample_grid(cfg, *model, ema, diffusion, device, run_dir.string(), st.iteration);
+  }
+  log::flush();
+  return result;
+}
+
+}  // namespace dmtrain::train

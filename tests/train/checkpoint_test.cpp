@@ -1,0 +1,97 @@
+// The checkpoint protocol: only committed, intact folders are trusted.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "dmtrain/train/checkpoint.hpp"
+#include "dmtrain/util/error.hpp"
+
+namespace fs = std::filesystem;
+using namespace dmtrain::train;
+
+namespace {
+
+fs::path fresh_dir(const std::string& name) {
+  auto p = fs::temp_directory_path() / ("dmtrain_ckpt_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+std::string write_checkpoint(const fs::path& root, int64_t it, const std::string& payload) {
+  CheckpointWriter w(root.string(), it);
+  std::ofstream(w.path("model.pt")) << payload;
+  std::ofstream(w.path("state.pt")) << "state " << it;
+  return w.commit();
+}
+
+}  // namespace
+
+TEST(Checkpoint, CommittedCheckpointsAreListedInOrder) {
+  auto root = fresh_dir("list");
+  write_checkpoint(root, 20, "b");
+  write_checkpoint(root, 10, "a");
+  auto all = list_checkpoints(root.string());
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].iteration, 10);
+  EXPECT_EQ(all[1].iteration, 20);
+  EXPECT_NO_THROW(verify_checkpoint(all[1].dir));
+  fs::remove_all(root);
+}
+
+TEST(Checkpoint, UncommittedWriteIsInvisible) {
+  // A crash after writing files but before commit(): only the .tmp folder exists.
+  auto root = fresh_dir("torn");
+  write_checkpoint(root, 10, "good");
+  {
+    CheckpointWriter w(root.string(), 20);
+    std::ofstream(w.path("model.pt")) << "half";
+  }  // no commit
+  auto latest = latest_valid_checkpoint(root.string());
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->iteration, 10);
+  fs::remove_all(root);
+}
+
+TEST(Checkpoint, CorruptNewestFallsBackToPrevious) {
+  auto root = fresh_dir("corrupt");
+  write_checkpoint(root, 10, "good weights");
+  auto bad = write_checkpoint(root, 20, "newer weights");
+  // Same size, different bytes: only the hash can tell.
+  std::ofstream(fs::path(bad) / "model.pt") << "NEWER weights";
+  EXPECT_THROW(verify_checkpoint(bad), dmtrain::Error);
+  try {
+    verify_checkpoint(bad);
+  } catch (const dmtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("model.pt"), std::string::npos) << e.what();
+  }
+  auto latest = latest_valid_checkpoint(root.string());
+  ASSERT_TRUE(latest.has_value());
+  EXPECT_EQ(latest->iteration, 10);
+  // Truncation is caught by the size.
+  fs::resize_file(fs::path(bad) / "state.pt", 2);
+  EXPECT_THROW(verify_checkpoint(bad), dmtrain::Error);
+  fs::remove_all(root);
+}
+
+TEST(Checkpoint, MissingManifestOrFileIsReported) {
+  auto root = fresh_dir("missing");
+  auto dir = write_checkpoint(root, 5, "x");
+  fs::remove(fs::path(dir) / "state.pt");
+  EXPECT_THROW(verify_checkpoint(dir), dmtrain::Error);
+  fs::remove(fs::path(dir) / "COMMITTED");
+  EXPECT_TRUE(list_checkpoints(root.string()).empty());
+  EXPECT_FALSE(latest_valid_checkpoint(root.string()).has_value());
+  fs::remove_all(root);
+}
+
+TEST(Checkpoint, PruneKeepsLastAndEveryMth) {
+  auto root = fresh_dir("prune");
+  for (int64_t it : {100, 200, 300, 400, 500, 600}) write_checkpoint(root, it, "w");
+  prune_checkpoints(root.string(), /*keep_last=*/2, /*keep_every=*/300);
+  std::vector<int64_t> left;
+  for (const auto& c : list_checkpoints(root.string())) left.push_back(c.iteration);
+  EXPECT_EQ(left, (std::vector<int64_t>{300, 500, 600}));
+  fs::remove_all(root);
+}
