@@ -1,9 +1,14 @@
-// The subcommands of the dmtrain executable. Each add_* registers its options and a callback on
-// the CLI11 app; callbacks throw dmtrain::Error for bad input, which main() turns into a message.
+// The subcommands of the dmtrain executable, one file each (apps/dmtrain/<name>_command.cpp).
+// Each add_* registers its options and a callback on the CLI11 app; a callback throws
+// dmtrain::Error for bad input, which main() turns into a one-line message and exit code 2.
+// A subcommand reports its exit code through set_exit_code().
 #pragma once
 #include <CLI/CLI.hpp>
 
 namespace dmtrain::app {
+
+void set_exit_code(int code);
+int exit_code();
 
 // dmtrain --config FILE [--set k=v]... [--dry-run] [--resume auto|DIR] ...   (the main job)
 void add_train_options(CLI::App& app);
