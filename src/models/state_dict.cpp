@@ -6,10 +6,12 @@
 #include <sstream>
 
 #include <ATen/ATen.h>
+#include <caffe2/serialize/inline_container.h>
+#include <torch/csrc/jit/serialization/pickler.h>
+#include <torch/csrc/jit/serialization/pickler_helper.h>
 #include <torch/serialize.h>
 
 #include "dmtrain/util/error.hpp"
-
 
 namespace dmtrain::models {
 namespace {
@@ -65,12 +67,38 @@ void write_state_dict_file(const NamedTensors& tensors, const std::string& path)
     write_safetensors(tensors, path);
     return;
   }
-  c10::Dict<std::string, at::Tensor> dict;
-  for (const auto& [name, t] : tensors) dict.insert(name, t.detach().to(at::kCPU));
-  const std::vector<char> bytes = torch::pickle_save(dict);
+  // torch::pickle_save tags the dict with torch.jit._pickle.restore_type_tag, a global that
+  // Python's torch.load(weights_only=True) -- the default since torch 2.6 -- refuses. So pickle
+  // without aggregate tags and write the zip container ourselves, with the layout torch.save
+  // uses: <archive>/data.pkl plus one record data/<i> per tensor storage.
+  c10::impl::GenericDict dict(c10::StringType::get(), c10::TensorType::get());
+  for (const auto& [name, t] : tensors) {
+    // A fresh contiguous CPU copy: each tensor gets a storage of exactly its own bytes.
+    dict.insert(name, t.detach().to(at::kCPU).contiguous().clone());
+  }
+  std::vector<char> pickled;
+  torch::jit::Pickler pickler(
+      [&pickled](const char* data, size_t size) {
+        pickled.insert(pickled.end(), data, data + size);
+      },
+      /*tensor_table=*/nullptr, /*type_renamer=*/nullptr, /*memoized_class_types=*/nullptr,
+      /*get_tensor_id=*/nullptr, /*tag_aggregates=*/false);
+  pickler.protocol();
+  pickler.pushIValue(dict);
+  pickler.stop();
   std::ofstream out(path, std::ios::binary | std::ios::trunc);
   if (!out) throw Error("cannot write state-dict file " + path);
-  out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  caffe2::serialize::PyTorchStreamWriter writer([&out](const void* data, size_t size) -> size_t {
+    out.write(static_cast<const char*>(data), static_cast<std::streamsize>(size));
+    return out ? size : 0;
+  });
+  writer.writeRecord("data.pkl", pickled.data(), pickled.size());
+  const auto& storages = pickler.tensorData();
+  for (size_t i = 0; i < storages.size(); ++i) {
+    const auto w = torch::jit::getWriteableTensorData(storages[i]);
+    writer.writeRecord("data/" + std::to_string(i), w.data(), w.sizeInBytes());
+  }
+  writer.writeEndOfFile();
   if (!out) throw Error("write failed for state-dict file " + path);
 }
 

@@ -32,11 +32,8 @@ dm::UNetOptions id_small() {
 
 dm::UNetOptions gd_small() {
   dm::UNetOptions o = id_small();
-  o.num_heads(1)
-      .num_classes(10)
-      .num_head_channels(8)
-      .resblock_updown(true)
-      .use_new_attention_order(true);
+  o.num_heads(1).num_classes(10).num_head_channels(8).resblock_updown(true).use_new_attention_order(
+      true);
   return o;
 }
 
