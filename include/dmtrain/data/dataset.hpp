@@ -1,0 +1,39 @@
+// open_dataset: the one entry point the trainer uses to get an ImageSet from configuration.
+//
+// format: "idx" (path = a folder with <split>-images-idx3-ubyte[.gz], e.g. Debian's
+// /usr/share/datasets/fashion-mnist, or the images file itself), "cifar-bin" (folder of CIFAR-10
+// or -100 binary batches), "folder" (image files, see folder_reader.hpp), "cache" (a packed
+// cache file), or "auto" (cache file by magic, else a folder recognised by its IDX or CIFAR file
+// names, else an image folder). Every source is brought to image_size x image_size (by
+// center_crop_arr when it differs; 0 keeps the stored size) and `channels` channels.
+// labels "none" drops labels; for "folder" data it also chooses how labels are derived;
+// IDX/CIFAR carry their own labels whenever labels != "none".
+// cache: "" = none. When given and the file exists, it is loaded (and must match image_size and
+// channels, else dmtrain::Error: a stale cache); when absent, the source is read and the cache
+// written there first.
+#pragma once
+#include <string>
+
+#include "dmtrain/data/image_set.hpp"
+
+namespace dmtrain::data {
+
+struct DatasetOptions {
+  std::string format = "auto";
+  std::string path;
+  std::string split = "train";  // idx / cifar-bin: "train" | "test"
+  int64_t image_size = 0;
+  int64_t channels = 3;
+  std::string labels = "folder";  // "none" | "folder" | "prefix"
+  std::string cache;
+  std::string on_bad_file = "fail";  // "fail" | "skip"
+  int num_threads = 2;               // decoding threads for image folders
+};
+
+ImageSet open_dataset(const DatasetOptions& options);
+
+// Resizes (center_crop_arr) and re-channels every image of `set`; returns it unchanged if it
+// already has that shape.
+ImageSet conform(ImageSet set, int64_t image_size, int64_t channels);
+
+}  // namespace dmtrain::data
