@@ -6,6 +6,7 @@
 #include "dmtrain/data/jpeg_codec.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/image_io.hpp"
+#include "dmtrain/util/npy.hpp"
 #include "test_util.hpp"
 
 namespace fs = std::filesystem;
@@ -116,4 +117,12 @@ TEST(FolderReader, ErrorsAndSkipping) {
   o.labels = "folder";  // files directly in the root have no class folder
   EXPECT_THROW(read_image_folder(dir.string(), o), dmtrain::Error);
   fs::remove_all(dir);
+}
+
+TEST(JpegCodec, DecodesLikePil) {
+  // A real CIFAR-10 JPEG and Pillow's decode of it (tests/data/loader/make_jpeg_fixture.py).
+  at::Tensor got = read_jpeg(DMTRAIN_TEST_DATA_DIR "/loader/cifar_cat_0000.jpg");
+  at::Tensor want = dmtrain::util::read_npy(DMTRAIN_TEST_DATA_DIR "/loader/cifar_cat_0000_pil.npy");
+  ASSERT_EQ(got.sizes(), want.sizes());
+  EXPECT_TRUE(got.equal(want)) << (got.to(at::kInt) - want.to(at::kInt)).abs().max();
 }
