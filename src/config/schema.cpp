@@ -293,9 +293,12 @@ std::vector<Field> build() {
   f.push_back(choice("data.format", &R::data, &Da::format,
                      {"auto", "idx", "cifar-bin", "folder", "cache"}, "data set format"));
   f.push_back(any("data.path", &R::data, &Da::path, "a path", "data set location"));
+  f.push_back(choice("data.split", &R::data, &Da::split, {"train", "test"}, "data set split"));
   f.push_back(any("data.cache", &R::data, &Da::cache, "a path or \"\"", "packed cache file"));
   f.push_back(choice("data.labels", &R::data, &Da::labels, {"none", "folder", "prefix"},
                      "where class labels come from"));
+  f.push_back(choice("data.on_bad_file", &R::data, &Da::on_bad_file, {"fail", "skip"},
+                     "an unreadable image file stops the run, or is skipped with a warning"));
   f.push_back(any("data.random_flip", &R::data, &Da::random_flip, "true or false", "h-flip"));
   f.push_back(int_at_least("data.num_workers", &R::data, &Da::num_workers, 0, "loader threads"));
   // train

@@ -2,9 +2,9 @@
 // the references' flags can be read (and reviewed) at once.
 #include "dmtrain/train/build.hpp"
 
-#include <filesystem>
+#include <algorithm>
 
-#include "dmtrain/data/idx_reader.hpp"
+#include "dmtrain/data/dataset.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/util/error.hpp"
 
@@ -71,35 +71,19 @@ timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg) {
   return o;
 }
 
-namespace {
-
-void check_size(const data::ImageSet& set, const config::RunConfig& cfg) {
-  const int64_t h = set.images.size(1), w = set.images.size(2);
-  if (h != cfg.model.image_size || w != cfg.model.image_size) {
-    throw Error(c10::str("data.path '", cfg.data.path, "' holds ", h, "x", w,
-                         " images but model.image_size is ", cfg.model.image_size));
-  }
-}
-
-}  // namespace
-
 std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {
   const auto& d = cfg.data;
-  std::string format = d.format;
-  if (format == "auto") {
-    namespace fs = std::filesystem;
-    if (!fs::exists(d.path)) throw Error("data.path '" + d.path + "' does not exist");
-    format = "idx";  // TODO(data): detection of cifar-bin and folders
-  }
-  if (format == "idx") {
-    auto [images, labels] = data::find_idx_files(d.path, "train");
-    auto set = std::make_shared<data::ImageSet>(
-        data::read_idx(images, d.labels == "none" && cfg.model.num_classes == 0 ? "" : labels,
-                       cfg.model.in_channels));
-    check_size(*set, cfg);
-    return set;
-  }
-  throw Error("data.format '" + format + "' is not supported yet");
+  data::DatasetOptions o;
+  o.format = d.format;
+  o.path = d.path;
+  o.split = d.split;
+  o.image_size = cfg.model.image_size;
+  o.channels = cfg.model.in_channels;
+  o.labels = d.labels;
+  o.cache = d.cache;
+  o.on_bad_file = d.on_bad_file;
+  o.num_threads = static_cast<int>(std::max<int64_t>(1, d.num_workers));
+  return std::make_shared<const data::ImageSet>(data::open_dataset(o));
 }
 
 std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> params,

@@ -74,8 +74,10 @@ struct OptimConfig {
 struct DataConfig {
   std::string format = "auto";  // auto | idx | cifar-bin | folder | cache
   std::string path = "";
-  std::string cache = "";   // packed cache file; prepared on first use
+  std::string split = "train";  // train | test (IDX and CIFAR folders hold both)
+  std::string cache = "";       // packed cache file; prepared on first use
   std::string labels = "none";  // none | folder | prefix
+  std::string on_bad_file = "fail";  // fail | skip (image folders)
   bool random_flip = true;
   int64_t num_workers = 2;
 };
