@@ -14,4 +14,9 @@ int exit_code();
 void add_train_options(CLI::App& app);
 int run_train();
 
+// dmtrain schedule | sample | nll (schedule_command.cpp, sample_command.cpp, nll_command.cpp).
+void add_schedule_command(CLI::App& app);
+void add_sample_command(CLI::App& app);
+void add_nll_command(CLI::App& app);
+
 }  // namespace dmtrain::app

@@ -29,6 +29,9 @@ int main(int argc, char** argv) {
       "Each subcommand has its own --help.");
   dmtrain::app::add_train_options(app);
   // Subcommands register here (one line each).
+  dmtrain::app::add_schedule_command(app);
+  dmtrain::app::add_sample_command(app);
+  dmtrain::app::add_nll_command(app);
   try {
     app.parse(argc, argv);  // subcommand callbacks run inside parse
     if (app.get_subcommands().empty()) {

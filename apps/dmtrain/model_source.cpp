@@ -1,0 +1,244 @@
+// Resolves --checkpoint / --weights into a loaded UNet and its RunConfig (see model_source.hpp).
+#include "model_source.hpp"
+
+#include <torch/cuda.h>
+#include <torch/serialize.h>
+#include <yaml-cpp/yaml.h>
+
+#include <filesystem>
+#include <iomanip>
+#include <sstream>
+
+#include "dmtrain/config/load.hpp"
+#include "dmtrain/models/state_dict.hpp"
+#include "dmtrain/train/build.hpp"
+#include "dmtrain/train/checkpoint.hpp"
+#include "dmtrain/train/ema.hpp"
+#include "dmtrain/util/error.hpp"
+#include "dmtrain/util/log.hpp"
+
+namespace dmtrain::app {
+namespace fs = std::filesystem;
+namespace {
+
+// Whether the YAML file `path` or one of its `base:` files sets the dotted key (e.g. "model" or
+// "train.iterations"). Parse errors are left to load_config, which reports them with lines.
+bool yaml_chain_has(const fs::path& path, const std::string& key, int depth = 0) {
+  if (depth > 16) return false;
+  YAML::Node doc;
+  try {
+    doc = YAML::LoadFile(path.string());
+  } catch (const YAML::Exception&) {
+    return false;
+  }
+  if (!doc.IsMap()) return false;
+  YAML::Node node = doc;
+  bool found = true;
+  std::stringstream ss(key);
+  std::string part;
+  while (std::getline(ss, part, '.')) {
+    if (!node.IsMap() || !node[part]) {
+      found = false;
+      break;
+    }
+    node.reset(node[part]);
+  }
+  if (found) return true;
+  if (YAML::Node base = doc["base"]) {
+    std::vector<std::string> bases;
+    if (base.IsScalar()) bases.push_back(base.Scalar());
+    if (base.IsSequence()) {
+      for (const auto& b : base) {
+        if (b.IsScalar()) bases.push_back(b.Scalar());
+      }
+    }
+    for (const auto& b : bases) {
+      if (yaml_chain_has(path.parent_path() / b, key, depth + 1)) return true;
+    }
+  }
+  return false;
+}
+
+std::string rate_name(double rate) {  // as the trainer names a finished run's EMA files
+  std::ostringstream os;
+  os << std::setprecision(6) << rate;
+  return os.str();
+}
+
+size_t ema_index(const config::RunConfig& cfg, int64_t ema, const std::string& where) {
+  const auto& rates = cfg.train.ema_rates;
+  if (ema < 0 || ema >= static_cast<int64_t>(rates.size())) {
+    std::ostringstream os;
+    os << "--ema " << ema << " is out of range: " << where << " has " << rates.size()
+       << " EMA rate(s) (train.ema_rates = [";
+    for (size_t i = 0; i < rates.size(); ++i) os << (i ? ", " : "") << rates[i];
+    os << "]); use --ema 0.." << static_cast<int64_t>(rates.size()) - 1 << " or --no-ema";
+    throw Error(os.str());
+  }
+  return static_cast<size_t>(ema);
+}
+
+void load_ema_file(models::UNetModel& model, const config::RunConfig& cfg, size_t i,
+                   const fs::path& file) {
+  train::Ema ema(*model, cfg.train.ema_rates);
+  torch::serialize::InputArchive a;
+  try {
+    a.load_from(file.string(), at::kCPU);
+  } catch (const c10::Error& e) {
+    throw Error("cannot read EMA file '" + file.string() + "': " + e.what_without_backtrace());
+  }
+  try {
+    ema.load(i, a);
+  } catch (const Error& e) {
+    throw Error("EMA file '" + file.string() +
+                "' does not match the model of its config.yaml: " + e.what());
+  }
+  ema.copy_to(i, *model);
+}
+
+void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& dir) {
+  train::verify_checkpoint(dir.string());
+  m.cfg = config::load_config((dir / "config.yaml").string(), args.sets);
+  m.model = models::UNetModel(train::unet_options(m.cfg));
+  if (args.no_ema) {
+    try {
+      torch::load(m.model, (dir / "model.pt").string(), at::kCPU);
+    } catch (const c10::Error& e) {
+      throw Error("cannot load '" + (dir / "model.pt").string() +
+                  "' into the model of its config.yaml: " + e.what_without_backtrace());
+    }
+    m.description = "raw weights of checkpoint " + dir.string();
+    return;
+  }
+  const size_t i = ema_index(m.cfg, args.ema, "checkpoint " + dir.string());
+  load_ema_file(m.model, m.cfg, i, dir / ("ema_" + std::to_string(i) + ".pt"));
+  m.description = "EMA " + rate_name(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
+}
+
+void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
+  const fs::path dir(args.checkpoint);
+  if (!fs::exists(dir)) throw Error("--checkpoint '" + args.checkpoint + "' does not exist");
+  if (!fs::is_directory(dir)) {
+    throw Error("--checkpoint '" + args.checkpoint +
+                "' is a file; give a checkpoint folder or a run directory (for a bare "
+                "state_dict file use --weights FILE --config FILE)");
+  }
+  if (fs::exists(dir / "COMMITTED")) return load_checkpoint_dir(m, args, dir);
+  if (!fs::exists(dir / "config.yaml")) {
+    throw Error("--checkpoint '" + args.checkpoint +
+                "' is neither a checkpoint folder (no COMMITTED manifest) nor a run directory "
+                "(no config.yaml)");
+  }
+  if (!args.no_ema) {
+    // A finished run: its final EMA weights beat any (possibly older) checkpoint.
+    config::RunConfig cfg = config::load_config((dir / "config.yaml").string(), args.sets);
+    const size_t i = ema_index(cfg, args.ema, "run " + args.checkpoint);
+    const fs::path final_ema = dir / ("ema_" + rate_name(cfg.train.ema_rates[i]) + ".pt");
+    if (fs::exists(final_ema)) {
+      m.cfg = cfg;
+      m.model = models::UNetModel(train::unet_options(m.cfg));
+      load_ema_file(m.model, m.cfg, i, final_ema);
+      m.description =
+          "final EMA " + rate_name(cfg.train.ema_rates[i]) + " of run " + args.checkpoint;
+      return;
+    }
+  }
+  const auto latest = train::latest_valid_checkpoint((dir / "checkpoints").string());
+  if (!latest) {
+    throw Error("run directory '" + args.checkpoint + "' has no " +
+                (args.no_ema ? std::string() : "final ema_<rate>.pt and no ") +
+                "valid checkpoint under " + (dir / "checkpoints").string());
+  }
+  if (args.no_ema) {
+    log::info("--no-ema on a run directory: using model.pt of the newest checkpoint " +
+              latest->dir);
+  }
+  load_checkpoint_dir(m, args, latest->dir);
+}
+
+void load_from_weights(LoadedModel& m, const ModelArgs& args) {
+  if (args.config.empty()) {
+    throw Error(
+        "--weights needs --config FILE: a YAML whose model and diffusion sections "
+        "describe the network");
+  }
+  if (!fs::exists(args.weights)) throw Error("--weights '" + args.weights + "' does not exist");
+  if (!fs::exists(args.config)) throw Error("--config '" + args.config + "' does not exist");
+  if (!yaml_chain_has(args.config, "model")) {
+    throw Error("config '" + args.config +
+                "' has no model section (nor do its base files): with --weights it must describe "
+                "the network (model.image_size, model.model_channels, ...)");
+  }
+  if (!yaml_chain_has(args.config, "diffusion")) {
+    log::warn("config '" + args.config +
+              "' has no diffusion section: using the default diffusion settings");
+  }
+  std::vector<std::string> sets;
+  if (!yaml_chain_has(args.config, "train.iterations")) sets.push_back("train.iterations=1");
+  if (!yaml_chain_has(args.config, "data.path")) {
+    sets.push_back("data.path=<none>");
+    m.data_placeholder = true;
+  }
+  for (const auto& s : args.sets) {
+    if (s.rfind("data.path=", 0) == 0) m.data_placeholder = false;
+    sets.push_back(s);
+  }
+  m.cfg = config::load_config(args.config, sets);
+  m.model = models::UNetModel(train::unet_options(m.cfg));
+  try {
+    models::load_state_dict(*m.model, args.weights, /*strict=*/true);
+  } catch (const Error& e) {
+    throw Error("--weights '" + args.weights + "' do not fit the model described by '" +
+                args.config + "': " + e.what());
+  }
+  m.description = "weights " + args.weights;
+}
+
+}  // namespace
+
+void add_model_options(CLI::App& cmd, ModelArgs& a) {
+  cmd.add_option("--checkpoint", a.checkpoint,
+                 "Checkpoint folder (iter_<k>) or run directory of a dmtrain run");
+  cmd.add_option("--weights", a.weights,
+                 "State-dict file (.pt or .safetensors), e.g. a reference release; needs --config");
+  cmd.add_option("--config,-c", a.config,
+                 "YAML config describing the --weights model (model and diffusion sections)");
+  cmd.add_option("--set,-s", a.sets, "Override a config key: section.key=value (repeatable)")
+      ->type_name("KEY=VALUE");
+  cmd.add_option("--ema", a.ema, "EMA to use: index into train.ema_rates (default 0)");
+  cmd.add_flag("--no-ema", a.no_ema, "Use the raw (non-EMA) weights of the checkpoint");
+  cmd.add_option("--device", a.device, "auto | cpu | cuda")
+      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+}
+
+at::Device pick_device(const std::string& want) {
+  const bool cuda = torch::cuda::is_available();
+  if (want == "cuda" && !cuda) throw Error("--device cuda: no CUDA device is visible");
+  if (want == "cpu" || !cuda) return at::Device(at::kCPU);
+  return at::Device(at::kCUDA, 0);
+}
+
+LoadedModel load_model(const ModelArgs& args) {
+  LoadedModel m;
+  if (args.checkpoint.empty() == args.weights.empty()) {
+    throw Error("give exactly one of --checkpoint DIR or --weights FILE --config FILE");
+  }
+  if (!args.checkpoint.empty()) {
+    if (!args.config.empty()) {
+      throw Error(
+          "--config is not used with --checkpoint (its config.yaml is); override keys "
+          "with --set");
+    }
+    load_from_checkpoint(m, args);
+  } else {
+    if (args.no_ema) throw Error("--no-ema applies to --checkpoint only");
+    load_from_weights(m, args);
+  }
+  m.device = pick_device(args.device);
+  m.model->to(m.device);
+  m.model->eval();
+  log::info("model: " + m.description);
+  return m;
+}
+
+}  // namespace dmtrain::app

@@ -1,0 +1,173 @@
+// The dmtrain schedule / sample subcommands end to end (the executable built next to this test):
+// their output against the library and closed forms, and their error messages for bad input.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dmtrain/eval/sample_images.hpp"
+#include "dmtrain/models/state_dict.hpp"
+#include "dmtrain/util/image_io.hpp"
+#include "dmtrain/util/npy.hpp"
+#include "tiny_model.hpp"
+
+namespace {
+namespace fs = std::filesystem;
+namespace ev = dmtrain::eval;
+
+struct Result {
+  int rc;
+  std::string output;
+};
+
+Result run(const std::string& args) {
+  if (!fs::exists(DMTRAIN_BINARY)) {
+    ADD_FAILURE() << "build the dmtrain executable first: " << DMTRAIN_BINARY;
+    return {-1, ""};
+  }
+  const std::string cmd = std::string(DMTRAIN_BINARY) + " " + args + " 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  size_t got;
+  while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
+  const int status = pclose(p);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() /
+           ("dmtrain_eval_cli_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  std::string write(const std::string& name, const std::string& text) {
+    std::ofstream(dir_ / name) << text;
+    return (dir_ / name).string();
+  }
+  // The YAML model section of ev::testing::tiny_options() (attention at 8 / 2 = 4 pixels).
+  static std::string model_yaml(int64_t channels = 32) {
+    return "model:\n  image_size: 8\n  in_channels: 3\n  model_channels: " +
+           std::to_string(channels) +
+           "\n  num_res_blocks: 1\n  channel_mult: [1, 2]\n  attention_resolutions: [4]\n"
+           "  num_heads: 2\n  learn_sigma: true\n  dropout: 0.0\n  use_scale_shift_norm: false\n"
+           "diffusion:\n  steps: 40\n  noise_schedule: linear\n  rescale_timesteps: true\n";
+  }
+  fs::path dir_;
+};
+
+TEST_F(Cli, ScheduleWritesClosedFormCsv) {
+  const auto cfg =
+      write("run.yaml", model_yaml() +
+                            "timestep:\n  sampler: clts\n  clts: {mu: 0.3, sigma: 0.25, "
+                            "target_iteration: 100}\n"
+                            "optim: {lr: 0.0002, beta1: 0.9, beta1_min: 0.5, momentum_decay: "
+                            "true, lr_compensation: true}\n"
+                            "train: {iterations: 200}\ndata: {path: /nonexistent}\n");
+  const auto csv = (dir_ / "s.csv").string();
+  const auto r = run("schedule --config " + cfg + " --at 0,100,200 --out " + csv);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  std::ifstream is(csv);
+  std::string line;
+  std::getline(is, line);
+  EXPECT_EQ(line, "iteration,t,p,beta1,lr");
+  std::vector<std::vector<double>> rows;
+  while (std::getline(is, line)) {
+    std::vector<double> v;
+    std::stringstream ls(line);
+    std::string cell;
+    while (std::getline(ls, cell, ',')) v.push_back(std::stod(cell));
+    rows.push_back(v);
+  }
+  ASSERT_EQ(rows.size(), 120u);  // 3 iterations x T = 40
+  double z = 0.0;
+  for (int t = 0; t < 40; ++t) z += std::exp(-std::pow(t / 40.0 - 0.3, 2) / (2 * 0.0625));
+  for (int i = 0; i < 40; ++i) {
+    EXPECT_DOUBLE_EQ(rows[i][2], 1.0 / 40);  // k = 0: uniform
+    const double g = std::exp(-std::pow(i / 40.0 - 0.3, 2) / (2 * 0.0625)) / z;
+    EXPECT_NEAR(rows[40 + i][2], g, 1e-15);  // k = K_target: the Gaussian
+    EXPECT_NEAR(rows[80 + i][2], g, 1e-15);
+  }
+  EXPECT_DOUBLE_EQ(rows[0][3], 0.9);
+  EXPECT_DOUBLE_EQ(rows[0][4], 0.0002);
+  // k = 100 = K/2: r = 0.5, beta1 = 0.45 / 0.55 = 0.8181..., lr = 2e-4 * 0.1 / (1 - beta1).
+  EXPECT_NEAR(rows[40][3], 0.45 / 0.55, 1e-15);
+  EXPECT_NEAR(rows[40][4], 2e-4 * 0.1 / (1 - 0.45 / 0.55), 1e-18);
+  EXPECT_DOUBLE_EQ(rows[80][3], 0.5);  // k = K: the floor
+  EXPECT_NEAR(rows[80][4], 4e-5, 1e-18);
+}
+
+TEST_F(Cli, SampleFromWeightsMatchesLibrary) {
+  auto model = ev::testing::tiny_model(21);
+  const auto weights = (dir_ / "w.pt").string();
+  dmtrain::models::save_state_dict(*model, weights);
+  const auto cfg = write("m.yaml", model_yaml());
+  const auto npz = (dir_ / "s.npz").string(), png = (dir_ / "s.png").string();
+  const auto r = run("sample --weights " + weights + " --config " + cfg +
+                     " --n 3 --batch 2 --sampler ddpm --steps 3 --seed 7 --device cpu --out-npz " +
+                     npz + " --out-png " + png);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  const auto arrays = dmtrain::util::read_npz(npz);
+  ASSERT_EQ(arrays.size(), 1u);  // unconditional: no arr_1
+  EXPECT_EQ(arrays[0].second.sizes(), (at::IntArrayRef{3, 8, 8, 3}));
+  ev::SampleImagesOptions o;
+  o.n = 3;
+  o.batch = 3;
+  o.image_shape = {3, 8, 8};
+  o.seed = 7;
+  o.sampler = "ddpm";
+  const auto want = ev::sample_images(ev::testing::tiny_diffusion(40).respaced("3"),
+                                      ev::testing::fn_of(model), o);
+  EXPECT_TRUE(at::equal(arrays[0].second, want.images));
+  const at::Tensor grid = dmtrain::util::read_png(png);
+  EXPECT_EQ(grid.sizes(), (at::IntArrayRef{22, 22, 3}));  // 2 x 2 tiles of 8 + padding 2
+  EXPECT_TRUE(at::equal(grid.narrow(0, 2, 8).narrow(1, 2, 8), want.images[0]));
+
+  // --noise: the initial noise from a file is used (x_T = 0 differs from the seeded run).
+  const auto noise = (dir_ / "noise.npy").string();
+  dmtrain::util::write_npy(noise, at::zeros({3, 3, 8, 8}));
+  const auto npz2 = (dir_ / "s2.npz").string();
+  const auto r2 = run("sample --weights " + weights + " --config " + cfg +
+                      " --n 3 --sampler ddpm --steps 3 --seed 7 --device cpu --noise " + noise +
+                      " --out-npz " + npz2);
+  ASSERT_EQ(r2.rc, 0) << r2.output;
+  o.initial_noise = at::zeros({3, 3, 8, 8});
+  const auto want2 = ev::sample_images(ev::testing::tiny_diffusion(40).respaced("3"),
+                                       ev::testing::fn_of(model), o);
+  EXPECT_TRUE(at::equal(dmtrain::util::read_npz(npz2)[0].second, want2.images));
+}
+
+TEST_F(Cli, ClearErrors) {
+  auto expect_error = [](const Result& r, const std::string& needle) {
+    EXPECT_EQ(r.rc, 2) << r.output;
+    EXPECT_NE(r.output.find(needle), std::string::npos) << r.output;
+  };
+  const auto missing = (dir_ / "no_such_run").string();
+  expect_error(run("sample --checkpoint " + missing + " --out-png x.png"),
+               "--checkpoint '" + missing + "' does not exist");
+  expect_error(run("sample --checkpoint " + dir_.string() + " --out-png x.png"),
+               "neither a checkpoint folder");
+  auto model = ev::testing::tiny_model(22);
+  const auto weights = (dir_ / "w.pt").string();
+  dmtrain::models::save_state_dict(*model, weights);
+  const auto no_model = write("nomodel.yaml", "diffusion:\n  steps: 40\n");
+  expect_error(run("sample --weights " + weights + " --config " + no_model + " --out-png x.png"),
+               "has no model section");
+  const auto wider = write("wide.yaml", model_yaml(64));
+  const auto r = run("sample --weights " + weights + " --config " + wider + " --out-png x.png");
+  expect_error(r, "do not fit the model described by");
+  EXPECT_NE(r.output.find("time_embed.0.weight"), std::string::npos) << r.output;
+  expect_error(run("sample --weights " + weights + " --out-png x.png"), "--weights needs --config");
+  const auto cfg = write("m.yaml", model_yaml());
+  expect_error(run("sample --weights " + weights + " --config " + cfg), "--out-png");
+  expect_error(run("schedule --config " + cfg + " --at 1,x"), "--at");
+}
+
+}  // namespace
