@@ -43,8 +43,9 @@ TEST(ImageNll, EqualsCalcBpdLoopPerBatch) {
     EXPECT_TRUE(at::allclose(r.prior_bpd.narrow(0, s, bs), ref.prior_bpd.to(at::kDouble)));
     EXPECT_TRUE(at::allclose(r.vb_bpd.narrow(0, s, bs), ref.vb.sum(1).to(at::kDouble)));
   }
-  EXPECT_TRUE(at::equal(r.total_bpd, at::cat(expect)));
-  EXPECT_DOUBLE_EQ(r.mean_bpd, at::cat(expect).mean().item<double>());
+  // Equal up to float reduction order (bitwise on one machine, not across CPUs and thread counts).
+  EXPECT_TRUE(at::allclose(r.total_bpd, at::cat(expect), 1e-6, 1e-6));
+  EXPECT_NEAR(r.mean_bpd, at::cat(expect).mean().item<double>(), 1e-5);
 
   std::ostringstream os;
   ev::write_nll_csv(os, r);
