@@ -74,7 +74,9 @@ endif()
 
 # The LibTorch wheel exports its own (older, statically linked) copy of std::filesystem from
 # libtorch.so and libtorch_cpu.so. If the linker meets those first, calls such as
-# std::filesystem::remove_all bind to them and crash. Naming libstdc++ before any object or
-# library makes the linker, and the loader, resolve the standard library to libstdc++.
+# std::filesystem::remove_all bind to them and crash. Naming the shared libstdc++ before any object
+# or library makes the loader resolve the standard library to libstdc++. It is named by file
+# (-l:libstdc++.so.6), not -lstdc++: some toolchains (the GPU machine's /opt/gcc) ship no
+# libstdc++.so link, and there -lstdc++ silently picks the static archive and changes nothing.
 add_library(dmtrain_stdcxx_first INTERFACE)
-target_link_options(dmtrain_stdcxx_first INTERFACE "LINKER:--no-as-needed" "-lstdc++")
+target_link_options(dmtrain_stdcxx_first INTERFACE "LINKER:--no-as-needed" "-l:libstdc++.so.6")

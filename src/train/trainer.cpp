@@ -15,6 +15,10 @@
 #include <iomanip>
 #include <sstream>
 
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/data/loader.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
@@ -107,6 +111,18 @@ std::string identity_sections(const config::RunConfig& cfg) {
     if (keep) out += line + "\n";
   }
   return out;
+}
+
+// Peak GPU memory allocated by tensors since the last reset, in GiB (0 on the CPU).
+double peak_gpu_gib(const at::Device& device) {
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return static_cast<double>(stats.allocated_bytes[0].peak) / (1024.0 * 1024.0 * 1024.0);
+  }
+#endif
+  (void)device;
+  return 0.0;
 }
 
 at::Tensor global_grad_norm(const std::vector<at::Tensor>& params) {
@@ -400,13 +416,13 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       const double eta = done > 0 ? elapsed / done * static_cast<double>(stop - st.iteration) : 0;
       const auto [beta1, lr] = optimizer_beta1_lr(*optimizer);
       const double mean_loss = steps_in_interval ? loss_sum / steps_in_interval : NAN;
-      const double mem_gib =
-          device.is_cuda() ? 0.0 : 0.0;  // filled by the CUDA build's memory stats (issue 8)
+      const double mem_gib = peak_gpu_gib(device);
       std::ostringstream line;
       line << "iter " << st.iteration << "/" << K << " | loss " << fmt(mean_loss) << " | grad "
            << fmt(steps_in_interval ? gnorm_sum / steps_in_interval : NAN) << " | lr "
            << fmt(lr, 3) << " | beta1 " << fmt(beta1, 4) << " | " << fmt(ips, 4) << " img/s"
            << " | data " << fmt(100.0 * data_wait / std::max(secs, 1e-9), 3) << "%"
+           << (device.is_cuda() ? " | mem " + fmt(mem_gib, 3) + " GiB" : std::string())
            << " | ETA " << duration(eta);
       log::info(line.str());
       std::ostringstream js;
