@@ -19,4 +19,7 @@ void add_schedule_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_nll_command(CLI::App& app);
 
+// dmtrain data prepare|bench
+void add_data_command(CLI::App& app);
+
 }  // namespace dmtrain::app
