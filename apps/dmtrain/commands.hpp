@@ -22,4 +22,7 @@ void add_nll_command(CLI::App& app);
 // dmtrain data prepare|bench
 void add_data_command(CLI::App& app);
 
+// dmtrain bench --config FILE [--steps N] [--batch B]
+void add_bench_command(CLI::App& app);
+
 }  // namespace dmtrain::app

@@ -155,7 +155,7 @@ void validate(const RunConfig& cfg) {
     throw Error("loss_weight.kind '" + cfg.loss_weight.kind +
                 "' is defined for diffusion.mean_type 'epsilon' only");
   }
-  if (cfg.data.path.empty() && cfg.data.format != "cache") {
+  if (cfg.data.path.empty() && cfg.data.format != "synthetic") {
     throw Error("data.path is required: the data set to train on");
   }
 }

@@ -291,7 +291,8 @@ std::vector<Field> build() {
                         "max global grad norm (0: off)"));
   // data
   f.push_back(choice("data.format", &R::data, &Da::format,
-                     {"auto", "idx", "cifar-bin", "folder", "cache"}, "data set format"));
+                     {"auto", "idx", "cifar-bin", "folder", "cache", "synthetic"},
+                     "data set format (synthetic: random pixels, for benchmarks)"));
   f.push_back(any("data.path", &R::data, &Da::path, "a path", "data set location"));
   f.push_back(choice("data.split", &R::data, &Da::split, {"train", "test"}, "data set split"));
   f.push_back(any("data.cache", &R::data, &Da::cache, "a path or \"\"", "packed cache file"));
@@ -320,6 +321,10 @@ std::vector<Field> build() {
   f.push_back(int_at_least("train.max_consecutive_nonfinite", &R::train,
                            &Tr::max_consecutive_nonfinite, 1,
                            "stop after this many non-finite steps in a row"));
+  f.push_back(any("train.channels_last", &R::train, &Tr::channels_last, "true or false",
+                  "NHWC memory format on CUDA"));
+  f.push_back(any("train.cudnn_benchmark", &R::train, &Tr::cudnn_benchmark, "true or false",
+                  "cuDNN autotuning on CUDA"));
   // checkpoint
   f.push_back(int_at_least("checkpoint.every", &R::checkpoint, &C::every, 0, "0: end only"));
   f.push_back(int_at_least("checkpoint.keep_last", &R::checkpoint, &C::keep_last, 1, "kept"));

@@ -73,6 +73,20 @@ timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg) {
 
 std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {
   const auto& d = cfg.data;
+  if (d.format == "synthetic") {
+    // Random pixels (and labels) of the model's shape: for benchmarks and smoke tests that must
+    // not depend on a data set. Seeded, so runs on it are reproducible too.
+    auto set = std::make_shared<data::ImageSet>();
+    const int64_t n = std::max<int64_t>(1024, 4 * cfg.train.batch_size);
+    at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed);
+    set->images = at::randint(0, 256, {n, cfg.model.image_size, cfg.model.image_size,
+                                       cfg.model.in_channels}, gen, at::kByte);
+    if (cfg.model.num_classes > 0) {
+      set->labels = at::randint(0, cfg.model.num_classes, {n}, gen, at::kLong);
+      for (int64_t c = 0; c < cfg.model.num_classes; ++c) set->class_names.push_back(std::to_string(c));
+    }
+    return set;
+  }
   data::DatasetOptions o;
   o.format = d.format;
   o.path = d.path;

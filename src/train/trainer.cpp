@@ -16,8 +16,10 @@
 #include <sstream>
 
 #ifdef DMTRAIN_TORCH_HAS_CUDA
+#include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDACachingAllocator.h>
 #endif
+#include <ATen/Parallel.h>
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/data/loader.hpp"
@@ -123,6 +125,13 @@ double peak_gpu_gib(const at::Device& device) {
 #endif
   (void)device;
   return 0.0;
+}
+
+void synchronize(const at::Device& device) {
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+  if (device.is_cuda()) at::cuda::device_synchronize();
+#endif
+  (void)device;
 }
 
 at::Tensor global_grad_norm(const std::vector<at::Tensor>& params) {
@@ -266,6 +275,14 @@ void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool a
 
 }  // namespace
 
+std::string device_name(const std::string& device_config) {
+  const at::Device device = pick_device(device_config);
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+  if (device.is_cuda()) return at::cuda::getDeviceProperties(device.index())->name;
+#endif
+  return "CPU (" + std::to_string(at::get_num_threads()) + " threads)";
+}
+
 TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   const auto& tc = cfg.train;
   const fs::path run_dir = tc.run_dir;
@@ -282,6 +299,14 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   models::UNetModel model(unet_options(cfg));
   model->to(device);
   model->train();
+  const bool channels_last = device.is_cuda() && tc.channels_last;
+  if (channels_last) {
+    at::NoGradGuard no_grad;
+    for (auto& p : model->parameters()) {
+      if (p.dim() == 4) p.set_data(p.contiguous(at::MemoryFormat::ChannelsLast));
+    }
+  }
+  if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(tc.cudnn_benchmark);
   std::vector<at::Tensor> params = model->parameters();
   int64_t n_params = 0;
   for (const auto& p : params) n_params += p.numel();
@@ -339,18 +364,24 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   // Interval accumulators (host side; reset at every status line).
   double loss_sum = 0, gnorm_sum = 0, data_wait = 0;
   int64_t steps_in_interval = 0;
-  std::vector<double> q_sum(4, 0.0);
-  std::vector<int64_t> q_count(4, 0);
+  at::Tensor q_sum = at::zeros({4}, at::TensorOptions(device).dtype(at::kDouble));
+  at::Tensor q_count = at::zeros({4}, at::TensorOptions(device).dtype(at::kDouble));
   auto interval_start = Clock::now();
   const auto run_start = Clock::now();
   const int64_t first_iteration = st.iteration;
 
+  Clock::time_point timed_start;
   while (st.iteration < stop) {
     const int64_t k = st.iteration;
+    if (options.benchmark && k == first_iteration + options.warmup) {
+      synchronize(device);
+      timed_start = Clock::now();
+    }
     auto t0 = Clock::now();
     data::Batch batch = loader.next();
     data_wait += std::chrono::duration<double>(Clock::now() - t0).count();
     at::Tensor x0 = batch.images.to(device, /*non_blocking=*/true);
+    if (channels_last) x0 = x0.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor y = cfg.model.num_classes > 0 ? batch.labels.to(device, true) : at::Tensor();
 
     auto draw = sampler->sample(x0.size(0), k, t_gen);
@@ -370,8 +401,11 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     at::Tensor gnorm_t = cfg.optim.grad_clip > 0
                              ? at::tensor(torch::nn::utils::clip_grad_norm_(params, cfg.optim.grad_clip))
                              : global_grad_norm(params);
-    const double loss_v = loss.item<double>();
-    const double gnorm = gnorm_t.item<double>();
+    // One host sync per step: the loss and the gradient norm decide whether the step is taken.
+    const at::Tensor both = at::stack({loss.detach().to(at::kFloat), gnorm_t.to(at::kFloat)})
+                                .to(at::kCPU);
+    const double loss_v = both[0].item<double>();
+    const double gnorm = both[1].item<double>();
     const bool finite = std::isfinite(loss_v) && std::isfinite(gnorm);
     scaler.update(finite);
     if (!finite) {
@@ -390,19 +424,17 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       set_optimizer_iteration(*optimizer, k);
       optimizer->step();
       ema.update(*model);
-      sampler->update_with_losses(draw.t, per_example.detach().to(at::kCPU, at::kFloat));
+      if (sampler->uses_losses()) {
+        sampler->update_with_losses(draw.t, per_example.detach().to(at::kCPU, at::kFloat));
+      }
       loss_sum += loss_v;
       gnorm_sum += gnorm;
       ++steps_in_interval;
-      // Loss per timestep quartile, as ID logs it.
-      auto lc = per_example.detach().to(at::kCPU, at::kDouble);
-      auto tc_ = draw.t;
-      const int64_t T = diffusion.num_timesteps();
-      for (int64_t i = 0; i < lc.size(0); ++i) {
-        const int64_t q = std::min<int64_t>(3, 4 * tc_[i].item<int64_t>() / T);
-        q_sum[static_cast<size_t>(q)] += lc[i].item<double>();
-        ++q_count[static_cast<size_t>(q)];
-      }
+      // Loss per timestep quartile, as ID logs it; accumulated on the device, read at log time.
+      const at::Tensor quartile =
+          (t * 4).div(diffusion.num_timesteps(), "floor").clamp_max(3).to(at::kLong);
+      q_sum.index_add_(0, quartile, per_example.detach().to(at::kDouble));
+      q_count.index_add_(0, quartile, at::ones_like(quartile, at::kDouble));
     }
     st.iteration = k + 1;
     st.position = loader.position();
@@ -432,10 +464,11 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
          << ", \"lr\": " << lr << ", \"beta1\": " << beta1 << ", \"img_per_s\": " << ips
          << ", \"data_wait_s\": " << data_wait << ", \"skipped\": " << st.skipped_total
          << ", \"loss_scale\": " << scaler.scale_value() << ", \"gpu_mem_gib\": " << mem_gib;
+      const at::Tensor qs = q_sum.cpu(), qc = q_count.cpu();
       for (int q = 0; q < 4; ++q) {
         js << ", \"loss_q" << q << "\": ";
-        if (q_count[static_cast<size_t>(q)]) {
-          js << q_sum[static_cast<size_t>(q)] / static_cast<double>(q_count[static_cast<size_t>(q)]);
+        if (qc[q].item<double>() > 0) {
+          js << qs[q].item<double>() / qc[q].item<double>();
         } else {
           js << "null";
         }
@@ -447,20 +480,21 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       metrics << rec << "\n" << std::flush;
       loss_sum = gnorm_sum = data_wait = 0;
       steps_in_interval = 0;
-      std::fill(q_sum.begin(), q_sum.end(), 0.0);
-      std::fill(q_count.begin(), q_count.end(), 0);
+      q_sum.zero_();
+      q_count.zero_();
       interval_start = Clock::now();
     }
 
     // ---- checkpoints, samples, signals ------------------------------------------------------
     const int sig = g_signal.exchange(0);
     const bool periodic = cfg.checkpoint.every > 0 && st.iteration % cfg.checkpoint.every == 0;
-    if (periodic || sig != 0 || st.iteration == stop) {
+    if (!options.benchmark && (periodic || sig != 0 || st.iteration == stop)) {
       save_checkpoint(ckpt_root, cfg, st, model, ema, *optimizer, *sampler, scaler, t_gen,
                       noise_gen);
       result.last_checkpoint = (fs::path(ckpt_root) / "").string();
     }
-    if (cfg.sample.every > 0 && st.iteration % cfg.sample.every == 0 && st.iteration != K) {
+    if (!options.benchmark && cfg.sample.every > 0 && st.iteration % cfg.sample.every == 0 &&
+        st.iteration != K) {
       write_sample_grid(cfg, *model, ema, diffusion, device, run_dir.string(), st.iteration);
     }
     if (sig == SIGINT || sig == SIGTERM) {
@@ -471,7 +505,14 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     }
   }
   result.iteration = st.iteration;
-  if (st.iteration == K && !result.interrupted) {
+  if (options.benchmark) {
+    synchronize(device);
+    result.timed_iterations = st.iteration - first_iteration - options.warmup;
+    result.timed_seconds = result.timed_iterations > 0
+                               ? std::chrono::duration<double>(Clock::now() - timed_start).count()
+                               : 0.0;
+    result.peak_gpu_gib = peak_gpu_gib(device);
+  } else if (st.iteration == K && !result.interrupted) {
     for (size_t i = 0; i < ema.rates().size(); ++i) {
       torch::serialize::OutputArchive a;
       ema.save(i, a);

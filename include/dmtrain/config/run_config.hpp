@@ -72,7 +72,7 @@ struct OptimConfig {
 };
 
 struct DataConfig {
-  std::string format = "auto";  // auto | idx | cifar-bin | folder | cache
+  std::string format = "auto";  // auto | idx | cifar-bin | folder | cache | synthetic
   std::string path = "";
   std::string split = "train";  // train | test (IDX and CIFAR folders hold both)
   std::string cache = "";       // packed cache file; prepared on first use
@@ -91,6 +91,8 @@ struct TrainConfig {
   std::string run_dir = "runs/default";
   std::vector<double> ema_rates = {0.9999};
   int64_t max_consecutive_nonfinite = 10;
+  bool channels_last = true;    // NHWC weights and activations on CUDA (faster cuDNN kernels)
+  bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
 };
 
 struct CheckpointConfig {

@@ -31,6 +31,7 @@ class LossSecondMomentSampler : public TimestepSampler {
 
   at::Tensor probabilities(int64_t iteration) const override;
   void update_with_losses(const at::Tensor& t, const at::Tensor& losses) override;
+  bool uses_losses() const override { return true; }
   std::string name() const override { return "loss-second-moment"; }
   void save(torch::serialize::OutputArchive& archive) const override;
   void load(torch::serialize::InputArchive& archive) override;

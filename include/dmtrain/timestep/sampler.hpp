@@ -39,6 +39,9 @@ class TimestepSampler {
   virtual Draw sample(int64_t batch, int64_t iteration, at::Generator& gen);
   virtual at::Tensor probabilities(int64_t iteration) const = 0;
   virtual void update_with_losses(const at::Tensor& /*t*/, const at::Tensor& /*losses*/) {}
+  // Whether update_with_losses does anything: the trainer skips copying the per-example losses
+  // to the host (a device sync) for samplers that ignore them.
+  virtual bool uses_losses() const { return false; }
   virtual std::string name() const = 0;
 
   virtual void save(torch::serialize::OutputArchive& archive) const;

@@ -28,13 +28,23 @@ struct TrainOptions {
   bool allow_config_change = false;  // resume although model/diffusion sections changed
   int64_t stop_at = -1;              // stop (with a checkpoint) after this iteration; for tests
                                      // and for splitting a run over several jobs
+  bool benchmark = false;            // time the steps after `warmup`; no checkpoints, samples
+  int64_t warmup = 10;               //   or exports (dmtrain bench)
 };
 
 struct TrainResult {
   int64_t iteration = 0;  // iterations done
   std::string last_checkpoint;
   bool interrupted = false;  // stopped by a signal
+  // Benchmark mode: wall time of the iterations after the warm-up (device synchronised at both
+  // ends), how many there were, and the peak GPU memory allocated (GiB; 0 on the CPU).
+  double timed_seconds = 0;
+  int64_t timed_iterations = 0;
+  double peak_gpu_gib = 0;
 };
+
+// "NVIDIA H100 80GB HBM3", or "CPU (N threads)".
+std::string device_name(const std::string& device_config);
 
 TrainResult train(const config::RunConfig& cfg, const TrainOptions& options = {});
 

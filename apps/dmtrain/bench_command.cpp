@@ -1,0 +1,67 @@
+// dmtrain bench: times the real training step (the trainer's own loop: data, forward, loss,
+// backward, optimizer, EMA) after a warm-up, and prints img/s, ms/step, peak memory, achieved
+// TFLOP/s and the device.
+#include <unistd.h>
+
+#include <iomanip>
+#include <iostream>
+
+#include "commands.hpp"
+#include "dmtrain/config/load.hpp"
+#include "dmtrain/models/flops.hpp"
+#include "dmtrain/train/build.hpp"
+#include "dmtrain/train/trainer.hpp"
+
+namespace dmtrain::app {
+namespace {
+
+struct BenchArgs {
+  std::string config;
+  std::vector<std::string> sets;
+  int64_t steps = 50, warmup = 10, batch = 0;
+  bool real_data = false;
+} args;
+
+void run_bench() {
+  std::vector<std::string> sets = args.sets;
+  if (!args.real_data) sets.push_back("data.format=synthetic");
+  if (args.batch > 0) sets.push_back("train.batch_size=" + std::to_string(args.batch));
+  sets.push_back("train.iterations=" + std::to_string(args.warmup + args.steps));
+  sets.push_back("log.every=" + std::to_string(args.warmup + args.steps));
+  sets.push_back("log.level=warn");
+  sets.push_back("train.run_dir=/tmp/dmtrain_bench_" + std::to_string(::getpid()));
+  const config::RunConfig cfg = config::load_config(args.config, sets);
+  train::TrainOptions opts;
+  opts.benchmark = true;
+  opts.warmup = args.warmup;
+  const auto r = train::train(cfg, opts);
+  const double step_s = r.timed_seconds / static_cast<double>(r.timed_iterations);
+  const double ips = static_cast<double>(cfg.train.batch_size) / step_s;
+  const double flops = static_cast<double>(models::forward_flops(train::unet_options(cfg)));
+  std::cout << std::fixed << std::setprecision(1) << "device:     "
+            << train::device_name(cfg.train.device) << "\n"
+            << "model:      " << args.config << " (" << flops / 1e9 << " GFLOP forward/image)\n"
+            << "batch:      " << cfg.train.batch_size << ", precision " << cfg.train.precision
+            << ", data " << cfg.data.format << ", " << r.timed_iterations << " timed steps after "
+            << args.warmup << " warm-up\n"
+            << "throughput: " << ips << " img/s, " << std::setprecision(2) << step_s * 1000
+            << " ms/step\n"
+            << "memory:     " << r.peak_gpu_gib << " GiB peak allocated\n"
+            << "compute:    " << std::setprecision(1) << 3.0 * flops * ips / 1e12
+            << " TFLOP/s achieved (3 x forward FLOPs x img/s)\n";
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+  auto* b = app.add_subcommand("bench", "Time the training step of a config");
+  b->add_option("--config", args.config, "Run configuration")->required();
+  b->add_option("--set", args.sets, "Override a key (repeatable)");
+  b->add_option("--steps", args.steps, "Timed steps")->check(CLI::PositiveNumber);
+  b->add_option("--warmup", args.warmup, "Untimed steps first")->check(CLI::NonNegativeNumber);
+  b->add_option("--batch", args.batch, "Global batch (default: the config's)");
+  b->add_flag("--real-data", args.real_data, "Read the config's data instead of random pixels");
+  b->callback(run_bench);
+}
+
+}  // namespace dmtrain::app
