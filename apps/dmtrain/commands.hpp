@@ -22,6 +22,9 @@ void add_nll_command(CLI::App& app);
 // dmtrain data prepare|bench
 void add_data_command(CLI::App& app);
 
+// dmtrain sweep --config FILE --grid KEY=V1,V2 ... [--print] [--index I] [--summary]
+void add_sweep_command(CLI::App& app);
+
 // dmtrain bench --config FILE [--steps N] [--batch B]
 void add_bench_command(CLI::App& app);
 

@@ -1,0 +1,341 @@
+// Sweeps: grid parsing, expansion order / names / run dirs, the printed commands (checked by a
+// real /bin/sh), --index selection, the summary of hand-written metrics.jsonl files, and one
+// real 2-run x 2-iteration sweep through the trainer.
+#include "dmtrain/train/sweep.hpp"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+
+#include "dmtrain/config/load.hpp"
+#include "dmtrain/util/error.hpp"
+#include "tiny_run.hpp"
+
+namespace fs = std::filesystem;
+using namespace dmtrain;
+using train::SweepAxis;
+using train::SweepRun;
+using train::SweepSpec;
+
+namespace {
+
+fs::path scratch(const std::string& name) {
+  auto p = fs::temp_directory_path() / ("dmtrain_sweep_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p;
+}
+
+void write_file(const fs::path& p, const std::string& text) {
+  fs::create_directories(p.parent_path());
+  std::ofstream(p) << text;
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "<no error>";
+}
+
+// A minimal valid base config whose run_dir is root/runs.
+fs::path write_base(const fs::path& root) {
+  const fs::path base = root / "base.yaml";
+  write_file(base,
+             "data:\n  path: /data/x\n"
+             "train:\n  iterations: 10\n  run_dir: " +
+                 (root / "runs").string() + "\n");
+  return base;
+}
+
+}  // namespace
+
+TEST(SweepGrid, SplitsOnCommasButNotInsideBrackets) {
+  auto a = train::parse_grid("timestep.clts.mu=0.1, 0.2,0.3");
+  EXPECT_EQ(a.key, "timestep.clts.mu");
+  EXPECT_EQ(a.values, (std::vector<std::string>{"0.1", "0.2", "0.3"}));
+  auto b = train::parse_grid("model.channel_mult=[1,2],[1,2,2],[1, 2, {x: 3}]");
+  EXPECT_EQ(b.values, (std::vector<std::string>{"[1,2]", "[1,2,2]", "[1, 2, {x: 3}]"}));
+  auto c = train::parse_grid("data.path='a,b',c");
+  EXPECT_EQ(c.values, (std::vector<std::string>{"'a,b'", "c"}));
+}
+
+TEST(SweepGrid, BadInputThrowsWithAHelpfulMessage) {
+  // A short key that is the unique tail of a schema key suggests the full key.
+  EXPECT_NE(error_of([] {
+              train::parse_grid("clts.mu=0.1");
+            }).find("unknown key 'clts.mu' (did you mean 'timestep.clts.mu'?)"),
+            std::string::npos);
+  // A misspelt key suggests the closest one.
+  EXPECT_NE(error_of([] {
+              train::parse_grid("timestep.clts.muu=0.1");
+            }).find("did you mean 'timestep.clts.mu'"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { train::parse_grid("timestep.clts.mu"); }).find("expected key=v1,v2"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { train::parse_grid("timestep.clts.mu="); }).find("value 1 of 1 is empty"),
+            std::string::npos);
+  EXPECT_NE(error_of([] {
+              train::parse_grid("timestep.clts.mu=0.1,,0.2");
+            }).find("value 2 of 3 is empty"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { train::parse_grid("model.channel_mult=[1,2"); }).find("unbalanced"),
+            std::string::npos);
+  EXPECT_NE(error_of([] { train::parse_grid("train.run_dir=a,b"); }).find("cannot be swept"),
+            std::string::npos);
+}
+
+TEST(SweepExpand, FirstAxisSlowestWithNamesRunDirsAndOverrides) {
+  const fs::path root = scratch("expand");
+  SweepSpec spec;
+  spec.base_config = write_base(root).string();
+  spec.sets = {"optim.lr=0.001"};
+  spec.axes = {train::parse_grid("timestep.clts.mu=0.1,0.2,0.3"),
+               train::parse_grid("timestep.clts.target_iteration=50000,100000")};
+  const auto runs = train::expand(spec);
+  ASSERT_EQ(runs.size(), 6u);
+  const std::vector<std::string> names{
+      "mu0.1_target_iteration50000", "mu0.1_target_iteration100000",
+      "mu0.2_target_iteration50000", "mu0.2_target_iteration100000",
+      "mu0.3_target_iteration50000", "mu0.3_target_iteration100000"};
+  for (size_t i = 0; i < runs.size(); ++i) {
+    EXPECT_EQ(runs[i].index, static_cast<int64_t>(i));
+    EXPECT_EQ(runs[i].name, names[i]);
+    EXPECT_EQ(runs[i].run_dir, (root / "runs" / names[i]).string());
+    EXPECT_EQ(runs[i].iterations, 10);
+  }
+  EXPECT_EQ(runs[3].values, (std::vector<std::string>{"0.2", "100000"}));
+  EXPECT_EQ(runs[3].overrides, (std::vector<std::string>{"optim.lr=0.001", "timestep.clts.mu=0.2",
+                                                         "timestep.clts.target_iteration=100000"}));
+  // The overrides really produce that run's config.
+  const auto cfg = config::load_config(spec.base_config, runs[3].overrides);
+  EXPECT_DOUBLE_EQ(cfg.timestep.clts.mu, 0.2);
+  EXPECT_EQ(cfg.timestep.clts.target_iteration, 100000);
+
+  spec.out_dir = (root / "elsewhere").string();
+  EXPECT_EQ(train::expand(spec)[0].run_dir, (root / "elsewhere" / names[0]).string());
+}
+
+TEST(SweepExpand, LeavesLengthenWhenTheyClashAndValuesAreSanitized) {
+  const fs::path root = scratch("names");
+  SweepSpec spec;
+  spec.base_config = write_base(root).string();
+  spec.name_prefix = "abl ation";
+  spec.axes = {train::parse_grid("diffusion.steps=50"),
+               train::parse_grid("sample.steps=ddim2,ddim4"),
+               train::parse_grid("model.channel_mult=[1,2],[1,2,2]")};
+  const auto runs = train::expand(spec);
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_EQ(runs[0].name, "abl-ation_diffusion.steps50_sample.stepsddim2_channel_mult-1-2");
+  EXPECT_EQ(runs[3].name, "abl-ation_diffusion.steps50_sample.stepsddim4_channel_mult-1-2-2");
+}
+
+TEST(SweepExpand, InvalidRunOrDuplicateAxisFailsUpFront) {
+  const fs::path root = scratch("invalid");
+  SweepSpec spec;
+  spec.base_config = write_base(root).string();
+  spec.axes = {train::parse_grid("timestep.clts.mu=0.1"),
+               train::parse_grid("train.batch_size=8,0")};
+  const std::string msg = error_of([&] { train::expand(spec); });
+  EXPECT_NE(msg.find("sweep run 1 (mu0.1_batch_size0)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("train.batch_size"), std::string::npos) << msg;
+  EXPECT_FALSE(fs::exists(root / "runs"));  // nothing was created
+
+  spec.axes = {train::parse_grid("timestep.clts.mu=0.1"), train::parse_grid("timestep.clts.mu=2")};
+  EXPECT_NE(error_of([&] { train::expand(spec); }).find("swept twice"), std::string::npos);
+  spec.axes = {train::parse_grid("data.path=a b,a-b")};
+  EXPECT_NE(error_of([&] { train::expand(spec); }).find("both be named 'patha-b'"),
+            std::string::npos);
+  spec.axes.clear();
+  EXPECT_NE(error_of([&] { train::expand(spec); }).find("at least one"), std::string::npos);
+}
+
+TEST(SweepFile, BaseGridNameSetAndOutRelativeToTheFile) {
+  const fs::path root = scratch("file");
+  write_base(root / "cfg");
+  write_file(root / "sweeps" / "s.yaml",
+             "base: ../cfg/base.yaml\n"
+             "name: clts\n"
+             "set: [optim.lr=0.002]\n"
+             "out: ../out\n"
+             "grid:\n"
+             "  timestep.clts.target_iteration: [5, 7]\n"
+             "  model.channel_mult: [[1, 2], [1, 2, 2]]\n");
+  const SweepSpec spec = train::load_sweep_file((root / "sweeps" / "s.yaml").string());
+  EXPECT_EQ(fs::path(spec.base_config), (root / "cfg" / "base.yaml").lexically_normal());
+  EXPECT_EQ(fs::path(spec.out_dir), (root / "out").lexically_normal());
+  EXPECT_EQ(spec.sets, (std::vector<std::string>{"optim.lr=0.002"}));
+  ASSERT_EQ(spec.axes.size(), 2u);
+  EXPECT_EQ(spec.axes[0].key, "timestep.clts.target_iteration");  // file order kept
+  EXPECT_EQ(spec.axes[1].values, (std::vector<std::string>{"[1, 2]", "[1, 2, 2]"}));
+  const auto runs = train::expand(spec);
+  ASSERT_EQ(runs.size(), 4u);
+  EXPECT_EQ(runs[1].name, "clts_target_iteration5_channel_mult-1-2-2");
+  EXPECT_EQ(config::load_config(spec.base_config, runs[1].overrides).model.channel_mult,
+            (std::vector<int64_t>{1, 2, 2}));
+
+  write_file(root / "bad.yaml", "base: cfg/base.yaml\ngrid:\n  clts.sigma: [1]\n");
+  EXPECT_NE(error_of([&] { train::load_sweep_file((root / "bad.yaml").string()); })
+                .find("bad.yaml:3: grid: unknown key 'clts.sigma' (did you mean "
+                      "'timestep.clts.sigma'?)"),
+            std::string::npos);
+  write_file(root / "typo.yaml", "base: cfg/base.yaml\ngrids: {}\n");
+  EXPECT_NE(error_of([&] {
+              train::load_sweep_file((root / "typo.yaml").string());
+            }).find("unknown sweep key 'grids'"),
+            std::string::npos);
+}
+
+TEST(SweepCommand, PrintedLinesAreShellWordsOfTheRun) {
+  SweepSpec spec;
+  spec.base_config = "configs/base.yaml";
+  SweepRun run;
+  run.name = "channel_mult-1-2";
+  run.run_dir = "runs/sw/channel_mult-1-2";
+  run.overrides = {"model.channel_mult=[1,2]", "data.path=it's here"};
+  EXPECT_EQ(train::run_command_line(spec, run, "/opt/dmtrain"),
+            "/opt/dmtrain --config configs/base.yaml --set 'model.channel_mult=[1,2]' --set "
+            "'data.path=it'\\''s here' --run-dir runs/sw/channel_mult-1-2 --resume auto");
+  // A real shell splits the line back into exactly run_argv.
+  const std::string line = "printf '%s\\n' " + train::run_command_line(spec, run, "x");
+  const auto argv = train::run_argv(spec, run, "x");
+  FILE* p = ::popen(("sh -c " + train::shell_quote(line)).c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::vector<std::string> words;
+  char buf[512];
+  while (std::fgets(buf, sizeof buf, p)) {
+    std::string w(buf);
+    if (!w.empty() && w.back() == '\n') w.pop_back();
+    words.push_back(w);
+  }
+  ::pclose(p);
+  EXPECT_EQ(words, argv);
+  EXPECT_EQ(train::shell_quote(""), "''");
+}
+
+TEST(SweepCommand, IndexSelectsOneRunAndNamesTheCountWhenOutOfRange) {
+  std::vector<SweepRun> runs(4);
+  for (int i = 0; i < 4; ++i) runs[i].index = i, runs[i].name = "r" + std::to_string(i);
+  EXPECT_EQ(train::select_runs(runs, -1).size(), 4u);
+  const auto one = train::select_runs(runs, 2);
+  ASSERT_EQ(one.size(), 1u);
+  EXPECT_EQ(one[0].name, "r2");
+  EXPECT_NE(error_of([&] {
+              train::select_runs(runs, 4);
+            }).find("--index 4 is out of range: the sweep has 4 runs (indices 0..3)"),
+            std::string::npos);
+}
+
+TEST(SweepSummary, FinalLossTailMeanImgPerSecondAndStatus) {
+  const fs::path root = scratch("summary");
+  // Run a: 20 records, loss = step / 10 at steps 5,10,...,100; the tail is the last
+  // ceil(20 / 10) = 2 records: loss 9.5 and 10 -> mean 9.75; img/s 100+19, 100+20 -> 119.5.
+  std::string a;
+  for (int i = 1; i <= 20; ++i) {
+    a += "{\"step\": " + std::to_string(5 * i) +
+         ", \"images\": 1, \"loss\": " + std::to_string(0.5 * i) +
+         ", \"grad_norm\": 1, \"img_per_s\": " + std::to_string(100 + i) + ", \"loss_q0\": 99}\n";
+  }
+  write_file(root / "a" / "metrics.jsonl", a);
+  // Run b: 3 records, the last with a null loss (a skipped interval): final loss NaN; tail = 1
+  // record -> no finite loss; stopped at 30 of 100 iterations.
+  write_file(root / "b" / "metrics.jsonl",
+             "{\"step\": 10, \"loss\": 2.5, \"img_per_s\": 7}\n"
+             "{\"step\": 20, \"loss\": 1.5, \"img_per_s\": 8}\n"
+             "{\"step\": 30, \"loss\": null, \"img_per_s\": 9}\n");
+  std::vector<SweepRun> runs(3);
+  const char* names[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; ++i) {
+    runs[i].name = names[i];
+    runs[i].values = {std::to_string(i)};
+    runs[i].run_dir = (root / names[i]).string();
+    runs[i].iterations = 100;
+  }
+  const auto rows = train::summarize(runs);
+  EXPECT_EQ(rows[0].status, "done");
+  EXPECT_EQ(rows[0].final_step, 100);
+  EXPECT_DOUBLE_EQ(rows[0].final_loss, 10.0);
+  EXPECT_DOUBLE_EQ(rows[0].tail_loss, 9.75);
+  EXPECT_DOUBLE_EQ(rows[0].img_per_s, 119.5);
+  EXPECT_EQ(rows[1].status, "incomplete");
+  EXPECT_EQ(rows[1].final_step, 30);
+  EXPECT_TRUE(std::isnan(rows[1].final_loss));
+  EXPECT_TRUE(std::isnan(rows[1].tail_loss));
+  EXPECT_DOUBLE_EQ(rows[1].img_per_s, 9.0);
+  EXPECT_EQ(rows[2].status, "missing");
+
+  const std::vector<SweepAxis> axes{{"timestep.clts.mu", {"0", "1", "2"}}};
+  EXPECT_EQ(train::summary_csv(axes, rows),
+            "run,timestep.clts.mu,final_step,final_loss,tail_loss,img_per_s,status\n"
+            "a,0,100,10,9.75,119.5,done\n"
+            "b,1,30,nan,nan,9,incomplete\n"
+            "c,2,,,,,missing\n");
+  EXPECT_EQ(train::summary_table(axes, rows),
+            "run  mu  final_step  final_loss  tail_loss  img_per_s  status\n"
+            "a    0   100         10          9.75       119.5      done\n"
+            "b    1   30          nan         nan        9          incomplete\n"
+            "c    2                                                 missing\n");
+  const std::string csv = train::write_summary((root / "out").string(), axes, rows);
+  std::ifstream in(csv);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), train::summary_csv(axes, rows));
+}
+
+TEST(SweepRunLoop, SkipsDoneRunsGoesOnAfterAFailureStopsOnInterrupt) {
+  const fs::path root = scratch("loop");
+  write_file(root / "done" / "metrics.jsonl", "{\"step\": 4, \"loss\": 1}\n");
+  std::vector<SweepRun> runs(4);
+  const char* names[] = {"done", "fails", "interrupted", "never"};
+  for (int i = 0; i < 4; ++i) {
+    runs[i].name = names[i];
+    runs[i].run_dir = (root / names[i]).string();
+    runs[i].iterations = 4;
+  }
+  std::vector<std::string> called;
+  const int code = train::run_sweep(runs, [&](const SweepRun& r) {
+    called.push_back(r.name);
+    return r.name == "fails" ? 2 : (r.name == "interrupted" ? 130 : 0);
+  });
+  EXPECT_EQ(code, 130);
+  EXPECT_EQ(called, (std::vector<std::string>{"fails", "interrupted"}));
+  called.clear();
+  EXPECT_EQ(train::run_sweep({runs[1], runs[3]},
+                             [&](const SweepRun& r) { return r.name == "fails" ? 2 : 0; }),
+            2);
+}
+
+TEST(SweepRunLoop, TinyRealSweepTrainsTwoRunsAndSummarizes) {
+  const fs::path root = scratch("real");
+  test_support::write_tiny_idx(root / "data");
+  auto cfg = test_support::tiny_config(root / "data", root / "runs");
+  cfg.train.iterations = 2;
+  cfg.sample.count = 1;
+  write_file(root / "base.yaml", config::dump_config(cfg));
+  SweepSpec spec;
+  spec.base_config = (root / "base.yaml").string();
+  spec.axes = {train::parse_grid("timestep.clts.mu=0.1,0.3")};
+  const auto runs = train::expand(spec);
+  ASSERT_EQ(runs.size(), 2u);
+  ASSERT_EQ(train::run_sweep(runs, train::in_process_runner(spec)), 0);
+  for (size_t i = 0; i < 2; ++i) {
+    const auto ran = config::load_config((fs::path(runs[i].run_dir) / "config.yaml").string());
+    EXPECT_DOUBLE_EQ(ran.timestep.clts.mu, i == 0 ? 0.1 : 0.3);
+    EXPECT_EQ(ran.train.run_dir, runs[i].run_dir);
+  }
+  const auto rows = train::summarize(runs);
+  for (const auto& r : rows) {
+    EXPECT_EQ(r.status, "done");
+    EXPECT_EQ(r.final_step, 2);
+    EXPECT_TRUE(std::isfinite(r.final_loss) && r.final_loss > 0);
+    EXPECT_DOUBLE_EQ(r.tail_loss, r.final_loss);  // 2 records: the tail is the last one
+  }
+  // Re-launching the finished sweep trains nothing.
+  int calls = 0;
+  EXPECT_EQ(train::run_sweep(runs, [&](const SweepRun&) { return ++calls, 0; }), 0);
+  EXPECT_EQ(calls, 0);
+}
