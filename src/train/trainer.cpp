@@ -457,26 +457,29 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
            << (device.is_cuda() ? " | mem " + fmt(mem_gib, 3) + " GiB" : std::string())
            << " | ETA " << duration(eta);
       log::info(line.str());
+      // JSON has no NaN or infinity: a non-finite number is written as null.
+      auto num = [](double v) {
+        if (!std::isfinite(v)) return std::string("null");
+        std::ostringstream os;
+        os << std::setprecision(8) << v;
+        return os.str();
+      };
       std::ostringstream js;
-      js << std::setprecision(8) << "{\"step\": " << st.iteration
-         << ", \"images\": " << st.iteration * tc.batch_size << ", \"loss\": " << mean_loss
-         << ", \"grad_norm\": " << (steps_in_interval ? gnorm_sum / steps_in_interval : NAN)
-         << ", \"lr\": " << lr << ", \"beta1\": " << beta1 << ", \"img_per_s\": " << ips
-         << ", \"data_wait_s\": " << data_wait << ", \"skipped\": " << st.skipped_total
-         << ", \"loss_scale\": " << scaler.scale_value() << ", \"gpu_mem_gib\": " << mem_gib;
+      js << "{\"step\": " << st.iteration << ", \"images\": " << st.iteration * tc.batch_size
+         << ", \"loss\": " << num(mean_loss)
+         << ", \"grad_norm\": " << num(steps_in_interval ? gnorm_sum / steps_in_interval : NAN)
+         << ", \"lr\": " << num(lr) << ", \"beta1\": " << num(beta1)
+         << ", \"img_per_s\": " << num(ips) << ", \"data_wait_s\": " << num(data_wait)
+         << ", \"skipped\": " << st.skipped_total
+         << ", \"loss_scale\": " << num(scaler.scale_value())
+         << ", \"gpu_mem_gib\": " << num(mem_gib);
       const at::Tensor qs = q_sum.cpu(), qc = q_count.cpu();
       for (int q = 0; q < 4; ++q) {
-        js << ", \"loss_q" << q << "\": ";
-        if (qc[q].item<double>() > 0) {
-          js << qs[q].item<double>() / qc[q].item<double>();
-        } else {
-          js << "null";
-        }
+        const double count = qc[q].item<double>();
+        js << ", \"loss_q" << q << "\": " << num(count > 0 ? qs[q].item<double>() / count : NAN);
       }
       js << "}";
-      std::string rec = js.str();
-      // JSON has no NaN: write null.
-      for (size_t p; (p = rec.find("nan")) != std::string::npos;) rec.replace(p, 3, "null");
+      const std::string rec = js.str();
       metrics << rec << "\n" << std::flush;
       loss_sum = gnorm_sum = data_wait = 0;
       steps_in_interval = 0;
