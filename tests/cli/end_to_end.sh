@@ -36,10 +36,10 @@ YAML
 "$bin" --config "$work/tiny.yaml" --dry-run | grep -q "parameters" || fail "dry run"
 "$bin" --config "$work/tiny.yaml" --stop-at 2 2> "$work/first.log" || fail "first leg: $(tail -3 "$work/first.log")"
 [ -f "$work/run/checkpoints/iter_000000000002/COMMITTED" ] || fail "no committed checkpoint at 2"
-[ ! -e "$work/run/ema_0.995.pt" ] || fail "EMA exported before the run finished"
+[ ! -e "$work/run/ema_0.99.pt" ] || fail "EMA exported before the run finished"
 "$bin" --config "$work/tiny.yaml" --resume auto 2> "$work/second.log" || fail "resume: $(tail -3 "$work/second.log")"
 grep -q "resumed from .*iter_000000000002 at iteration 2" "$work/run/train.log" || fail "did not resume from 2"
-for f in config.yaml train.log metrics.jsonl ema_0.995.pt samples/iter_000004.png \
+for f in config.yaml train.log metrics.jsonl ema_0.99.pt samples/iter_000004.png \
          checkpoints/iter_000000000004/COMMITTED; do
   [ -s "$work/run/$f" ] || fail "missing $f"
 done
