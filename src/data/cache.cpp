@@ -6,7 +6,9 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <memory>
 
@@ -83,6 +85,11 @@ void prepare_cache(const ImageSet& set, const std::string& path) {
   hdr.crc = crc;
 
   const std::string tmp = path + ".tmp";
+  // A cache path in a folder that does not exist yet (configs name e.g. data/cifar10.dmdata)
+  // gets its folder, as any output of a run does.
+  const std::filesystem::path parent = std::filesystem::path(path).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   {
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(reinterpret_cast<const char*>(&hdr), kHeader);
@@ -94,7 +101,7 @@ void prepare_cache(const ImageSet& set, const std::string& path) {
     f.write(names.data(), static_cast<std::streamsize>(names.size()));
     if (!f) {
       std::remove(tmp.c_str());
-      throw Error(c10::str("cannot write dataset cache '", path, "'"));
+      throw Error(c10::str("cannot write dataset cache '", path, "': ", std::strerror(errno)));
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {

@@ -46,6 +46,16 @@ TEST(Cache, RoundTripIsExact) {
   fs::remove_all(dir);
 }
 
+TEST(Cache, MissingParentFolderIsCreated) {
+  // Configs name caches like data/cifar10_train.dmdata before data/ exists.
+  const fs::path dir = temp_dir();
+  const std::string path = (dir / "not" / "yet" / "c.dmdata").string();
+  const ImageSet set = sample_set();
+  prepare_cache(set, path);
+  EXPECT_TRUE(load_cache(path).images.equal(set.images));
+  fs::remove_all(dir);
+}
+
 TEST(Cache, CorruptionIsDetected) {
   const fs::path dir = temp_dir();
   const std::string p = (dir / "c.bin").string();
