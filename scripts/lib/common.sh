@@ -26,12 +26,12 @@ dmtrain_cmake_torch_args() {
   if py="$(dmtrain_torch_python)"; then echo "-DDMTRAIN_PYTHON=$py"; fi
 }
 
-# Configures (if needed) and builds a CMake preset.
+# Configures and builds a CMake preset; extra arguments go to the build (e.g. --target dmtrain).
 dmtrain_build() {
   local preset="$1"; shift
   cd "$DMTRAIN_ROOT"
   # shellcheck disable=SC2046
-  cmake --preset "$preset" $(dmtrain_cmake_torch_args) "$@" >/dev/null \
+  cmake --preset "$preset" $(dmtrain_cmake_torch_args) >/dev/null \
     || die "CMake configure failed for preset '$preset' (rerun: cmake --preset $preset)"
-  cmake --build --preset "$preset" || die "build failed for preset '$preset'"
+  cmake --build --preset "$preset" "$@" || die "build failed for preset '$preset'"
 }
