@@ -151,7 +151,8 @@ struct RunState {
   int64_t consecutive_nonfinite = 0, skipped_total = 0;
 };
 
-void save_checkpoint(const std::string& root, const config::RunConfig& cfg, const RunState& st,
+// Returns the committed checkpoint folder.
+std::string save_checkpoint(const std::string& root, const config::RunConfig& cfg, const RunState& st,
                      models::UNetModel& model, const Ema& ema, torch::optim::Optimizer& opt,
                      const timestep::TimestepSampler& sampler, const LossScaler& scaler,
                      at::Generator& t_gen, at::Generator& noise_gen) {
@@ -189,6 +190,7 @@ void save_checkpoint(const std::string& root, const config::RunConfig& cfg, cons
   prune_checkpoints(root, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every);
   log::info("checkpoint " + dir);
   log::flush();
+  return dir;
 }
 
 int64_t read_int(torch::serialize::InputArchive& a, const std::string& key) {
@@ -492,9 +494,8 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     const int sig = g_signal.exchange(0);
     const bool periodic = cfg.checkpoint.every > 0 && st.iteration % cfg.checkpoint.every == 0;
     if (!options.benchmark && (periodic || sig != 0 || st.iteration == stop)) {
-      save_checkpoint(ckpt_root, cfg, st, model, ema, *optimizer, *sampler, scaler, t_gen,
-                      noise_gen);
-      result.last_checkpoint = (fs::path(ckpt_root) / "").string();
+      result.last_checkpoint = save_checkpoint(ckpt_root, cfg, st, model, ema, *optimizer,
+                                               *sampler, scaler, t_gen, noise_gen);
     }
     if (!options.benchmark && cfg.sample.every > 0 && st.iteration % cfg.sample.every == 0 &&
         st.iteration != K) {

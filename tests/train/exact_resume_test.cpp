@@ -57,6 +57,7 @@ TEST(ExactResume, SplitRunEqualsStraightRunBitForBit) {
   first.stop_at = 3;
   auto b1 = train::train(split, first);
   EXPECT_EQ(b1.iteration, 3);
+  EXPECT_EQ(b1.last_checkpoint, (root / "split" / "checkpoints" / "iter_000000000003").string());
   train::TrainOptions second;
   second.resume = "auto";
   auto b2 = train::train(split, second);
