@@ -8,6 +8,7 @@
 //  - Each child runs in its own process group and dies with the launcher (PR_SET_PDEATHSIG), so
 //    a terminal's Ctrl-C reaches the workers exactly once: the launcher forwards SIGINT, SIGTERM
 //    and SIGUSR1 (the trainer checkpoints on SIGUSR1/SIGTERM) to every child's group.
+//    (Side effect: workers are background jobs of a terminal; they must not read stdin.)
 //  - When a child exits non-zero (or is killed by a signal: 128 + signo), the others get SIGTERM,
 //    then SIGKILL after `grace_seconds`; a dead rank never leaves the rest hanging in a
 //    collective. The launcher returns the first failing child's code, else 0.
