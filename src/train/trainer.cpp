@@ -24,6 +24,7 @@
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/data/loader.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
+#include "dmtrain/dist/context.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
@@ -287,6 +288,14 @@ std::string device_name(const std::string& device_config) {
 
 TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   const auto& tc = cfg.train;
+  // Several launched workers would each train alone and overwrite one run directory: refuse
+  // until data-parallel training lands (docs/distributed.md).
+  const dist::Context ctx = dist::from_env();
+  if (ctx.distributed()) {
+    throw Error(c10::str("launched as rank ", ctx.rank, " of ", ctx.world_size, " (", ctx.source,
+                         "), but data-parallel training is not implemented yet; run a single "
+                         "process (see docs/distributed.md)"));
+  }
   const fs::path run_dir = tc.run_dir;
   const std::string ckpt_root = (run_dir / "checkpoints").string();
   fs::create_directories(run_dir / "samples");

@@ -52,4 +52,10 @@ if "$bin" --config "$work/tiny.yaml" --set model.model_channels=64 --resume auto
   fail "resume with another model was accepted"
 fi
 grep -q "allow-config-change" "$work/refuse.log" || fail "refusal message: $(cat "$work/refuse.log")"
+# Launched as one of several ranks: refused clearly until data-parallel training exists.
+if RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 \
+   "$bin" --config "$work/tiny.yaml" --run-dir "$work/run2" 2> "$work/dist.log"; then
+  fail "a 2-rank launch was accepted"
+fi
+grep -q "rank 1 of 2" "$work/dist.log" || fail "distributed refusal: $(cat "$work/dist.log")"
 echo "end-to-end: ok"
