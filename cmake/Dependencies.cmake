@@ -46,6 +46,25 @@ else()
   set(DMTRAIN_TORCH_HAS_CUDA OFF)
 endif()
 
+# ---- NCCL headers (c10d's ProcessGroupNCCL; the NCCL library itself comes with LibTorch) ------
+# ProcessGroupNCCL.hpp includes nccl.h and sizes its class by NCCL's version macros, so the header
+# must be the NCCL that LibTorch was built against: the wheel's nvidia-nccl package first, then a
+# CUDA toolkit's or the system's. Without it dmtrain builds, and multi-GPU training says why not.
+set(DMTRAIN_HAS_NCCL OFF)
+if(DMTRAIN_TORCH_HAS_CUDA)
+  find_path(DMTRAIN_NCCL_INCLUDE_DIR nccl.h
+    HINTS "${Torch_DIR}/../../../../nvidia/nccl/include" "${CUDAToolkit_INCLUDE_DIRS}"
+          /usr/local/cuda/include /usr/include
+    NO_CACHE)
+  if(DMTRAIN_NCCL_INCLUDE_DIR)
+    set(DMTRAIN_HAS_NCCL ON)
+    message(STATUS "dmtrain: NCCL header for c10d: ${DMTRAIN_NCCL_INCLUDE_DIR}/nccl.h")
+  else()
+    message(WARNING "dmtrain: nccl.h not found; multi-GPU (NCCL) training is disabled. "
+                    "pip install the nvidia-nccl package that matches the torch wheel.")
+  endif()
+endif()
+
 # ---- C++ libraries from the system's packages -------------------------------------------------
 find_package(yaml-cpp CONFIG QUIET)
 dmtrain_require(yaml-cpp_FOUND "yaml-cpp" "Debian/Ubuntu: apt-get install libyaml-cpp-dev")

@@ -25,18 +25,34 @@ std::shared_ptr<spdlog::logger>& logger() {
   return instance;
 }
 
+spdlog::level::level_enum to_spdlog(Level level) {
+  static const spdlog::level::level_enum map[] = {spdlog::level::debug, spdlog::level::info,
+                                                  spdlog::level::warn, spdlog::level::err,
+                                                  spdlog::level::off};
+  return map[static_cast<int>(level)];
+}
+
 }  // namespace
 
-void debug(const std::string& message) { logger()->debug(message); }
-void info(const std::string& message) { logger()->info(message); }
-void warn(const std::string& message) { logger()->warn(message); }
-void error(const std::string& message) { logger()->error(message); }
+void debug(const std::string& message) {
+  logger()->debug(message);
+}
+void info(const std::string& message) {
+  logger()->info(message);
+}
+void warn(const std::string& message) {
+  logger()->warn(message);
+}
+void error(const std::string& message) {
+  logger()->error(message);
+}
 
 void set_level(Level level) {
-  static const spdlog::level::level_enum map[] = {spdlog::level::debug, spdlog::level::info,
-                                                   spdlog::level::warn, spdlog::level::err,
-                                                   spdlog::level::off};
-  logger()->set_level(map[static_cast<int>(level)]);
+  logger()->set_level(to_spdlog(level));
+}
+
+void set_console_level(Level level) {
+  logger()->sinks().front()->set_level(to_spdlog(level));
 }
 
 Level parse_level(const std::string& name) {
@@ -56,6 +72,8 @@ void add_file_sink(const std::string& path) {
   logger()->sinks().push_back(sink);
 }
 
-void flush() { logger()->flush(); }
+void flush() {
+  logger()->flush();
+}
 
 }  // namespace dmtrain::log

@@ -23,6 +23,9 @@ void error(const std::string& message);
 void set_level(Level level);
 // Parses "debug" | "info" | "warn" | "error" | "off"; throws dmtrain::Error otherwise.
 Level parse_level(const std::string& name);
+// Messages below `level` are not shown on the console (files still get them): the ranks > 0 of
+// a distributed run keep the console for errors and write everything to their own log file.
+void set_console_level(Level level);
 // Appends every later message to `path` (created with its parent folders if needed).
 void add_file_sink(const std::string& path);
 // Flushes all sinks (called before exit and after a checkpoint).
