@@ -19,6 +19,13 @@ void add_schedule_command(CLI::App& app);
 void add_sample_command(CLI::App& app);
 void add_nll_command(CLI::App& app);
 
+// dmtrain fid | consistency | landscape (fid_command.cpp, consistency_command.cpp,
+// landscape_command.cpp): FID / Inception Score, the paper's consistency PSNR (Sec. 3.1) and its
+// loss-landscape probes (Sec. 3.3).
+void add_fid_command(CLI::App& app);
+void add_consistency_command(CLI::App& app);
+void add_landscape_command(CLI::App& app);
+
 // dmtrain data prepare|bench
 void add_data_command(CLI::App& app);
 
