@@ -35,18 +35,24 @@ void run_bench() {
   opts.benchmark = true;
   opts.warmup = args.warmup;
   const auto r = train::train(cfg, opts);
+  if (r.rank != 0) return;  // rank 0 reports for the job
   const double step_s = r.timed_seconds / static_cast<double>(r.timed_iterations);
   const double ips = static_cast<double>(cfg.train.batch_size) / step_s;
   const double flops = static_cast<double>(models::forward_flops(train::unet_options(cfg)));
-  std::cout << std::fixed << std::setprecision(1) << "device:     "
-            << train::device_name(cfg.train.device) << "\n"
+  std::cout << std::fixed << std::setprecision(1)
+            << "device:     " << train::device_name(cfg.train.device) << "\n"
             << "model:      " << args.config << " (" << flops / 1e9 << " GFLOP forward/image)\n"
             << "batch:      " << cfg.train.batch_size << ", precision " << cfg.train.precision
             << ", data " << cfg.data.format << ", " << r.timed_iterations << " timed steps after "
             << args.warmup << " warm-up\n"
             << "throughput: " << ips << " img/s, " << std::setprecision(2) << step_s * 1000
-            << " ms/step\n"
-            << "memory:     " << r.peak_gpu_gib << " GiB peak allocated\n"
+            << " ms/step\n";
+  if (r.world_size > 1) {
+    std::cout << "ranks:      " << r.world_size << " processes, " << std::setprecision(1)
+              << ips / r.world_size << " img/s per rank (batch "
+              << cfg.train.batch_size / r.world_size << " per rank)\n";
+  }
+  std::cout << std::setprecision(2) << "memory:     " << r.peak_gpu_gib << " GiB peak allocated\n"
             << "compute:    " << std::setprecision(1) << 3.0 * flops * ips / 1e12
             << " TFLOP/s achieved (3 x forward FLOPs x img/s)\n";
 }

@@ -1,12 +1,17 @@
 // dmtrain: the command-line entry point. Parses arguments (CLI11), hands them to the library, and
 // turns a dmtrain::Error into a one-line message and exit code 2.
-#include <CLI/CLI.hpp>
 #include <c10/util/Exception.h>
 #include <torch/version.h>
+#include <CLI/CLI.hpp>
 
+#include <cstdlib>
+#include <filesystem>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include "commands.hpp"
+#include "dmtrain/dist/launcher.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/version.hpp"
 
@@ -14,12 +19,61 @@ namespace dmtrain::app {
 namespace {
 int g_exit_code = 0;
 }
-void set_exit_code(int code) { g_exit_code = code; }
-int exit_code() { return g_exit_code; }
+void set_exit_code(int code) {
+  g_exit_code = code;
+}
+int exit_code() {
+  return g_exit_code;
+}
 }  // namespace dmtrain::app
 
+namespace {
+
+// `dmtrain --nproc-per-node N ...`: this process becomes the launcher of N local workers (the
+// same command without the flag, with torchrun's environment; dist/launcher.hpp). Returns -1 when
+// the flag is absent.
+int nproc_per_node(int argc, char** argv) {
+  for (int i = 1; i < argc; ++i) {
+    const std::string a = argv[i];
+    std::string value;
+    if (a == "--nproc-per-node" && i + 1 < argc)
+      value = argv[i + 1];
+    else if (a.rfind("--nproc-per-node=", 0) == 0)
+      value = a.substr(17);
+    else
+      continue;
+    try {
+      size_t used = 0;
+      const int n = std::stoi(value, &used);
+      if (used == value.size() && n >= 1) return n;
+    } catch (const std::exception&) {
+    }
+    throw dmtrain::Error("--nproc-per-node takes a number of processes >= 1, got '" + value + "'");
+  }
+  return -1;
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
-  CLI::App app{"dmtrain: train image diffusion models (Improved/Guided Diffusion UNets) on LibTorch"};
+  try {
+    const int nproc = nproc_per_node(argc, argv);
+    if (nproc > 0) {
+      if (std::getenv("RANK") != nullptr || std::getenv("SLURM_PROCID") != nullptr) {
+        throw dmtrain::Error(
+            "--nproc-per-node starts its own workers, but this process already is "
+            "a worker (RANK or SLURM_PROCID is set): drop the flag under torchrun/srun");
+      }
+      std::vector<std::string> args(argv, argv + argc);
+      args[0] = std::filesystem::read_symlink("/proc/self/exe").string();
+      return dmtrain::dist::launch_local(nproc, args, /*master_port=*/0);
+    }
+  } catch (const dmtrain::Error& e) {
+    std::cerr << "dmtrain: error: " << e.what() << "\n";
+    return 2;
+  }
+  CLI::App app{
+      "dmtrain: train image diffusion models (Improved/Guided Diffusion UNets) on LibTorch"};
   app.set_version_flag("--version", std::string("dmtrain ") + dmtrain::kVersion + " (LibTorch " +
                                         TORCH_VERSION + ")");
   app.footer(
@@ -28,10 +82,17 @@ int main(int argc, char** argv) {
       "Inspect: dmtrain --config FILE --dry-run\n"
       "Each subcommand has its own --help.");
   dmtrain::app::add_train_options(app);
+  // Handled before parsing (see nproc_per_node); registered for --help.
+  app.add_option("--nproc-per-node",
+                 "Start N local worker processes (one per GPU) and train "
+                 "data-parallel over them; MASTER_PORT picked free");
   // Subcommands register here (one line each).
   dmtrain::app::add_schedule_command(app);
   dmtrain::app::add_sample_command(app);
   dmtrain::app::add_nll_command(app);
+  dmtrain::app::add_fid_command(app);
+  dmtrain::app::add_consistency_command(app);
+  dmtrain::app::add_landscape_command(app);
   dmtrain::app::add_data_command(app);
   dmtrain::app::add_sweep_command(app);
   dmtrain::app::add_bench_command(app);

@@ -197,6 +197,7 @@ std::vector<Field> build() {
   using C = CheckpointConfig;
   using L = LogConfig;
   using S = SampleConfig;
+  using Di = DistConfig;
   std::vector<Field> f;
   // model
   f.push_back(int_at_least("model.image_size", &R::model, &M::image_size, 8, "image side in pixels"));
@@ -340,6 +341,11 @@ std::vector<Field> build() {
   f.push_back(any("sample.steps", &R::sample, &S::steps, "a respacing spec", "sampling steps"));
   f.push_back(number_in("sample.eta", &R::sample, &S::eta, 0, kInf, false, true, "DDIM eta"));
   f.push_back(any("sample.seed", &R::sample, &S::seed, "an integer >= 0", "fixed-noise seed"));
+  // dist
+  f.push_back(number_in("dist.timeout_s", &R::dist, &Di::timeout_s, 0, kInf, true, true,
+                        "seconds before a dead or hung rank ends the job"));
+  f.push_back(int_at_least("dist.bucket_mib", &R::dist, &Di::bucket_mib, 1,
+                           "gradient all-reduce bucket size in MiB"));
   return f;
 }
 

@@ -23,8 +23,12 @@
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/data/loader.hpp"
+#include "dmtrain/data/shuffle.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
 #include "dmtrain/dist/context.hpp"
+#include "dmtrain/dist/gradient_reducer.hpp"
+#include "dmtrain/dist/process_group.hpp"
+#include "dmtrain/dist/shard.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
@@ -42,12 +46,14 @@ using Clock = std::chrono::steady_clock;
 
 // ---- signals: only set a flag; the loop checkpoints at the next iteration boundary ----------
 std::atomic<int> g_signal{0};
-extern "C" void on_signal(int sig) { g_signal.store(sig); }
+extern "C" void trainer_on_signal(int sig) {
+  g_signal.store(sig);
+}
 
 struct SignalScope {
   SignalScope() {
     g_signal.store(0);
-    for (int s : {SIGINT, SIGTERM, SIGUSR1}) std::signal(s, on_signal);
+    for (int s : {SIGINT, SIGTERM, SIGUSR1}) std::signal(s, trainer_on_signal);
   }
   ~SignalScope() {
     for (int s : {SIGINT, SIGTERM, SIGUSR1}) std::signal(s, SIG_DFL);
@@ -71,11 +77,18 @@ struct AutocastScope {
   }
 };
 
-at::Device pick_device(const std::string& want) {
+// The device of this rank: cuda:LOCAL_RANK (one GPU per local rank), or the CPU.
+at::Device pick_device(const std::string& want, int local_rank = 0) {
   const bool cuda = at::hasCUDA();
   if (want == "cuda" && !cuda) throw Error("train.device is 'cuda' but no CUDA device is visible");
   if (want == "cpu" || (want == "auto" && !cuda)) return at::Device(at::kCPU);
-  return at::Device(at::kCUDA, 0);
+  const int n = static_cast<int>(at::getNumGPUs());
+  if (local_rank >= n) {
+    throw Error(c10::str("local rank ", local_rank, " needs GPU ", local_rank, " but only ", n,
+                         " are visible (CUDA_VISIBLE_DEVICES?); start at most ", n,
+                         " processes per node"));
+  }
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
 }
 
 at::ScalarType pick_precision(const std::string& want, const at::Device& device) {
@@ -110,7 +123,8 @@ std::string identity_sections(const config::RunConfig& cfg) {
   std::string line, out;
   bool keep = false;
   while (std::getline(in, line)) {
-    if (!line.empty() && line[0] != ' ') keep = line.rfind("model:", 0) == 0 || line.rfind("diffusion:", 0) == 0;
+    if (!line.empty() && line[0] != ' ')
+      keep = line.rfind("model:", 0) == 0 || line.rfind("diffusion:", 0) == 0;
     if (keep) out += line + "\n";
   }
   return out;
@@ -148,15 +162,17 @@ at::Tensor global_grad_norm(const std::vector<at::Tensor>& params) {
 // Everything besides tensors-with-names that a checkpoint must carry.
 struct RunState {
   int64_t iteration = 0;
-  data::LoaderPosition position;
+  data::LoaderPosition position;  // of every rank (ranks advance in lockstep)
+  int64_t world_size = 1;         // the loader position's world size
   int64_t consecutive_nonfinite = 0, skipped_total = 0;
 };
 
 // Returns the committed checkpoint folder.
-std::string save_checkpoint(const std::string& root, const config::RunConfig& cfg, const RunState& st,
-                     models::UNetModel& model, const Ema& ema, torch::optim::Optimizer& opt,
-                     const timestep::TimestepSampler& sampler, const LossScaler& scaler,
-                     at::Generator& t_gen, at::Generator& noise_gen) {
+std::string save_checkpoint(const std::string& root, const config::RunConfig& cfg,
+                            const RunState& st, models::UNetModel& model, const Ema& ema,
+                            torch::optim::Optimizer& opt, const timestep::TimestepSampler& sampler,
+                            const LossScaler& scaler, at::Generator& t_gen,
+                            at::Generator& noise_gen) {
   CheckpointWriter w(root, st.iteration);
   torch::save(model, w.path("model.pt"));
   for (size_t i = 0; i < ema.rates().size(); ++i) {
@@ -170,13 +186,15 @@ std::string save_checkpoint(const std::string& root, const config::RunConfig& cf
     a.write("iteration", at::tensor(st.iteration));
     a.write("loader_epoch", at::tensor(st.position.epoch));
     a.write("loader_offset", at::tensor(st.position.offset));
+    a.write("loader_world_size", at::tensor(st.world_size));
     a.write("consecutive_nonfinite", at::tensor(st.consecutive_nonfinite));
     a.write("skipped_total", at::tensor(st.skipped_total));
     a.write("rng_timestep", t_gen.get_state());
     a.write("rng_noise", noise_gen.get_state());
     a.write("rng_cpu_default", at::detail::getDefaultCPUGenerator().get_state());
     if (noise_gen.device().is_cuda()) {
-      a.write("rng_cuda_default", at::globalContext().defaultGenerator(noise_gen.device()).get_state());
+      a.write("rng_cuda_default",
+              at::globalContext().defaultGenerator(noise_gen.device()).get_state());
     }
     torch::serialize::OutputArchive s;
     sampler.save(s);
@@ -220,6 +238,8 @@ void load_checkpoint(const std::string& dir, RunState& st, models::UNetModel& mo
     a.load_from(dir + "/state.pt", at::kCPU);
     st.iteration = read_int(a, "iteration");
     st.position = {read_int(a, "loader_epoch"), read_int(a, "loader_offset")};
+    at::Tensor ws;
+    st.world_size = a.try_read("loader_world_size", ws) ? ws.item<int64_t>() : 1;
     st.consecutive_nonfinite = read_int(a, "consecutive_nonfinite");
     st.skipped_total = read_int(a, "skipped_total");
     at::Tensor s;
@@ -241,7 +261,8 @@ void load_checkpoint(const std::string& dir, RunState& st, models::UNetModel& mo
     a.read("loss_scaler", la);
     scaler.load(la);
   } catch (const c10::Error& e) {
-    throw Error("checkpoint '" + dir + "' cannot be loaded into this run: " + e.what_without_backtrace());
+    throw Error("checkpoint '" + dir +
+                "' cannot be loaded into this run: " + e.what_without_backtrace());
   }
 }
 
@@ -255,7 +276,8 @@ std::string resolve_resume(const std::string& resume, const std::string& root) {
     }
     return latest->dir;
   }
-  if (!fs::is_directory(resume)) throw Error("--resume '" + resume + "' is not a checkpoint folder");
+  if (!fs::is_directory(resume))
+    throw Error("--resume '" + resume + "' is not a checkpoint folder");
   return resume;
 }
 
@@ -269,11 +291,48 @@ void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool a
     throw Error(std::string("cannot read the resolved config of the checkpoint: ") + e.what());
   }
   if (identity_sections(saved) != identity_sections(cfg)) {
-    const std::string msg = "the model or diffusion section differs from the checkpoint's (" +
-                            path + ")";
+    const std::string msg =
+        "the model or diffusion section differs from the checkpoint's (" + path + ")";
     if (!allow) throw Error(msg + "; pass --allow-config-change to resume anyway");
     log::warn(msg + "; resuming anyway (--allow-config-change)");
   }
+}
+
+// The loader position for `world` ranks from a checkpoint written by st.world_size ranks. Rank r
+// of W reads positions r, r + W, ... of each epoch's permutation (data/shuffle.hpp), so when both
+// world sizes divide the data set, a rank offset o of W ranks is the global offset o * W.
+data::LoaderPosition reshard_position(const RunState& st, int64_t n_images, int64_t world) {
+  if (st.world_size == world) return st.position;
+  const int64_t global = st.position.offset * st.world_size;
+  if (n_images % st.world_size != 0 || n_images % world != 0 || global % world != 0) {
+    throw Error(c10::str("the checkpoint was written by a run of ", st.world_size,
+                         " ranks and this run has ", world, "; its data position (epoch ",
+                         st.position.epoch, ", ", global, " of ", n_images,
+                         " images) cannot be split evenly over ", world, " ranks. Resume with ",
+                         st.world_size, " ranks, or use a data set size divisible by both"));
+  }
+  log::warn(c10::str("resuming a ", st.world_size, "-rank checkpoint on ", world,
+                     " ranks: data position resharded (epoch ", st.position.epoch, ", image ",
+                     global, "); dropout masks on ranks > 0 are reseeded"));
+  return {st.position.epoch, global / world};
+}
+
+// Rows r, r + W, r + 2W, ... of a global-batch tensor: this rank's share, in the order its
+// loader yields images (see reshard_position), so that every per-example draw (timestep, weight,
+// noise) is the one a single process with the whole batch would give the same image.
+at::Tensor rank_rows(const at::Tensor& global, const dist::Context& ctx) {
+  if (!ctx.distributed()) return global;
+  return global.slice(0, ctx.rank, global.size(0), ctx.world_size).contiguous();
+}
+
+// Dropout draws from the default generators: rank 0 keeps the run's seed stream (a single process
+// is rank 0), other ranks get their own, derived from (seed, rank, iteration) so that a resume
+// gives them fresh, reproducible masks.
+void seed_rank_dropout(const dist::Context& ctx, uint64_t seed, int64_t iteration) {
+  if (ctx.rank == 0) return;
+  at::manual_seed(
+      data::mix64(seed ^ data::mix64(static_cast<uint64_t>(ctx.rank) * 0x9E3779B97F4A7C15ull +
+                                     static_cast<uint64_t>(iteration))));
 }
 
 }  // namespace
@@ -288,27 +347,37 @@ std::string device_name(const std::string& device_config) {
 
 TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   const auto& tc = cfg.train;
-  // Several launched workers would each train alone and overwrite one run directory: refuse
-  // until data-parallel training lands (docs/distributed.md).
+  // Who we are in a (possibly) multi-process job: rank 0 owns the console, the metrics, the
+  // checkpoints and the samples; every rank logs to its own file (docs/distributed.md).
   const dist::Context ctx = dist::from_env();
-  if (ctx.distributed()) {
-    throw Error(c10::str("launched as rank ", ctx.rank, " of ", ctx.world_size, " (", ctx.source,
-                         "), but data-parallel training is not implemented yet; run a single "
-                         "process (see docs/distributed.md)"));
-  }
+  const int64_t local_batch = dist::shard_batch(tc.batch_size, ctx);
+  const bool main_rank = ctx.is_main();
   const fs::path run_dir = tc.run_dir;
   const std::string ckpt_root = (run_dir / "checkpoints").string();
   fs::create_directories(run_dir / "samples");
   log::set_level(log::parse_level(cfg.log.level));
-  log::add_file_sink((run_dir / "train.log").string());
-  std::ofstream(run_dir / "config.yaml") << config::dump_config(cfg);
+  if (!main_rank) log::set_console_level(log::Level::kError);
+  log::add_file_sink(
+      (run_dir / (main_rank ? std::string("train.log") : c10::str("train.rank", ctx.rank, ".log")))
+          .string());
+  if (main_rank) std::ofstream(run_dir / "config.yaml") << config::dump_config(cfg);
 
   // ---- components ------------------------------------------------------------------------------
-  const at::Device device = pick_device(tc.device);
+  const at::Device device = pick_device(tc.device, ctx.local_rank);
+  const dist::ProcessGroup group = dist::init_process_group(
+      ctx, device, std::chrono::milliseconds(static_cast<int64_t>(cfg.dist.timeout_s * 1000)));
   const at::ScalarType precision = pick_precision(tc.precision, device);
   at::manual_seed(tc.seed);  // parameter init and dropout draw from the default generators
   models::UNetModel model(unet_options(cfg));
   model->to(device);
+  // Every rank starts from rank 0's weights (they are equal by seeding; this makes it a fact).
+  {
+    at::NoGradGuard no_grad;
+    std::vector<at::Tensor> state = model->parameters();
+    for (const auto& b : model->buffers()) state.push_back(b);
+    group.broadcast_from_rank0(state);
+  }
+  seed_rank_dropout(ctx, tc.seed, 0);
   model->train();
   const bool channels_last = device.is_cuda() && tc.channels_last;
   if (channels_last) {
@@ -332,7 +401,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
 
   auto images = open_data(cfg);
   data::LoaderOptions lo;
-  lo.batch_size = tc.batch_size;
+  lo.batch_size = local_batch;
+  lo.rank = ctx.rank;
+  lo.world_size = ctx.world_size;
   lo.seed = tc.seed;
   lo.num_workers = static_cast<int>(cfg.data.num_workers);
   lo.random_flip = cfg.data.random_flip;
@@ -350,25 +421,35 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   noise_gen.set_current_seed(tc.seed + 2);
 
   RunState st;
+  st.world_size = ctx.world_size;
+  // Every rank resolves and reads the same checkpoint (the run dir is shared between nodes).
   const std::string resume_dir = resolve_resume(options.resume, ckpt_root);
   if (!resume_dir.empty()) {
     check_same_run(resume_dir, cfg, options.allow_config_change);
     load_checkpoint(resume_dir, st, model, ema, *optimizer, *sampler, scaler, t_gen, noise_gen,
                     device);
-    loader.restore(st.position);
+    loader.restore(reshard_position(st, images->size(), ctx.world_size));
+    st.world_size = ctx.world_size;
+    st.position = loader.position();
+    seed_rank_dropout(ctx, tc.seed, st.iteration);
     log::info("resumed from " + resume_dir + " at iteration " + std::to_string(st.iteration));
   }
+  dist::GradientReducer reducer(group, params, cfg.dist.bucket_mib);
 
   const int64_t K = tc.iterations;
   const int64_t stop = options.stop_at >= 0 ? std::min(options.stop_at, K) : K;
-  log::info(c10::str("dmtrain: ", n_params, " parameters on ", device, ", precision ",
-                     precision == at::kFloat ? "fp32" : (precision == at::kHalf ? "fp16" : "bf16"),
-                     ", ", images->size(), " images, batch ", tc.batch_size, ", iterations ",
-                     st.iteration, " -> ", stop, " of ", K, ", run dir ", run_dir.string()));
+  log::info(c10::str(
+      "dmtrain: ", n_params, " parameters on ", device, ", precision ",
+      precision == at::kFloat ? "fp32" : (precision == at::kHalf ? "fp16" : "bf16"), ", ",
+      images->size(), " images, batch ", tc.batch_size,
+      ctx.distributed() ? c10::str(" (", local_batch, " x ", ctx.world_size, " ranks)")
+                        : std::string(),
+      ", iterations ", st.iteration, " -> ", stop, " of ", K, ", run dir ", run_dir.string()));
 
   const diffusion::ModelFn model_fn = [&](const at::Tensor& x, const at::Tensor& t,
                                           const at::Tensor& y) { return model->forward(x, t, y); };
-  std::ofstream metrics(run_dir / "metrics.jsonl", std::ios::app);
+  std::ofstream metrics;
+  if (main_rank) metrics.open(run_dir / "metrics.jsonl", std::ios::app);
   SignalScope signals;
   TrainResult result;
 
@@ -395,28 +476,44 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     if (channels_last) x0 = x0.contiguous(at::MemoryFormat::ChannelsLast);
     at::Tensor y = cfg.model.num_classes > 0 ? batch.labels.to(device, true) : at::Tensor();
 
-    auto draw = sampler->sample(x0.size(0), k, t_gen);
-    at::Tensor w = draw.weights * timestep::loss_weight(weighting, abar, draw.t);
-    at::Tensor t = draw.t.to(device, true);
-    at::Tensor noise = at::randn(x0.sizes(), noise_gen, x0.options());
+    // Timesteps, weights and noise are drawn for the whole global batch on every rank (same
+    // generators, same decisions everywhere) and each rank takes its rows.
+    auto draw = sampler->sample(tc.batch_size, k, t_gen);
+    at::Tensor w = rank_rows(draw.weights * timestep::loss_weight(weighting, abar, draw.t), ctx);
+    at::Tensor t = rank_rows(draw.t, ctx).to(device, true);
+    std::vector<int64_t> noise_shape = x0.sizes().vec();
+    noise_shape[0] = tc.batch_size;
+    at::Tensor noise = rank_rows(at::randn(noise_shape, noise_gen, x0.options()), ctx);
 
     optimizer->zero_grad();
+    reducer.prepare_for_forward();
     at::Tensor per_example;
     {
       AutocastScope autocast(device.type(), precision, precision != at::kFloat);
       per_example = diffusion.training_losses(model_fn, x0, t, noise, y).loss;
     }
     at::Tensor loss = (per_example.to(at::kFloat) * w.to(device)).mean();
-    scaler.scale(loss).backward();
+    reducer.prepare_for_backward(loss);
+    scaler.scale(loss).backward();  // gradients are averaged over ranks as backward runs
     scaler.unscale(params);
-    at::Tensor gnorm_t = cfg.optim.grad_clip > 0
-                             ? at::tensor(torch::nn::utils::clip_grad_norm_(params, cfg.optim.grad_clip))
-                             : global_grad_norm(params);
-    // One host sync per step: the loss and the gradient norm decide whether the step is taken.
-    const at::Tensor both = at::stack({loss.detach().to(at::kFloat), gnorm_t.to(at::kFloat)})
-                                .to(at::kCPU);
-    const double loss_v = both[0].item<double>();
-    const double gnorm = both[1].item<double>();
+    at::Tensor gnorm_t =
+        cfg.optim.grad_clip > 0
+            ? at::tensor(torch::nn::utils::clip_grad_norm_(params, cfg.optim.grad_clip))
+            : global_grad_norm(params);
+    // One host sync per step: the loss and the gradient norm decide whether the step is taken,
+    // and every rank must decide alike, as it must about a signal that reached only some ranks:
+    // all four numbers are summed over ranks first.
+    const int local_sig = g_signal.exchange(0);
+    at::Tensor both =
+        at::stack({loss.detach().to(at::kFloat), gnorm_t.to(at::kFloat),
+                   at::scalar_tensor(local_sig == SIGINT || local_sig == SIGTERM ? 1.f : 0.f)
+                       .to(gnorm_t.device()),
+                   at::scalar_tensor(local_sig == SIGUSR1 ? 1.f : 0.f).to(gnorm_t.device())});
+    group.all_reduce_sum(both);
+    both = both.to(at::kCPU);
+    const double loss_v = both[0].item<double>() / ctx.world_size;
+    const double gnorm = both[1].item<double>() / ctx.world_size;
+    const int sig = both[2].item<float>() > 0 ? SIGTERM : (both[3].item<float>() > 0 ? SIGUSR1 : 0);
     const bool finite = std::isfinite(loss_v) && std::isfinite(gnorm);
     scaler.update(finite);
     if (!finite) {
@@ -436,7 +533,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       optimizer->step();
       ema.update(*model);
       if (sampler->uses_losses()) {
-        sampler->update_with_losses(draw.t, per_example.detach().to(at::kCPU, at::kFloat));
+        // The global batch's losses in the order of draw.t: rank r's i-th example is row
+        // i * W + r (see rank_rows).
+        const at::Tensor gathered = group.all_gather(per_example.detach().to(at::kFloat));
+        const at::Tensor global =
+            gathered.view({ctx.world_size, local_batch}).t().reshape({tc.batch_size});
+        sampler->update_with_losses(draw.t, global.to(at::kCPU));
       }
       loss_sum += loss_v;
       gnorm_sum += gnorm;
@@ -452,6 +554,8 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
 
     // ---- status line and metrics ------------------------------------------------------------
     if (st.iteration % cfg.log.every == 0 || st.iteration == stop) {
+      group.all_reduce_sum(q_sum);  // every rank's examples count in the quartile means
+      group.all_reduce_sum(q_count);
       const double secs = std::chrono::duration<double>(Clock::now() - interval_start).count();
       const double ips = steps_in_interval * tc.batch_size / std::max(secs, 1e-9);
       const double done = st.iteration - first_iteration;
@@ -462,12 +566,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       const double mem_gib = peak_gpu_gib(device);
       std::ostringstream line;
       line << "iter " << st.iteration << "/" << K << " | loss " << fmt(mean_loss) << " | grad "
-           << fmt(steps_in_interval ? gnorm_sum / steps_in_interval : NAN) << " | lr "
-           << fmt(lr, 3) << " | beta1 " << fmt(beta1, 4) << " | " << fmt(ips, 4) << " img/s"
+           << fmt(steps_in_interval ? gnorm_sum / steps_in_interval : NAN) << " | lr " << fmt(lr, 3)
+           << " | beta1 " << fmt(beta1, 4) << " | " << fmt(ips, 4) << " img/s"
            << " | data " << fmt(100.0 * data_wait / std::max(secs, 1e-9), 3) << "%"
-           << (device.is_cuda() ? " | mem " + fmt(mem_gib, 3) + " GiB" : std::string())
-           << " | ETA " << duration(eta);
-      log::info(line.str());
+           << (device.is_cuda() ? " | mem " + fmt(mem_gib, 3) + " GiB" : std::string()) << " | ETA "
+           << duration(eta);
+      if (main_rank) log::info(line.str());
       // JSON has no NaN or infinity: a non-finite number is written as null.
       auto num = [](double v) {
         if (!std::isfinite(v)) return std::string("null");
@@ -491,7 +595,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       }
       js << "}";
       const std::string rec = js.str();
-      metrics << rec << "\n" << std::flush;
+      if (main_rank) metrics << rec << "\n" << std::flush;
       loss_sum = gnorm_sum = data_wait = 0;
       steps_in_interval = 0;
       q_sum.zero_();
@@ -500,15 +604,22 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     }
 
     // ---- checkpoints, samples, signals ------------------------------------------------------
-    const int sig = g_signal.exchange(0);
     const bool periodic = cfg.checkpoint.every > 0 && st.iteration % cfg.checkpoint.every == 0;
     if (!options.benchmark && (periodic || sig != 0 || st.iteration == stop)) {
-      result.last_checkpoint = save_checkpoint(ckpt_root, cfg, st, model, ema, *optimizer,
-                                               *sampler, scaler, t_gen, noise_gen);
+      // Rank 0 writes (the state is identical on every rank); the others wait at the barrier,
+      // so no rank runs ahead of, or exits before, a committed checkpoint.
+      if (main_rank) {
+        result.last_checkpoint = save_checkpoint(ckpt_root, cfg, st, model, ema, *optimizer,
+                                                 *sampler, scaler, t_gen, noise_gen);
+      }
+      group.barrier();
     }
     if (!options.benchmark && cfg.sample.every > 0 && st.iteration % cfg.sample.every == 0 &&
         st.iteration != K) {
-      write_sample_grid(cfg, *model, ema, diffusion, device, run_dir.string(), st.iteration);
+      if (main_rank) {
+        write_sample_grid(cfg, *model, ema, diffusion, device, run_dir.string(), st.iteration);
+      }
+      group.barrier();
     }
     if (sig == SIGINT || sig == SIGTERM) {
       log::warn(c10::str("signal ", sig, ": checkpoint written at iteration ", st.iteration,
@@ -525,7 +636,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
                                ? std::chrono::duration<double>(Clock::now() - timed_start).count()
                                : 0.0;
     result.peak_gpu_gib = peak_gpu_gib(device);
-  } else if (st.iteration == K && !result.interrupted) {
+  } else if (st.iteration == K && !result.interrupted && main_rank) {
     for (size_t i = 0; i < ema.rates().size(); ++i) {
       torch::serialize::OutputArchive a;
       ema.save(i, a);
@@ -533,6 +644,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     }
     write_sample_grid(cfg, *model, ema, diffusion, device, run_dir.string(), st.iteration);
   }
+  group.barrier();  // nobody tears down the process group while another rank still writes
+  result.rank = ctx.rank;
+  result.world_size = ctx.world_size;
   log::flush();
   return result;
 }

@@ -52,10 +52,14 @@ if "$bin" --config "$work/tiny.yaml" --set model.model_channels=64 --resume auto
   fail "resume with another model was accepted"
 fi
 grep -q "allow-config-change" "$work/refuse.log" || fail "refusal message: $(cat "$work/refuse.log")"
-# Launched as one of several ranks: refused clearly until data-parallel training exists.
-if RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT=29511 \
-   "$bin" --config "$work/tiny.yaml" --run-dir "$work/run2" 2> "$work/dist.log"; then
-  fail "a 2-rank launch was accepted"
+# A worker whose master never appears fails within dist.timeout_s, naming the address.
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+if RANK=1 WORLD_SIZE=2 MASTER_ADDR=127.0.0.1 MASTER_PORT="$port" \
+   "$bin" --config "$work/tiny.yaml" --run-dir "$work/run2" --set dist.timeout_s=2 2> "$work/dist.log"; then
+  fail "a rank without a master was accepted"
 fi
-grep -q "rank 1 of 2" "$work/dist.log" || fail "distributed refusal: $(cat "$work/dist.log")"
+grep -q "rank 1 cannot reach the master at 127.0.0.1:$port" "$work/dist.log" || fail "no-master message: $(tail -3 "$work/dist.log")"
+# Two local workers train data-parallel; rank 0 owns the metrics, rank 1 has its own log.
+"$bin" --nproc-per-node 2 --config "$work/tiny.yaml" --run-dir "$work/run3" 2> "$work/ddp.log" || fail "2 ranks: $(tail -5 "$work/ddp.log")"
+[ -s "$work/run3/train.rank1.log" ] && [ "$(wc -l < "$work/run3/metrics.jsonl")" -eq 4 ] || fail "2-rank run outputs"
 echo "end-to-end: ok"

@@ -116,6 +116,12 @@ struct SampleConfig {
   uint64_t seed = 0;
 };
 
+// Multi-process runs (ignored by a single process).
+struct DistConfig {
+  double timeout_s = 600;  // rendezvous and every collective: a dead or hung rank ends the job
+  int64_t bucket_mib = 25;  // gradient all-reduce bucket size (as DDP's bucket_cap_mb)
+};
+
 struct RunConfig {
   ModelConfig model;
   DiffusionConfig diffusion;
@@ -127,6 +133,7 @@ struct RunConfig {
   CheckpointConfig checkpoint;
   LogConfig log;
   SampleConfig sample;
+  DistConfig dist;
 };
 
 }  // namespace dmtrain::config

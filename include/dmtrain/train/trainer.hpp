@@ -41,6 +41,7 @@ struct TrainResult {
   double timed_seconds = 0;
   int64_t timed_iterations = 0;
   double peak_gpu_gib = 0;
+  int rank = 0, world_size = 1;  // of this process in its job
 };
 
 // "NVIDIA H100 80GB HBM3", or "CPU (N threads)".
