@@ -110,6 +110,10 @@ ProcessGroup init_process_group(const Context& ctx, const at::Device& device,
   if (device.is_cuda()) {
 #ifdef DMTRAIN_HAS_NCCL
     c10::cuda::set_device(device.index());
+    // On a collective timeout, NCCL's watchdog aborts this process (TORCH_NCCL_ASYNC_ERROR_HANDLING
+    // default): a dead peer ends the job after dist.timeout_s. Its debug dump would add another
+    // minute of waiting first, so it is off unless the user asks for it.
+    ::setenv("TORCH_NCCL_DUMP_ON_TIMEOUT", "0", /*overwrite=*/0);
     auto options = c10d::ProcessGroupNCCL::Options::create();
     options->timeout = timeout;
     auto nccl = c10::make_intrusive<c10d::ProcessGroupNCCL>(
