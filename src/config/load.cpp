@@ -155,6 +155,11 @@ void validate(const RunConfig& cfg) {
     throw Error("loss_weight.kind '" + cfg.loss_weight.kind +
                 "' is defined for diffusion.mean_type 'epsilon' only");
   }
+  if (cfg.eval.fid_every > 0 && (cfg.eval.inception.empty() || cfg.eval.reference.empty())) {
+    throw Error("eval.fid_every is " + std::to_string(cfg.eval.fid_every) +
+                " but eval.inception and eval.reference are not both set (the FID network file "
+                "and the reference statistics .npz; see docs/evaluation.md)");
+  }
   if (cfg.data.path.empty() && cfg.data.format != "synthetic") {
     throw Error("data.path is required: the data set to train on");
   }

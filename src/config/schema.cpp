@@ -198,6 +198,7 @@ std::vector<Field> build() {
   using L = LogConfig;
   using S = SampleConfig;
   using Di = DistConfig;
+  using E = EvalConfig;
   std::vector<Field> f;
   // model
   f.push_back(int_at_least("model.image_size", &R::model, &M::image_size, 8, "image side in pixels"));
@@ -341,6 +342,17 @@ std::vector<Field> build() {
   f.push_back(any("sample.steps", &R::sample, &S::steps, "a respacing spec", "sampling steps"));
   f.push_back(number_in("sample.eta", &R::sample, &S::eta, 0, kInf, false, true, "DDIM eta"));
   f.push_back(any("sample.seed", &R::sample, &S::seed, "an integer >= 0", "fixed-noise seed"));
+  // eval
+  f.push_back(int_at_least("eval.fid_every", &R::eval, &E::fid_every, 0,
+                           "FID of the EMA every N iterations (0: off)"));
+  f.push_back(int_at_least("eval.fid_samples", &R::eval, &E::fid_samples, 2, "samples per FID"));
+  f.push_back(any("eval.inception", &R::eval, &E::inception, "a path",
+                  "FID Inception TorchScript file"));
+  f.push_back(any("eval.reference", &R::eval, &E::reference, "a path",
+                  "reference statistics .npz (mu, sigma)"));
+  f.push_back(any("eval.steps", &R::eval, &E::steps, "a respacing spec", "FID sampler steps"));
+  f.push_back(int_at_least("eval.batch", &R::eval, &E::batch, 1, "FID samples per forward"));
+  f.push_back(any("eval.seed", &R::eval, &E::seed, "an integer >= 0", "FID noise seed"));
   // dist
   f.push_back(number_in("dist.timeout_s", &R::dist, &Di::timeout_s, 0, kInf, true, true,
                         "seconds before a dead or hung rank ends the job"));

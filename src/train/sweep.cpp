@@ -337,7 +337,7 @@ RunSummary summarize_run(const SweepRun& run) {
   std::ifstream in(fs::path(run.run_dir) / "metrics.jsonl");
   std::vector<std::string> lines;
   for (std::string line; std::getline(in, line);) {
-    if (line.find("\"step\":") != std::string::npos) lines.push_back(line);
+    if (line.find("\"loss\":") != std::string::npos) lines.push_back(line);  // not FID records
   }
   if (lines.empty()) {
     s.status = "missing";

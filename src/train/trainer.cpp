@@ -34,6 +34,7 @@
 #include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/train/ema.hpp"
 #include "dmtrain/train/loss_scaler.hpp"
+#include "dmtrain/train/periodic_fid.hpp"
 #include "dmtrain/train/sample_grid.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
@@ -435,6 +436,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     log::info("resumed from " + resume_dir + " at iteration " + std::to_string(st.iteration));
   }
   dist::GradientReducer reducer(group, params, cfg.dist.bucket_mib);
+  // Built before training so that a bad network or statistics file fails now, not at the first
+  // evaluation.
+  std::unique_ptr<PeriodicFid> fid;
+  if (cfg.eval.fid_every > 0 && main_rank && !options.benchmark) {
+    fid = std::make_unique<PeriodicFid>(cfg, device);
+  }
 
   const int64_t K = tc.iterations;
   const int64_t stop = options.stop_at >= 0 ? std::min(options.stop_at, K) : K;
@@ -618,6 +625,24 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
         st.iteration != K) {
       if (main_rank) {
         write_sample_grid(cfg, *model, ema, diffusion, device, run_dir.string(), st.iteration);
+      }
+      group.barrier();
+    }
+    if (!options.benchmark && cfg.eval.fid_every > 0 && sig == 0 &&
+        (st.iteration % cfg.eval.fid_every == 0 || st.iteration == K)) {
+      if (main_rank) {
+        const auto f0 = Clock::now();
+        const double v = fid->evaluate(*model, ema, diffusion);
+        const double secs = std::chrono::duration<double>(Clock::now() - f0).count();
+        log::info(c10::str("iter ", st.iteration, " | FID ", fmt(v, 5), " (EMA ",
+                           ema.rates().front(), ", ", cfg.eval.fid_samples, " samples, ",
+                           cfg.eval.steps, ", ", fmt(secs, 3), " s)"));
+        metrics << "{\"step\": " << st.iteration << ", \"fid\": "
+                << (std::isfinite(v) ? fmt(v, 8) : std::string("null"))
+                << ", \"fid_samples\": " << cfg.eval.fid_samples << ", \"fid_seconds\": " << secs
+                << "}\n"
+                << std::flush;
+        interval_start += Clock::now() - f0;  // keep evaluation time out of img/s
       }
       group.barrier();
     }

@@ -116,6 +116,17 @@ struct SampleConfig {
   uint64_t seed = 0;
 };
 
+// Periodic FID of the first EMA during training (rank 0; eval/fid.hpp). Off when fid_every = 0.
+struct EvalConfig {
+  int64_t fid_every = 0;        // iterations between evaluations (and at the end); 0: off
+  int64_t fid_samples = 5000;   // samples per evaluation (same noise every time)
+  std::string inception = "";   // FID Inception-v3 TorchScript file (docs/evaluation.md)
+  std::string reference = "";   // .npz with mu, sigma of the reference set (dmtrain fid --cache-ref)
+  std::string steps = "ddim50";  // respacing of the sampler (DDIM, eta 0)
+  int64_t batch = 250;          // samples per forward
+  uint64_t seed = 0;
+};
+
 // Multi-process runs (ignored by a single process).
 struct DistConfig {
   double timeout_s = 600;  // rendezvous and every collective: a dead or hung rank ends the job
@@ -134,6 +145,7 @@ struct RunConfig {
   LogConfig log;
   SampleConfig sample;
   DistConfig dist;
+  EvalConfig eval;
 };
 
 }  // namespace dmtrain::config

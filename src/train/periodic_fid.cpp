@@ -1,0 +1,43 @@
+// Implementation of dmtrain/train/periodic_fid.hpp.
+#include "dmtrain/train/periodic_fid.hpp"
+
+#include "dmtrain/eval/sample_images.hpp"
+
+namespace dmtrain::train {
+
+PeriodicFid::PeriodicFid(const config::RunConfig& cfg, const at::Device& device)
+    : cfg_(cfg), device_(device) {
+  eval::FidEvaluatorOptions o;
+  o.inception = cfg.eval.inception;
+  o.reference = cfg.eval.reference;
+  o.n = cfg.eval.fid_samples;
+  o.seed = cfg.eval.seed;
+  o.steps = cfg.eval.steps;
+  o.batch = cfg.eval.batch;
+  o.device = device;
+  evaluator_ = std::make_unique<eval::FidEvaluator>(o);
+}
+
+bool PeriodicFid::due(int64_t iteration, int64_t last_iteration) const {
+  const int64_t every = cfg_.eval.fid_every;
+  return every > 0 && (iteration % every == 0 || iteration == last_iteration);
+}
+
+double PeriodicFid::evaluate(const models::UNetModelImpl& model, const Ema& ema,
+                             const diffusion::GaussianDiffusion& diffusion) {
+  auto copy = std::dynamic_pointer_cast<models::UNetModelImpl>(model.clone(device_));
+  ema.copy_to(0, *copy);
+  copy->eval();
+  at::NoGradGuard no_grad;
+  const diffusion::ModelFn fn = [&](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
+    return copy->forward(x, t, y);
+  };
+  const auto& m = cfg_.model;
+  const at::Tensor labels =
+      m.num_classes > 0
+          ? eval::make_labels("", cfg_.eval.fid_samples, m.num_classes, cfg_.eval.seed)
+          : at::Tensor();
+  return evaluator_->evaluate(diffusion, fn, {m.in_channels, m.image_size, m.image_size}, labels);
+}
+
+}  // namespace dmtrain::train
