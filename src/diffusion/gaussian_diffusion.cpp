@@ -43,7 +43,7 @@ GaussianDiffusion GaussianDiffusion::respaced(const std::string& spec) const {
 }
 
 at::Tensor GaussianDiffusion::model_timesteps(const at::Tensor& t) const {
-  at::Tensor mapped = timestep_map_tensor_.to(t.device()).index_select(0, t.to(at::kLong));
+  at::Tensor mapped = on_device(timestep_map_tensor_, t.device()).index_select(0, t.to(at::kLong));
   if (options_.rescale_timesteps) {
     return mapped.to(at::kFloat) * (1000.0 / static_cast<double>(original_num_timesteps_));
   }

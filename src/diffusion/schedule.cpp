@@ -1,5 +1,8 @@
 #include "dmtrain/diffusion/schedule.hpp"
 
+#include <map>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "dmtrain/util/error.hpp"
@@ -49,9 +52,27 @@ Schedule Schedule::from_betas(const at::Tensor& betas_in) {
   return s;
 }
 
+at::Tensor on_device(const at::Tensor& table, const at::Device& device) {
+  if (table.device() == device) return table;
+  // Why a cache: copying a table from pageable host memory on every call makes the host wait
+  // for the device queue to drain (a pageable cudaMemcpy is synchronous), once per extract, a
+  // dozen times per training step. Each table is copied once per device and kept with its source
+  // (holding the source keeps its address from being reused by another table).
+  static std::mutex mu;
+  static std::map<std::pair<const void*, std::string>, std::pair<at::Tensor, at::Tensor>> cache;
+  std::lock_guard<std::mutex> lock(mu);
+  auto key = std::make_pair(static_cast<const void*>(table.unsafeGetTensorImpl()), device.str());
+  auto it = cache.find(key);
+  if (it == cache.end() || it->second.first.data_ptr() != table.data_ptr() ||
+      it->second.first._version() != table._version()) {
+    it = cache.insert_or_assign(key, std::make_pair(table, table.to(device))).first;
+  }
+  return it->second.second;
+}
+
 at::Tensor extract(const at::Tensor& table, const at::Tensor& t, int64_t ndim) {
   TORCH_CHECK(t.dim() == 1, "extract: t must be 1-D, got ", t.sizes());
-  at::Tensor res = table.to(t.device()).index_select(0, t.to(at::kLong)).to(at::kFloat);
+  at::Tensor res = on_device(table, t.device()).index_select(0, t.to(at::kLong)).to(at::kFloat);
   std::vector<int64_t> shape(static_cast<size_t>(std::max<int64_t>(ndim, 1)), 1);
   shape[0] = t.size(0);
   return res.view(shape);

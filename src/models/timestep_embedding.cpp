@@ -4,6 +4,11 @@
 
 #include <ATen/ATen.h>
 
+#include <map>
+#include <mutex>
+#include <string>
+#include <tuple>
+
 namespace dmtrain::models {
 
 at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, double max_period) {
@@ -13,10 +18,22 @@ at::Tensor timestep_embedding(const at::Tensor& timesteps, int64_t dim, double m
   const int64_t half = dim / 2;
   // Same operations in the same order as the references (scalar * arange, then / half, in
   // float32 on the CPU), so the frequencies agree to the last bit.
-  const at::Tensor freqs = at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat))
-                                       .mul(-std::log(max_period))
-                                       .div(half))
-                               .to(timesteps.device());
+  // The frequencies are made once per (dim, max_period, device) and kept: copying them from
+  // pageable host memory at every forward would make the host wait for the device.
+  static std::mutex mu;
+  static std::map<std::tuple<int64_t, double, std::string>, at::Tensor> cache;
+  at::Tensor freqs;
+  {
+    std::lock_guard<std::mutex> lock(mu);
+    at::Tensor& cached = cache[{half, max_period, timesteps.device().str()}];
+    if (!cached.defined()) {
+      cached = at::exp(at::arange(0, half, at::TensorOptions().dtype(at::kFloat))
+                           .mul(-std::log(max_period))
+                           .div(half))
+                   .to(timesteps.device());
+    }
+    freqs = cached;
+  }
   const at::Tensor args = timesteps.unsqueeze(1).to(at::kFloat) * freqs.unsqueeze(0);
   at::Tensor embedding = at::cat({at::cos(args), at::sin(args)}, -1);
   if (dim % 2 != 0) {

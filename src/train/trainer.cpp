@@ -486,8 +486,14 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     // Timesteps, weights and noise are drawn for the whole global batch on every rank (same
     // generators, same decisions everywhere) and each rank takes its rows.
     auto draw = sampler->sample(tc.batch_size, k, t_gen);
-    at::Tensor w = rank_rows(draw.weights * timestep::loss_weight(weighting, abar, draw.t), ctx);
-    at::Tensor t = rank_rows(draw.t, ctx).to(device, true);
+    // Host-to-device copies from page-locked memory: a copy from pageable memory would make the
+    // host wait for the device's queue to drain.
+    auto upload = [&](const at::Tensor& h) {
+      return device.is_cuda() ? h.pin_memory().to(device, /*non_blocking=*/true) : h;
+    };
+    at::Tensor w =
+        upload(rank_rows(draw.weights * timestep::loss_weight(weighting, abar, draw.t), ctx));
+    at::Tensor t = upload(rank_rows(draw.t, ctx));
     std::vector<int64_t> noise_shape = x0.sizes().vec();
     noise_shape[0] = tc.batch_size;
     at::Tensor noise = rank_rows(at::randn(noise_shape, noise_gen, x0.options()), ctx);
@@ -499,7 +505,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       AutocastScope autocast(device.type(), precision, precision != at::kFloat);
       per_example = diffusion.training_losses(model_fn, x0, t, noise, y).loss;
     }
-    at::Tensor loss = (per_example.to(at::kFloat) * w.to(device)).mean();
+    at::Tensor loss = (per_example.to(at::kFloat) * w).mean();
     reducer.prepare_for_backward(loss);
     scaler.scale(loss).backward();  // gradients are averaged over ranks as backward runs
     scaler.unscale(params);
@@ -511,11 +517,13 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     // and every rank must decide alike, as it must about a signal that reached only some ranks:
     // all four numbers are summed over ranks first.
     const int local_sig = g_signal.exchange(0);
+    // (Flags made on the device with at::full: no host-to-device copy.)
+    const auto flag = [&](bool on) {
+      return at::full({}, on ? 1.f : 0.f, loss.options().dtype(at::kFloat));
+    };
     at::Tensor both =
-        at::stack({loss.detach().to(at::kFloat), gnorm_t.to(at::kFloat),
-                   at::scalar_tensor(local_sig == SIGINT || local_sig == SIGTERM ? 1.f : 0.f)
-                       .to(gnorm_t.device()),
-                   at::scalar_tensor(local_sig == SIGUSR1 ? 1.f : 0.f).to(gnorm_t.device())});
+        at::stack({loss.detach().to(at::kFloat), gnorm_t.to(loss.device(), at::kFloat),
+                   flag(local_sig == SIGINT || local_sig == SIGTERM), flag(local_sig == SIGUSR1)});
     group.all_reduce_sum(both);
     both = both.to(at::kCPU);
     const double loss_v = both[0].item<double>() / ctx.world_size;
@@ -637,8 +645,8 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
         log::info(c10::str("iter ", st.iteration, " | FID ", fmt(v, 5), " (EMA ",
                            ema.rates().front(), ", ", cfg.eval.fid_samples, " samples, ",
                            cfg.eval.steps, ", ", fmt(secs, 3), " s)"));
-        metrics << "{\"step\": " << st.iteration << ", \"fid\": "
-                << (std::isfinite(v) ? fmt(v, 8) : std::string("null"))
+        metrics << "{\"step\": " << st.iteration
+                << ", \"fid\": " << (std::isfinite(v) ? fmt(v, 8) : std::string("null"))
                 << ", \"fid_samples\": " << cfg.eval.fid_samples << ", \"fid_seconds\": " << secs
                 << "}\n"
                 << std::flush;

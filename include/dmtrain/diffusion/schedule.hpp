@@ -38,5 +38,8 @@ struct Schedule {
 };
 
 at::Tensor extract(const at::Tensor& table, const at::Tensor& t, int64_t ndim);
+// `table` on `device`: the table itself when it is there already, else a copy made once per
+// (table, device) and cached for the life of the process (refreshed if the table is modified).
+at::Tensor on_device(const at::Tensor& table, const at::Device& device);
 
 }  // namespace dmtrain::diffusion
