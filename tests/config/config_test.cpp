@@ -144,3 +144,28 @@ TEST_F(ConfigTest, DumpRoundTripsEveryKey) {
   EXPECT_TRUE(again.model.attention_resolutions.empty());
   EXPECT_EQ(again.sample.steps, "ddim25");
 }
+
+TEST_F(ConfigTest, PeriodicFidNeedsTheNetworkAndTheReference) {
+  auto file = write("a.yaml", kMinimal);
+  auto msg = error_of([&] { load_config(file, {"eval.fid_every=1000"}); });
+  EXPECT_NE(msg.find("eval.fid_every is 1000"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("eval.inception and eval.reference"), std::string::npos) << msg;
+  auto cfg = load_config(file, {"eval.fid_every=1000", "eval.inception=i.pt",
+                                "eval.reference=r.npz", "eval.fid_samples=64"});
+  EXPECT_EQ(cfg.eval.fid_every, 1000);
+  EXPECT_EQ(cfg.eval.fid_samples, 64);
+  EXPECT_EQ(cfg.eval.fid_every, load_config(file).eval.fid_every + 1000);  // default: off (0)
+}
+
+TEST_F(ConfigTest, DistKeysAreCheckedAndRoundTrip) {
+  auto file = write("a.yaml", kMinimal);
+  auto msg = error_of([&] { load_config(file, {"dist.timeout_s=0"}); });
+  EXPECT_NE(msg.find("dist.timeout_s"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("(0, inf)"), std::string::npos) << msg;
+  msg = error_of([&] { load_config(file, {"dist.bucket_mib=0"}); });
+  EXPECT_NE(msg.find("dist.bucket_mib"), std::string::npos) << msg;
+  auto cfg = load_config(file, {"dist.timeout_s=30", "dist.bucket_mib=50"});
+  auto again = load_config(write("b.yaml", dump_config(cfg)));
+  EXPECT_DOUBLE_EQ(again.dist.timeout_s, 30);
+  EXPECT_EQ(again.dist.bucket_mib, 50);
+}
