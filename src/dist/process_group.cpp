@@ -100,7 +100,13 @@ ProcessGroup::ProcessGroup(c10::intrusive_ptr<c10d::ProcessGroup> pg,
 ProcessGroup init_process_group(const Context& ctx, const at::Device& device,
                                 std::chrono::milliseconds timeout) {
   if (!ctx.distributed()) return ProcessGroup();
-  auto store = make_store(ctx, timeout);
+  c10::intrusive_ptr<c10d::Store> store = make_store(ctx, timeout);
+  // Under torchrun the store is its agent's (TORCHELASTIC_USE_AGENT_STORE: rank 0's bind fails
+  // and c10d connects to the agent's instead), which outlives a restart of the workers: keys of
+  // an earlier attempt must not be read as this one's, so every attempt gets its own prefix.
+  const char* restart = std::getenv("TORCHELASTIC_RESTART_COUNT");
+  store = c10::make_intrusive<c10d::PrefixStore>(
+      std::string("dmtrain_attempt_") + (restart != nullptr ? restart : "0"), store);
   auto pg = c10::make_intrusive<c10d::ProcessGroup>(store, ctx.rank, ctx.world_size);
   // CPU tensors (and CPU runs) go through the store backend; see store_backend.hpp for why.
   auto cpu = c10::make_intrusive<StoreBackend>(c10::make_intrusive<c10d::PrefixStore>("cpu", store),

@@ -62,4 +62,13 @@ grep -q "rank 1 cannot reach the master at 127.0.0.1:$port" "$work/dist.log" || 
 # Two local workers train data-parallel; rank 0 owns the metrics, rank 1 has its own log.
 "$bin" --nproc-per-node 2 --config "$work/tiny.yaml" --run-dir "$work/run3" 2> "$work/ddp.log" || fail "2 ranks: $(tail -5 "$work/ddp.log")"
 [ -s "$work/run3/train.rank1.log" ] && [ "$(wc -l < "$work/run3/metrics.jsonl")" -eq 4 ] || fail "2-rank run outputs"
+# The same through torchrun (its agent hosts the store), when a torchrun is at hand.
+torchrun_bin="$(command -v torchrun || echo "${DMTRAIN_HOME:-$HOME/.local/share/dmtrain}/venv/bin/torchrun")"
+if [ -x "$torchrun_bin" ]; then
+  "$torchrun_bin" --no-python --nproc-per-node 2 --master-port "$port" "$bin" --config "$work/tiny.yaml" \
+    --run-dir "$work/run4" > "$work/torchrun.log" 2>&1 || fail "torchrun: $(tail -5 "$work/torchrun.log")"
+  [ -s "$work/run4/train.rank1.log" ] && [ "$(wc -l < "$work/run4/metrics.jsonl")" -eq 4 ] || fail "torchrun run outputs"
+else
+  echo "end-to-end: no torchrun found, skipping the torchrun launch"
+fi
 echo "end-to-end: ok"
