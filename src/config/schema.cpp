@@ -323,6 +323,8 @@ std::vector<Field> build() {
   f.push_back(int_at_least("train.max_consecutive_nonfinite", &R::train,
                            &Tr::max_consecutive_nonfinite, 1,
                            "stop after this many non-finite steps in a row"));
+  f.push_back(int_at_least("train.micro_batches", &R::train, &Tr::micro_batches, 1,
+                           "accumulate gradients over this many chunks of each rank's batch"));
   f.push_back(any("train.channels_last", &R::train, &Tr::channels_last, "true or false",
                   "NHWC memory format on CUDA"));
   f.push_back(any("train.cudnn_benchmark", &R::train, &Tr::cudnn_benchmark, "true or false",

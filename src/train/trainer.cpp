@@ -352,6 +352,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   // checkpoints and the samples; every rank logs to its own file (docs/distributed.md).
   const dist::Context ctx = dist::from_env();
   const int64_t local_batch = dist::shard_batch(tc.batch_size, ctx);
+  const int64_t micro_batches = tc.micro_batches;
+  if (local_batch % micro_batches != 0) {
+    throw Error(c10::str("train.micro_batches (", micro_batches,
+                         ") must divide the per-rank batch (", local_batch, " = train.batch_size ",
+                         tc.batch_size, " / ", ctx.world_size, " ranks)"));
+  }
   const bool main_rank = ctx.is_main();
   const fs::path run_dir = tc.run_dir;
   const std::string ckpt_root = (run_dir / "checkpoints").string();
@@ -499,15 +505,42 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     at::Tensor noise = rank_rows(at::randn(noise_shape, noise_gen, x0.options()), ctx);
 
     optimizer->zero_grad();
-    reducer.prepare_for_forward();
-    at::Tensor per_example;
-    {
-      AutocastScope autocast(device.type(), precision, precision != at::kFloat);
-      per_example = diffusion.training_losses(model_fn, x0, t, noise, y).loss;
+    at::Tensor per_example, loss;
+    if (micro_batches == 1) {
+      reducer.prepare_for_forward();
+      {
+        AutocastScope autocast(device.type(), precision, precision != at::kFloat);
+        per_example = diffusion.training_losses(model_fn, x0, t, noise, y).loss;
+      }
+      loss = (per_example.to(at::kFloat) * w).mean();
+      reducer.prepare_for_backward(loss);
+      scaler.scale(loss).backward();  // gradients are averaged over ranks as backward runs
+    } else {
+      // Gradient accumulation: the rank's rows in train.micro_batches chunks, each chunk's loss
+      // a share of the rank's mean, gradients summed in .grad. Only the last chunk's backward is
+      // synchronised (as DDP's no_sync): the Reducer then all-reduces the accumulated gradients.
+      const int64_t chunk = local_batch / micro_batches;
+      std::vector<at::Tensor> parts;
+      loss = at::zeros({}, x0.options().dtype(at::kFloat));
+      for (int64_t m = 0; m < micro_batches; ++m) {
+        const bool last = m == micro_batches - 1;
+        const auto rows = [&](const at::Tensor& a) {
+          return a.defined() ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
+        };
+        if (last) reducer.prepare_for_forward();
+        at::Tensor part;
+        {
+          AutocastScope autocast(device.type(), precision, precision != at::kFloat);
+          part = diffusion.training_losses(model_fn, rows(x0), rows(t), rows(noise), rows(y)).loss;
+        }
+        const at::Tensor share = (part.to(at::kFloat) * rows(w)).sum() / local_batch;
+        if (last) reducer.prepare_for_backward(share);
+        scaler.scale(share).backward();
+        loss = loss + share.detach();
+        parts.push_back(part.detach());
+      }
+      per_example = at::cat(parts);
     }
-    at::Tensor loss = (per_example.to(at::kFloat) * w).mean();
-    reducer.prepare_for_backward(loss);
-    scaler.scale(loss).backward();  // gradients are averaged over ranks as backward runs
     scaler.unscale(params);
     at::Tensor gnorm_t =
         cfg.optim.grad_clip > 0

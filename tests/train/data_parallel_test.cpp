@@ -121,6 +121,27 @@ TEST_F(DataParallelRun, TwoRanksEqualOneProcessWithTheSameGlobalBatch) {
   EXPECT_EQ(lines, 3);
 }
 
+// Gradient accumulation is the same optimizer step: one process in 4 chunks, and 2 ranks in 2
+// chunks each, equal the plain single-process run; a chunk count that does not divide the
+// per-rank batch is refused naming the key.
+TEST_F(DataParallelRun, MicroBatchesAccumulateToTheSameStep) {
+  ASSERT_EQ(dmtrain("--run-dir " + (root / "one").string()), 0) << output();
+  ASSERT_EQ(dmtrain("--set train.micro_batches=4 --run-dir " + (root / "micro").string()), 0)
+      << output();
+  ASSERT_EQ(dmtrain("--nproc-per-node 2 --set train.micro_batches=2 --run-dir " +
+                    (root / "two_micro").string()),
+            0)
+      << output();
+  EXPECT_LT(max_diff(ckpt(root / "one", 3) / "model.pt", ckpt(root / "micro", 3) / "model.pt"),
+            1e-6);
+  EXPECT_LT(max_diff(ckpt(root / "one", 3) / "model.pt", ckpt(root / "two_micro", 3) / "model.pt"),
+            1e-6);
+  EXPECT_EQ(dmtrain("--set train.micro_batches=3 --run-dir " + (root / "bad").string()), 2);
+  EXPECT_NE(output().find("train.micro_batches (3) must divide the per-rank batch (8"),
+            std::string::npos)
+      << output();
+}
+
 // Every logged number of the recipe's own optimizer (default eps): loss and gradient norm.
 std::vector<std::pair<double, double>> loss_and_grad(const fs::path& run) {
   std::vector<std::pair<double, double>> out;
