@@ -65,6 +65,9 @@ at::Tensor on_device(const at::Tensor& table, const at::Device& device) {
   auto it = cache.find(key);
   if (it == cache.end() || it->second.first.data_ptr() != table.data_ptr() ||
       it->second.first._version() != table._version()) {
+    // Every respaced process (one per sample grid or FID evaluation) brings new tables: bound
+    // the cache so that a long run does not keep them all.
+    if (it == cache.end() && cache.size() >= 1024) cache.clear();
     it = cache.insert_or_assign(key, std::make_pair(table, table.to(device))).first;
   }
   return it->second.second;
