@@ -21,11 +21,11 @@ namespace dmtrain::app {
 namespace {
 
 struct ConsistencyArgs {
-  std::vector<std::string> checkpoints, sets;
-  int64_t n = 32, batch = 16, ema = 0;
-  bool no_ema = false;
+  std::vector<std::string> checkpoints;
+  ModelArgs model;  // --set, --ema, --no-ema, --device, shared by every checkpoint
+  int64_t n = 32, batch = 16;
   uint64_t seed = 0;
-  std::string sampler = "ddim", steps = "50", classes, out, device = "auto";
+  std::string sampler = "ddim", steps = "50", classes, out;
   double eta = 0.0;
 } args;
 
@@ -33,12 +33,8 @@ void run_consistency() {
   if (args.checkpoints.size() < 2) throw Error("consistency: give at least 2 --checkpoints");
   std::vector<at::Tensor> sets;
   for (const auto& ckpt : args.checkpoints) {
-    ModelArgs ma;
+    ModelArgs ma = args.model;
     ma.checkpoint = ckpt;
-    ma.sets = args.sets;
-    ma.ema = args.ema;
-    ma.no_ema = args.no_ema;
-    ma.device = args.device;
     LoadedModel m = load_model(ma);
     const auto& cfg = m.cfg;
     eval::SampleImagesOptions o;
@@ -99,12 +95,7 @@ void add_consistency_command(CLI::App& app) {
   cmd->add_option("--batch", args.batch, "Samples per forward pass")->capture_default_str();
   cmd->add_option("--classes", args.classes, "Class labels as `dmtrain sample --classes`");
   cmd->add_option("--out,-o", args.out, "PNG: one row of samples per model");
-  cmd->add_option("--set,-s", args.sets, "Override a config key of every model")
-      ->type_name("KEY=VALUE");
-  cmd->add_option("--ema", args.ema, "EMA index (train.ema_rates)")->capture_default_str();
-  cmd->add_flag("--no-ema", args.no_ema, "Use the raw weights");
-  cmd->add_option("--device", args.device, "auto | cpu | cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_weight_choice_options(*cmd, args.model);
   cmd->callback([] {
     run_consistency();
     set_exit_code(0);

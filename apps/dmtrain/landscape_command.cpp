@@ -24,21 +24,17 @@ namespace dmtrain::app {
 namespace {
 
 struct LandscapeArgs {
-  std::vector<std::string> checkpoints, sets;
-  int64_t points = 21, batch = 64, hessian_top = 3, lanczos_steps = 20, ema = 0;
+  std::vector<std::string> checkpoints;
+  ModelArgs model;  // --set, --ema, --no-ema, --device, shared by both checkpoints
+  int64_t points = 21, batch = 64, hessian_top = 3, lanczos_steps = 20;
   double from = 0.0, to = 1.0;
-  bool no_ema = false;
   uint64_t seed = 0;
-  std::string out = "landscape.csv", device = "auto";
+  std::string out = "landscape.csv";
 } args;
 
 LoadedModel load(const std::string& ckpt) {
-  ModelArgs ma;
+  ModelArgs ma = args.model;
   ma.checkpoint = ckpt;
-  ma.sets = args.sets;
-  ma.ema = args.ema;
-  ma.no_ema = args.no_ema;
-  ma.device = args.device;
   LoadedModel m = load_model(ma);
   for (auto& p : m.model->parameters()) p.requires_grad_(true);
   return m;
@@ -146,12 +142,7 @@ void add_landscape_command(CLI::App& app) {
                   "Krylov dimension (memory: this many copies of the parameters)")
       ->capture_default_str();
   cmd->add_option("--out,-o", args.out, "CSV: kind,alpha,index,value")->capture_default_str();
-  cmd->add_option("--set,-s", args.sets, "Override a config key of both models")
-      ->type_name("KEY=VALUE");
-  cmd->add_option("--ema", args.ema, "EMA index (train.ema_rates)")->capture_default_str();
-  cmd->add_flag("--no-ema", args.no_ema, "Use the raw weights");
-  cmd->add_option("--device", args.device, "auto | cpu | cuda")
-      ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
+  add_weight_choice_options(*cmd, args.model);
   cmd->callback([] {
     run_landscape();
     set_exit_code(0);

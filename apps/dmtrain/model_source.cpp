@@ -203,6 +203,10 @@ void add_model_options(CLI::App& cmd, ModelArgs& a) {
                  "State-dict file (.pt or .safetensors), e.g. a reference release; needs --config");
   cmd.add_option("--config,-c", a.config,
                  "YAML config describing the --weights model (model and diffusion sections)");
+  add_weight_choice_options(cmd, a);
+}
+
+void add_weight_choice_options(CLI::App& cmd, ModelArgs& a) {
   cmd.add_option("--set,-s", a.sets, "Override a config key: section.key=value (repeatable)")
       ->type_name("KEY=VALUE");
   cmd.add_option("--ema", a.ema, "EMA to use: index into train.ema_rates (default 0)");

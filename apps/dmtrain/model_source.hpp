@@ -33,6 +33,9 @@ struct ModelArgs {
 
 // Registers --checkpoint, --weights, --config, --set, --ema, --no-ema, --device on `cmd`.
 void add_model_options(CLI::App& cmd, ModelArgs& args);
+// Registers only --set, --ema, --no-ema, --device: for commands that name several checkpoints
+// themselves and load each with a copy of `args` whose `checkpoint` they fill in.
+void add_weight_choice_options(CLI::App& cmd, ModelArgs& args);
 
 struct LoadedModel {
   config::RunConfig cfg;
