@@ -4,6 +4,8 @@
 
 #include <torch/csrc/distributed/c10d/reducer.hpp>
 
+#include <algorithm>
+
 namespace dmtrain::dist {
 
 GradientReducer::GradientReducer(const ProcessGroup& group, std::vector<at::Tensor> params,

@@ -18,11 +18,6 @@ PeriodicFid::PeriodicFid(const config::RunConfig& cfg, const at::Device& device)
   evaluator_ = std::make_unique<eval::FidEvaluator>(o);
 }
 
-bool PeriodicFid::due(int64_t iteration, int64_t last_iteration) const {
-  const int64_t every = cfg_.eval.fid_every;
-  return every > 0 && (iteration % every == 0 || iteration == last_iteration);
-}
-
 double PeriodicFid::evaluate(const models::UNetModelImpl& model, const Ema& ema,
                              const diffusion::GaussianDiffusion& diffusion) {
   auto copy = std::dynamic_pointer_cast<models::UNetModelImpl>(model.clone(device_));
@@ -33,10 +28,9 @@ double PeriodicFid::evaluate(const models::UNetModelImpl& model, const Ema& ema,
     return copy->forward(x, t, y);
   };
   const auto& m = cfg_.model;
-  const at::Tensor labels =
-      m.num_classes > 0
-          ? eval::make_labels("", cfg_.eval.fid_samples, m.num_classes, cfg_.eval.seed)
-          : at::Tensor();
+  const at::Tensor labels = m.num_classes > 0 ? eval::make_labels("", cfg_.eval.fid_samples,
+                                                                  m.num_classes, cfg_.eval.seed)
+                                              : at::Tensor();
   return evaluator_->evaluate(diffusion, fn, {m.in_channels, m.image_size, m.image_size}, labels);
 }
 

@@ -505,42 +505,34 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     at::Tensor noise = rank_rows(at::randn(noise_shape, noise_gen, x0.options()), ctx);
 
     optimizer->zero_grad();
-    at::Tensor per_example, loss;
-    if (micro_batches == 1) {
-      reducer.prepare_for_forward();
+    // The rank's rows in train.micro_batches chunks (one by default), each chunk's loss its share
+    // of the rank's mean, gradients summed in .grad. Only the last chunk's backward is
+    // synchronised (as DDP's no_sync): the Reducer then all-reduces the accumulated gradients,
+    // averaging over ranks as backward runs.
+    const int64_t chunk = local_batch / micro_batches;
+    std::vector<at::Tensor> parts;
+    at::Tensor loss;
+    for (int64_t m = 0; m < micro_batches; ++m) {
+      const bool last = m == micro_batches - 1;
+      const auto rows = [&](const at::Tensor& a) {
+        return a.defined() && micro_batches > 1 ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
+      };
+      if (last) reducer.prepare_for_forward();
+      at::Tensor part;
       {
         AutocastScope autocast(device.type(), precision, precision != at::kFloat);
-        per_example = diffusion.training_losses(model_fn, x0, t, noise, y).loss;
+        part = diffusion.training_losses(model_fn, rows(x0), rows(t), rows(noise), rows(y)).loss;
       }
-      loss = (per_example.to(at::kFloat) * w).mean();
-      reducer.prepare_for_backward(loss);
-      scaler.scale(loss).backward();  // gradients are averaged over ranks as backward runs
-    } else {
-      // Gradient accumulation: the rank's rows in train.micro_batches chunks, each chunk's loss
-      // a share of the rank's mean, gradients summed in .grad. Only the last chunk's backward is
-      // synchronised (as DDP's no_sync): the Reducer then all-reduces the accumulated gradients.
-      const int64_t chunk = local_batch / micro_batches;
-      std::vector<at::Tensor> parts;
-      loss = at::zeros({}, x0.options().dtype(at::kFloat));
-      for (int64_t m = 0; m < micro_batches; ++m) {
-        const bool last = m == micro_batches - 1;
-        const auto rows = [&](const at::Tensor& a) {
-          return a.defined() ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
-        };
-        if (last) reducer.prepare_for_forward();
-        at::Tensor part;
-        {
-          AutocastScope autocast(device.type(), precision, precision != at::kFloat);
-          part = diffusion.training_losses(model_fn, rows(x0), rows(t), rows(noise), rows(y)).loss;
-        }
-        const at::Tensor share = (part.to(at::kFloat) * rows(w)).sum() / local_batch;
-        if (last) reducer.prepare_for_backward(share);
-        scaler.scale(share).backward();
-        loss = loss + share.detach();
-        parts.push_back(part.detach());
-      }
-      per_example = at::cat(parts);
+      const at::Tensor weighted = part.to(at::kFloat) * rows(w);
+      // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
+      const at::Tensor share =
+          micro_batches == 1 ? weighted.mean() : weighted.sum() / static_cast<double>(local_batch);
+      if (last) reducer.prepare_for_backward(share);
+      scaler.scale(share).backward();
+      loss = m == 0 ? share.detach() : loss + share.detach();
+      parts.push_back(part.detach());
     }
+    const at::Tensor per_example = micro_batches == 1 ? parts.front() : at::cat(parts);
     scaler.unscale(params);
     at::Tensor gnorm_t =
         cfg.optim.grad_clip > 0

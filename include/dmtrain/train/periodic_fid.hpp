@@ -19,7 +19,6 @@ namespace dmtrain::train {
 class PeriodicFid {
  public:
   PeriodicFid(const config::RunConfig& cfg, const at::Device& device);
-  bool due(int64_t iteration, int64_t last_iteration) const;
   double evaluate(const models::UNetModelImpl& model, const Ema& ema,
                   const diffusion::GaussianDiffusion& diffusion);
 
