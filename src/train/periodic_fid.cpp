@@ -2,6 +2,7 @@
 #include "dmtrain/train/periodic_fid.hpp"
 
 #include "dmtrain/eval/sample_images.hpp"
+#include "dmtrain/util/error.hpp"
 
 namespace dmtrain::train {
 
@@ -15,7 +16,11 @@ PeriodicFid::PeriodicFid(const config::RunConfig& cfg, const at::Device& device)
   o.steps = cfg.eval.steps;
   o.batch = cfg.eval.batch;
   o.device = device;
-  evaluator_ = std::make_unique<eval::FidEvaluator>(o);
+  try {
+    evaluator_ = std::make_unique<eval::FidEvaluator>(o);
+  } catch (const Error& e) {
+    throw Error(std::string("eval.inception / eval.reference (eval.fid_every is on): ") + e.what());
+  }
 }
 
 double PeriodicFid::evaluate(const models::UNetModelImpl& model, const Ema& ema,
