@@ -329,6 +329,8 @@ std::vector<Field> build() {
                   "NHWC memory format on CUDA"));
   f.push_back(any("train.cudnn_benchmark", &R::train, &Tr::cudnn_benchmark, "true or false",
                   "cuDNN autotuning on CUDA"));
+  f.push_back(any("train.fused_kernels", &R::train, &Tr::fused_kernels, "true or false",
+                  "fused GroupNorm+SiLU CUDA kernels"));
   // checkpoint
   f.push_back(int_at_least("checkpoint.every", &R::checkpoint, &C::every, 0, "0: end only"));
   f.push_back(int_at_least("checkpoint.keep_last", &R::checkpoint, &C::keep_last, 1, "kept"));

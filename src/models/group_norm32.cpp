@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "dmtrain/models/group_norm_act.hpp"
+
 namespace dmtrain::models {
 
 GroupNorm32Impl::GroupNorm32Impl(GroupNorm32Options options_) : options(options_) {
@@ -17,11 +19,14 @@ void GroupNorm32Impl::reset() {
 }
 
 torch::Tensor GroupNorm32Impl::forward(const torch::Tensor& x) {
+  return forward_act(x, {}, {}, /*silu=*/false);
+}
+
+torch::Tensor GroupNorm32Impl::forward_act(const torch::Tensor& x, const torch::Tensor& scale,
+                                           const torch::Tensor& shift, bool silu) {
   // Statistics in float32 whatever the activations' dtype; the affine parameters are cast too
   // (a model cast wholesale to half keeps working).
-  return at::group_norm(x.to(at::kFloat), options.num_groups(), weight.to(at::kFloat),
-                        bias.to(at::kFloat), options.eps())
-      .to(x.scalar_type());
+  return group_norm_act(x, options.num_groups(), weight, bias, options.eps(), scale, shift, silu);
 }
 
 }  // namespace dmtrain::models

@@ -50,26 +50,26 @@ void ResBlockImpl::reset() {
 torch::Tensor ResBlockImpl::forward(const torch::Tensor& x_in, const torch::Tensor& emb) {
   torch::Tensor x = x_in;
   torch::Tensor h;
+  // in_layers = [GroupNorm32, SiLU, conv]; norm and SiLU run as one op.
+  h = in_layers->at<GroupNorm32Impl>(0).forward_act(x, {}, {}, /*silu=*/true);
   if (options.up() || options.down()) {
     // Resample between the activation and the conv (BigGAN-style), the skip path too.
-    h = at::silu(in_layers->at<GroupNorm32Impl>(0).forward(x));
     const auto resample = options.up() ? upsample_nearest2x : avg_pool2x;
     h = resample(h);
     x = resample(x);
-    h = in_layers->at<torch::nn::Conv2dImpl>(2).forward(h);
-  } else {
-    h = in_layers->forward(x);
   }
+  h = in_layers->at<torch::nn::Conv2dImpl>(2).forward(h);
   torch::Tensor emb_out = emb_layers->forward(emb).to(h.scalar_type()).unsqueeze(-1).unsqueeze(-1);
   if (options.use_scale_shift_norm()) {
     auto scale_shift = emb_out.chunk(2, 1);
-    h = out_layers->at<GroupNorm32Impl>(0).forward(h) * (1 + scale_shift[0]) + scale_shift[1];
-    h = at::silu(h);
-    h = out_layers->at<torch::nn::DropoutImpl>(2).forward(h);
-    h = out_layers->at<torch::nn::Conv2dImpl>(3).forward(h);
+    h = out_layers->at<GroupNorm32Impl>(0).forward_act(h, scale_shift[0], scale_shift[1],
+                                                        /*silu=*/true);
   } else {
-    h = out_layers->forward(h + emb_out);
+    h = out_layers->at<GroupNorm32Impl>(0).forward_act(h + emb_out, {}, {}, /*silu=*/true);
   }
+  // out_layers = [GroupNorm32, SiLU, Dropout, conv].
+  h = out_layers->at<torch::nn::DropoutImpl>(2).forward(h);
+  h = out_layers->at<torch::nn::Conv2dImpl>(3).forward(h);
   return (skip_connection ? skip_connection->forward(x) : x) + h;
 }
 

@@ -123,7 +123,9 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
     skips.pop_back();
     h = block->as<TimestepEmbedSequentialImpl>()->forward(h, emb);
   }
-  return out->forward(h.to(x.scalar_type()));
+  // out = [GroupNorm32, SiLU, conv]; norm and SiLU run as one op.
+  h = out->at<GroupNorm32Impl>(0).forward_act(h.to(x.scalar_type()), {}, {}, /*silu=*/true);
+  return out->at<torch::nn::Conv2dImpl>(2).forward(h);
 }
 
 }  // namespace dmtrain::models

@@ -29,6 +29,7 @@
 #include "dmtrain/dist/gradient_reducer.hpp"
 #include "dmtrain/dist/process_group.hpp"
 #include "dmtrain/dist/shard.hpp"
+#include "dmtrain/models/group_norm_act.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
@@ -394,6 +395,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     }
   }
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(tc.cudnn_benchmark);
+  models::set_fused_kernels_enabled(tc.fused_kernels);
   std::vector<at::Tensor> params = model->parameters();
   int64_t n_params = 0;
   for (const auto& p : params) n_params += p.numel();

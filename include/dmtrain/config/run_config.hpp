@@ -96,6 +96,7 @@ struct TrainConfig {
   bool channels_last = false;  // NHWC weights and activations on CUDA (measured slower for the
                                // ID CIFAR10 recipe in bf16 on an H100: 1,257 vs 1,354 img/s)
   bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
+  bool fused_kernels = true;    // dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels
 };
 
 struct CheckpointConfig {

@@ -1,7 +1,8 @@
 // GroupNorm32: GroupNorm with 32 groups that normalises in float32 and casts the result back to
 // the input's dtype, as the references' GroupNorm32 does (statistics of fp16/bf16 activations
 // are too coarse otherwise). Parameters are "weight" and "bias" of shape [C], initialised to
-// ones and zeros like torch.nn.GroupNorm, so reference state_dicts load unchanged.
+// ones and zeros like torch.nn.GroupNorm, so reference state_dicts load unchanged. Both entry
+// points go through group_norm_act (fused CUDA kernels where they apply).
 #pragma once
 #include <cstdint>
 
@@ -23,6 +24,10 @@ class GroupNorm32Impl : public torch::nn::Cloneable<GroupNorm32Impl> {
   explicit GroupNorm32Impl(GroupNorm32Options options);
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x);
+  // act(norm(x) * (1 + scale) + shift) in one op (scale/shift may be undefined, act = SiLU when
+  // `silu`): the fused kernels of group_norm_act.hpp on CUDA.
+  torch::Tensor forward_act(const torch::Tensor& x, const torch::Tensor& scale,
+                            const torch::Tensor& shift, bool silu);
 
   GroupNorm32Options options;
   torch::Tensor weight;

@@ -1,0 +1,56 @@
+// group_norm_act: GroupNorm with float32 statistics, optionally followed by a per-sample
+// scale/shift (the ResBlock's use_scale_shift_norm) and SiLU, as one differentiable op:
+//
+//   y = act(GN(x) * (1 + scale) + shift),  GN(x) = (x - mean_g) / sqrt(var_g + eps) * w + b
+//
+// x: [N, C, *spatial]; weight, bias: [C]; scale, shift: [N, C, 1...] or both undefined;
+// act: SiLU or the identity. The output has x's dtype.
+//
+// On a CUDA device, for dense NCHW float32 / bfloat16 / float16 inputs, it runs the fused kernels
+// of group_norm_act_cuda.cu: one read and one write of the activation forward, and backward that
+// keeps only x, the per-group mean/rstd and the small per-sample vectors (the unfused chain keeps
+// a float32 copy of x, the normalised tensor and the pre-activation). Everything is computed in
+// float32 and rounded once at the output; the references round the GroupNorm output to the
+// activations' dtype before the scale/shift and the SiLU, so in bf16 the two differ by bf16
+// rounding (in float32 they agree to float32 rounding).
+//
+// Elsewhere (CPU, channels_last, no CUDA compiler at build time, fused kernels switched off) it
+// runs the references' chain of ATen ops. Its backward is a fixed formula, not differentiable
+// again: code that needs second derivatives (the loss-landscape Hessian) switches the fused path
+// off with FusedKernelsGuard.
+#pragma once
+#include <cstdint>
+
+#include <ATen/core/Tensor.h>
+
+namespace dmtrain::models {
+
+at::Tensor group_norm_act(const at::Tensor& x, int64_t num_groups, const at::Tensor& weight,
+                          const at::Tensor& bias, double eps, const at::Tensor& scale,
+                          const at::Tensor& shift, bool silu);
+
+// The unfused reference chain (also the fallback): GN in float32, cast back, scale/shift, SiLU.
+at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
+                                    const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                    const at::Tensor& scale, const at::Tensor& shift, bool silu);
+
+// Whether this build has the CUDA kernels, and the process-wide switch (default on).
+bool fused_kernels_built();
+bool fused_kernels_enabled();
+void set_fused_kernels_enabled(bool on);
+
+// Switches the fused kernels off (or on) for a scope, restoring the previous setting.
+class FusedKernelsGuard {
+ public:
+  explicit FusedKernelsGuard(bool on) : previous_(fused_kernels_enabled()) {
+    set_fused_kernels_enabled(on);
+  }
+  ~FusedKernelsGuard() { set_fused_kernels_enabled(previous_); }
+  FusedKernelsGuard(const FusedKernelsGuard&) = delete;
+  FusedKernelsGuard& operator=(const FusedKernelsGuard&) = delete;
+
+ private:
+  bool previous_;
+};
+
+}  // namespace dmtrain::models

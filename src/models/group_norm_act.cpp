@@ -1,0 +1,175 @@
+#include "dmtrain/models/group_norm_act.hpp"
+
+#include <ATen/ATen.h>
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <atomic>
+
+#ifdef DMTRAIN_HAS_FUSED_KERNELS
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+
+#include "group_norm_act_cuda.hpp"
+#endif
+
+namespace dmtrain::models {
+namespace {
+
+std::atomic<bool> g_fused_enabled{true};
+
+}  // namespace
+
+bool fused_kernels_built() {
+#ifdef DMTRAIN_HAS_FUSED_KERNELS
+  return true;
+#else
+  return false;
+#endif
+}
+
+bool fused_kernels_enabled() { return g_fused_enabled.load(); }
+void set_fused_kernels_enabled(bool on) { g_fused_enabled.store(on); }
+
+at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
+                                    const at::Tensor& weight, const at::Tensor& bias, double eps,
+                                    const at::Tensor& scale, const at::Tensor& shift, bool silu) {
+  // The references' GroupNorm32: normalise in float32, cast back, then scale/shift and SiLU in
+  // the activations' dtype.
+  at::Tensor h = at::group_norm(x.to(at::kFloat), num_groups, weight.to(at::kFloat),
+                                bias.to(at::kFloat), eps)
+                     .to(x.scalar_type());
+  if (scale.defined()) h = h * (1 + scale) + shift;
+  return silu ? at::silu(h) : h;
+}
+
+#ifdef DMTRAIN_HAS_FUSED_KERNELS
+namespace {
+
+cuda::ElementType element_type(at::ScalarType t) {
+  switch (t) {
+    case at::kBFloat16:
+      return cuda::ElementType::kBFloat16;
+    case at::kHalf:
+      return cuda::ElementType::kFloat16;
+    default:
+      return cuda::ElementType::kFloat32;
+  }
+}
+
+cuda::GroupNormActShape shape_of(const at::Tensor& x, int64_t groups) {
+  cuda::GroupNormActShape s;
+  s.n = x.size(0);
+  s.c = x.size(1);
+  s.hw = x.numel() / (s.n * s.c);
+  s.groups = groups;
+  return s;
+}
+
+// [N, C] float32 copies of scale/shift (given as [N, C, 1, 1] slices of the embedding output).
+at::Tensor per_sample(const at::Tensor& v, int64_t n, int64_t c) {
+  return v.defined() ? v.reshape({n, c}).to(at::kFloat).contiguous() : at::Tensor();
+}
+
+const float* ptr_or_null(const at::Tensor& t) {
+  return t.defined() ? t.data_ptr<float>() : nullptr;
+}
+
+void check_launch(int err, const char* what) {
+  TORCH_CHECK(err == 0, "group_norm_act: ", what, " kernel launch failed: ",
+              cudaGetErrorString(static_cast<cudaError_t>(err)));
+}
+
+struct GroupNormActFunction : public torch::autograd::Function<GroupNormActFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias,
+                            const at::Tensor& scale, const at::Tensor& shift, int64_t groups,
+                            double eps, bool silu) {
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto s = shape_of(x, groups);
+    const at::Tensor gamma = weight.to(at::kFloat).contiguous();
+    const at::Tensor beta = bias.to(at::kFloat).contiguous();
+    const at::Tensor sc = per_sample(scale, s.n, s.c), sh = per_sample(shift, s.n, s.c);
+    at::Tensor y = at::empty_like(x);
+    const auto stats_opts = x.options().dtype(at::kFloat);
+    at::Tensor mean = at::empty({s.n * groups}, stats_opts);
+    at::Tensor rstd = at::empty({s.n * groups}, stats_opts);
+    check_launch(cuda::group_norm_act_forward(
+                     element_type(x.scalar_type()), s, x.data_ptr(), gamma.data_ptr<float>(),
+                     beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
+                     static_cast<float>(eps), y.data_ptr(), mean.data_ptr<float>(),
+                     rstd.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
+                 "forward");
+    ctx->save_for_backward({x, weight, bias, sc, sh, mean, rstd});
+    ctx->saved_data["groups"] = groups;
+    ctx->saved_data["silu"] = silu;
+    ctx->saved_data["scale_shape"] = scale.defined() ? scale.sizes().vec() : std::vector<int64_t>{};
+    ctx->saved_data["scale_type"] = scale.defined() ? scale.scalar_type() : at::kFloat;
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const at::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2], &sc = saved[3],
+                     &sh = saved[4], &mean = saved[5], &rstd = saved[6];
+    const int64_t groups = ctx->saved_data["groups"].toInt();
+    const bool silu = ctx->saved_data["silu"].toBool();
+    const c10::cuda::CUDAGuard guard(x.device());
+    const auto s = shape_of(x, groups);
+    const at::Tensor gamma = weight.to(at::kFloat).contiguous();
+    const at::Tensor beta = bias.to(at::kFloat).contiguous();
+    const at::Tensor grad_y = grads[0].to(x.scalar_type()).contiguous();
+    at::Tensor grad_x = at::empty_like(x);
+    const auto opts = x.options().dtype(at::kFloat);
+    at::Tensor sum_dy = at::empty({s.n, s.c}, opts), sum_dy_xhat = at::empty({s.n, s.c}, opts);
+    check_launch(cuda::group_norm_act_backward(
+                     element_type(x.scalar_type()), s, grad_y.data_ptr(), x.data_ptr(),
+                     mean.data_ptr<float>(), rstd.data_ptr<float>(), gamma.data_ptr<float>(),
+                     beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
+                     grad_x.data_ptr(), sum_dy.data_ptr<float>(), sum_dy_xhat.data_ptr<float>(),
+                     c10::cuda::getCurrentCUDAStream().stream()),
+                 "backward");
+    // Per (n, c): dL/dshift = sum_dy; dL/dscale = sum over pixels of dL/dpre * GN(x)
+    // = gamma * sum_dy_xhat + beta * sum_dy; dL/dgamma, dL/dbeta: the same through (1 + scale),
+    // summed over the batch.
+    at::Tensor grad_scale, grad_shift, dg = sum_dy_xhat, db = sum_dy;
+    if (sc.defined()) {
+      const auto shape = ctx->saved_data["scale_shape"].toIntVector();
+      const auto type = ctx->saved_data["scale_type"].toScalarType();
+      grad_shift = sum_dy.view(shape).to(type);
+      grad_scale = (sum_dy_xhat * gamma + sum_dy * beta).view(shape).to(type);
+      dg = sum_dy_xhat * (1 + sc);
+      db = sum_dy * (1 + sc);
+    }
+    at::Tensor grad_w = dg.sum(0).to(weight.scalar_type());
+    at::Tensor grad_b = db.sum(0).to(bias.scalar_type());
+    return {grad_x, grad_w, grad_b, grad_scale, grad_shift, at::Tensor(), at::Tensor(),
+            at::Tensor()};
+  }
+};
+
+bool fused_path_applies(const at::Tensor& x, int64_t groups) {
+  if (!g_fused_enabled.load() || !x.is_cuda() || x.dim() < 3) return false;
+  const auto t = x.scalar_type();
+  if (t != at::kFloat && t != at::kBFloat16 && t != at::kHalf) return false;
+  if (!x.is_contiguous() || x.numel() == 0 || x.size(1) % groups != 0) return false;
+  // Group lengths are indexed with 32-bit integers in the kernels.
+  return x.numel() / (x.size(0) * groups) < (int64_t{1} << 31);
+}
+
+}  // namespace
+#endif
+
+at::Tensor group_norm_act(const at::Tensor& x, int64_t num_groups, const at::Tensor& weight,
+                          const at::Tensor& bias, double eps, const at::Tensor& scale,
+                          const at::Tensor& shift, bool silu) {
+  TORCH_CHECK(scale.defined() == shift.defined(), "group_norm_act: scale and shift go together");
+#ifdef DMTRAIN_HAS_FUSED_KERNELS
+  if (fused_path_applies(x, num_groups)) {
+    return GroupNormActFunction::apply(x, weight, bias, scale, shift, num_groups, eps, silu);
+  }
+#endif
+  return group_norm_act_reference(x, num_groups, weight, bias, eps, scale, shift, silu);
+}
+
+}  // namespace dmtrain::models

@@ -1,0 +1,353 @@
+// Fused GroupNorm (+ per-sample scale/shift) (+ SiLU) kernels for dense NCHW activations.
+//
+// One thread block per (sample, group): the group's C/G channels x HW pixels are one contiguous
+// run, so statistics, normalisation and the activation are done in one read and one write of the
+// activation (forward) or two reads of x and dL/dy and one write of dL/dx (backward), instead of
+// the cast / normalise / cast / scale / shift / SiLU chain of separate kernels, each reading and
+// writing the whole tensor, that the unfused module runs. Statistics and all arithmetic are in
+// float32 whatever the storage type; only the output is rounded, once.
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "group_norm_act_cuda.hpp"
+
+namespace dmtrain::models::cuda {
+namespace {
+
+__device__ __forceinline__ float to_float(float v) { return v; }
+__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
+__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v);
+template <>
+__device__ __forceinline__ float from_float<float>(float v) {
+  return v;
+}
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
+  return __float2bfloat16_rn(v);
+}
+template <>
+__device__ __forceinline__ __half from_float<__half>(float v) {
+  return __float2half_rn(v);
+}
+
+// V consecutive elements moved as one 16-byte (or smaller) access.
+template <typename T, int V>
+struct alignas(sizeof(T) * V) Pack {
+  T v[V];
+};
+
+__device__ __forceinline__ float sigmoid(float v) { return 1.f / (1.f + __expf(-v)); }
+
+__device__ __forceinline__ float warp_sum(float v) {
+  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// Sums (a, b) over the block; every thread receives the totals.
+__device__ float2 block_sum(float a, float b) {
+  __shared__ float2 partial[32];
+  a = warp_sum(a);
+  b = warp_sum(b);
+  const int lane = threadIdx.x & 31;
+  const int warp = threadIdx.x >> 5;
+  if (lane == 0) partial[warp] = make_float2(a, b);
+  __syncthreads();
+  if (warp == 0) {
+    const int warps = blockDim.x >> 5;
+    float2 p = lane < warps ? partial[lane] : make_float2(0.f, 0.f);
+    p.x = warp_sum(p.x);
+    p.y = warp_sum(p.y);
+    if (lane == 0) partial[0] = p;
+  }
+  __syncthreads();
+  const float2 total = partial[0];
+  __syncthreads();  // partial[] may be reused by the caller's next reduction
+  return total;
+}
+
+// Where one block's group lives and what it is made of.
+struct Group {
+  int64_t index;   // n * groups + g
+  int64_t n;       // sample
+  int64_t c0;      // first channel
+  int cpg;         // channels per group
+  int hw;          // pixels per channel
+  int len;         // cpg * hw
+  int64_t offset;  // of the group's first element
+};
+
+__device__ __forceinline__ Group this_group(const GroupNormActShape& s) {
+  Group g;
+  g.index = blockIdx.x;
+  g.cpg = static_cast<int>(s.c / s.groups);
+  g.n = g.index / s.groups;
+  g.c0 = (g.index % s.groups) * g.cpg;
+  g.hw = static_cast<int>(s.hw);
+  g.len = g.cpg * g.hw;
+  g.offset = g.index * g.len;
+  return g;
+}
+
+// The whole op before the activation, per channel: pre = x * a + b.
+__device__ __forceinline__ float2 channel_affine(const GroupNormActShape& s, const Group& g, int c,
+                                                 float mean, float rstd, const float* gamma,
+                                                 const float* beta, const float* scale,
+                                                 const float* shift) {
+  const int64_t ch = g.c0 + c;
+  float a = rstd * gamma[ch];
+  float b = beta[ch] - mean * a;
+  if (scale != nullptr) {
+    const float k = 1.f + scale[g.n * s.c + ch];
+    a *= k;
+    b = b * k + shift[g.n * s.c + ch];
+  }
+  return make_float2(a, b);
+}
+
+template <typename T, int V>
+__global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
+                               const float* __restrict__ gamma, const float* __restrict__ beta,
+                               const float* __restrict__ scale, const float* __restrict__ shift,
+                               bool silu, float eps, T* __restrict__ y, float* __restrict__ mean_out,
+                               float* __restrict__ rstd_out) {
+  extern __shared__ float2 coef[];  // [cpg]: pre = x * coef.x + coef.y
+  const Group g = this_group(s);
+  const T* xg = x + g.offset;
+  T* yg = y + g.offset;
+
+  // Sums shifted by the group's first value: E[d^2] - E[d]^2 then does not cancel when the mean
+  // is large against the spread (the single pass reads x once for the statistics).
+  const float k = to_float(xg[0]);
+  float s1 = 0.f, s2 = 0.f;
+  for (int i = threadIdx.x * V; i < g.len; i += blockDim.x * V) {
+    const Pack<T, V> p = *reinterpret_cast<const Pack<T, V>*>(xg + i);
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      const float d = to_float(p.v[j]) - k;
+      s1 += d;
+      s2 += d * d;
+    }
+  }
+  const float2 total = block_sum(s1, s2);
+  const float inv_len = 1.f / static_cast<float>(g.len);
+  const float dmean = total.x * inv_len;
+  const float var = fmaxf(total.y * inv_len - dmean * dmean, 0.f);
+  const float mean = k + dmean;
+  const float rstd = rsqrtf(var + eps);
+  if (threadIdx.x == 0) {
+    mean_out[g.index] = mean;
+    rstd_out[g.index] = rstd;
+  }
+  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
+    coef[c] = channel_affine(s, g, c, mean, rstd, gamma, beta, scale, shift);
+  }
+  __syncthreads();
+
+  for (int i = threadIdx.x * V; i < g.len; i += blockDim.x * V) {
+    const float2 ab = coef[i / g.hw];  // V divides hw: a pack never straddles two channels
+    const Pack<T, V> p = *reinterpret_cast<const Pack<T, V>*>(xg + i);
+    Pack<T, V> q;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      float v = to_float(p.v[j]) * ab.x + ab.y;
+      if (silu) v *= sigmoid(v);
+      q.v[j] = from_float<T>(v);
+    }
+    *reinterpret_cast<Pack<T, V>*>(yg + i) = q;
+  }
+}
+
+// dL/d(pre-activation) from dL/dy.
+__device__ __forceinline__ float pre_grad(float dy, float pre, bool silu) {
+  if (!silu) return dy;
+  const float sg = sigmoid(pre);
+  return dy * sg * (1.f + pre * (1.f - sg));
+}
+
+template <typename T, int V>
+__global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_y,
+                                const T* __restrict__ x, const float* __restrict__ mean_in,
+                                const float* __restrict__ rstd_in, const float* __restrict__ gamma,
+                                const float* __restrict__ beta, const float* __restrict__ scale,
+                                const float* __restrict__ shift, bool silu, T* __restrict__ grad_x,
+                                float* __restrict__ sum_dy, float* __restrict__ sum_dy_xhat) {
+  // Shared, per channel: coef (pre = x * a + b), w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w),
+  // and the channel's two sums weighted by w.
+  extern __shared__ float smem[];
+  const Group g = this_group(s);
+  float2* coef = reinterpret_cast<float2*>(smem);
+  float* w = smem + 2 * g.cpg;
+  float* part1 = w + g.cpg;
+  float* part2 = part1 + g.cpg;
+  const T* xg = x + g.offset;
+  const T* gyg = grad_y + g.offset;
+  T* gxg = grad_x + g.offset;
+  const float mean = mean_in[g.index];
+  const float rstd = rstd_in[g.index];
+  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
+    coef[c] = channel_affine(s, g, c, mean, rstd, gamma, beta, scale, shift);
+    const float k = scale != nullptr ? 1.f + scale[g.n * s.c + g.c0 + c] : 1.f;
+    w[c] = k * gamma[g.c0 + c];
+  }
+  __syncthreads();
+
+  // Pass 1, one warp per channel: sum of dL/dpre and of dL/dpre * xhat over the channel's pixels.
+  const int lane = threadIdx.x & 31;
+  const int warps = blockDim.x >> 5;
+  for (int c = threadIdx.x >> 5; c < g.cpg; c += warps) {
+    const float2 ab = coef[c];
+    const T* xc = xg + static_cast<int64_t>(c) * g.hw;
+    const T* gc = gyg + static_cast<int64_t>(c) * g.hw;
+    float a1 = 0.f, a2 = 0.f;
+    for (int i = lane * V; i < g.hw; i += 32 * V) {
+      const Pack<T, V> px = *reinterpret_cast<const Pack<T, V>*>(xc + i);
+      const Pack<T, V> pg = *reinterpret_cast<const Pack<T, V>*>(gc + i);
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const float xv = to_float(px.v[j]);
+        const float dpre = pre_grad(to_float(pg.v[j]), xv * ab.x + ab.y, silu);
+        a1 += dpre;
+        a2 += dpre * (xv - mean) * rstd;
+      }
+    }
+    a1 = warp_sum(a1);
+    a2 = warp_sum(a2);
+    if (lane == 0) {
+      sum_dy[g.n * s.c + g.c0 + c] = a1;
+      sum_dy_xhat[g.n * s.c + g.c0 + c] = a2;
+      part1[c] = a1 * w[c];
+      part2[c] = a2 * w[c];
+    }
+  }
+  __syncthreads();
+  float p1 = 0.f, p2 = 0.f;
+  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
+    p1 += part1[c];
+    p2 += part2[c];
+  }
+  const float2 total = block_sum(p1, p2);
+  const float inv_len = 1.f / static_cast<float>(g.len);
+  const float m1 = total.x * inv_len;  // mean of dL/dxhat over the group
+  const float m2 = total.y * inv_len;  // mean of dL/dxhat * xhat
+  // dx = rstd * (dxhat - m1 - xhat * m2), xhat = (x - mean) * rstd, dxhat = dpre * w[c]:
+  // dx = dpre * (rstd * w[c]) + x * c2 + c3.
+  const float c2 = -rstd * rstd * m2;
+  const float c3 = rstd * rstd * m2 * mean - rstd * m1;
+
+  // Pass 2: dL/dx.
+  for (int i = threadIdx.x * V; i < g.len; i += blockDim.x * V) {
+    const int c = i / g.hw;
+    const float2 ab = coef[c];
+    const float kc = rstd * w[c];
+    const Pack<T, V> px = *reinterpret_cast<const Pack<T, V>*>(xg + i);
+    const Pack<T, V> pg = *reinterpret_cast<const Pack<T, V>*>(gyg + i);
+    Pack<T, V> q;
+#pragma unroll
+    for (int j = 0; j < V; ++j) {
+      const float xv = to_float(px.v[j]);
+      const float dpre = pre_grad(to_float(pg.v[j]), xv * ab.x + ab.y, silu);
+      q.v[j] = from_float<T>(dpre * kc + xv * c2 + c3);
+    }
+    *reinterpret_cast<Pack<T, V>*>(gxg + i) = q;
+  }
+}
+
+bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+
+// One warp per channel for the backward's first pass, 64..512 threads.
+int threads_for(const GroupNormActShape& s) {
+  const int64_t cpg = s.c / s.groups;
+  const int64_t t = 32 * cpg;
+  return static_cast<int>(t < 64 ? 64 : (t > 512 ? 512 : t));
+}
+
+template <typename T>
+int forward_typed(GroupNormActShape s, const void* x, const float* gamma, const float* beta,
+                  const float* scale, const float* shift, bool silu, float eps, void* y,
+                  float* mean, float* rstd, cudaStream_t stream) {
+  constexpr int kV = 16 / sizeof(T);
+  const dim3 grid(static_cast<unsigned>(s.n * s.groups));
+  const int threads = threads_for(s);
+  const size_t smem = sizeof(float2) * static_cast<size_t>(s.c / s.groups);
+  const T* xt = static_cast<const T*>(x);
+  T* yt = static_cast<T*>(y);
+  if (s.hw % kV == 0 && aligned16(x) && aligned16(y)) {
+    forward_kernel<T, kV><<<grid, threads, smem, stream>>>(s, xt, gamma, beta, scale, shift, silu,
+                                                           eps, yt, mean, rstd);
+  } else {
+    forward_kernel<T, 1><<<grid, threads, smem, stream>>>(s, xt, gamma, beta, scale, shift, silu,
+                                                          eps, yt, mean, rstd);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+template <typename T>
+int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const float* mean,
+                   const float* rstd, const float* gamma, const float* beta, const float* scale,
+                   const float* shift, bool silu, void* grad_x, float* sum_dy, float* sum_dy_xhat,
+                   cudaStream_t stream) {
+  constexpr int kV = 16 / sizeof(T);
+  const dim3 grid(static_cast<unsigned>(s.n * s.groups));
+  const int threads = threads_for(s);
+  const size_t smem = sizeof(float) * 5 * static_cast<size_t>(s.c / s.groups);
+  const T* gy = static_cast<const T*>(grad_y);
+  const T* xt = static_cast<const T*>(x);
+  T* gx = static_cast<T*>(grad_x);
+  if (s.hw % kV == 0 && aligned16(grad_y) && aligned16(x) && aligned16(grad_x)) {
+    backward_kernel<T, kV><<<grid, threads, smem, stream>>>(
+        s, gy, xt, mean, rstd, gamma, beta, scale, shift, silu, gx, sum_dy, sum_dy_xhat);
+  } else {
+    backward_kernel<T, 1><<<grid, threads, smem, stream>>>(
+        s, gy, xt, mean, rstd, gamma, beta, scale, shift, silu, gx, sum_dy, sum_dy_xhat);
+  }
+  return static_cast<int>(cudaGetLastError());
+}
+
+}  // namespace
+
+int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void* x,
+                           const float* gamma, const float* beta, const float* scale,
+                           const float* shift, bool silu, float eps, void* y, float* mean,
+                           float* rstd, void* stream) {
+  auto* st = static_cast<cudaStream_t>(stream);
+  switch (type) {
+    case ElementType::kFloat32:
+      return forward_typed<float>(shape, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd,
+                                  st);
+    case ElementType::kBFloat16:
+      return forward_typed<__nv_bfloat16>(shape, x, gamma, beta, scale, shift, silu, eps, y, mean,
+                                          rstd, st);
+    case ElementType::kFloat16:
+      return forward_typed<__half>(shape, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd,
+                                   st);
+  }
+  return static_cast<int>(cudaErrorInvalidValue);
+}
+
+int group_norm_act_backward(ElementType type, GroupNormActShape shape, const void* grad_y,
+                            const void* x, const float* mean, const float* rstd,
+                            const float* gamma, const float* beta, const float* scale,
+                            const float* shift, bool silu, void* grad_x, float* sum_dy,
+                            float* sum_dy_xhat, void* stream) {
+  auto* st = static_cast<cudaStream_t>(stream);
+  switch (type) {
+    case ElementType::kFloat32:
+      return backward_typed<float>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
+                                   grad_x, sum_dy, sum_dy_xhat, st);
+    case ElementType::kBFloat16:
+      return backward_typed<__nv_bfloat16>(shape, grad_y, x, mean, rstd, gamma, beta, scale,
+                                           shift, silu, grad_x, sum_dy, sum_dy_xhat, st);
+    case ElementType::kFloat16:
+      return backward_typed<__half>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
+                                    grad_x, sum_dy, sum_dy_xhat, st);
+  }
+  return static_cast<int>(cudaErrorInvalidValue);
+}
+
+}  // namespace dmtrain::models::cuda
