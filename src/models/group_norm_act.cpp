@@ -79,72 +79,105 @@ void check_launch(int err, const char* what) {
               cudaGetErrorString(static_cast<cudaError_t>(err)));
 }
 
+// The op's forward and backward, shared by the two autograd Functions below (LibTorch's custom
+// Functions cannot take undefined tensors, so "no scale/shift" is a Function of its own).
+at::Tensor fused_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                         const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& scale,
+                         const at::Tensor& shift, int64_t groups, double eps, bool silu) {
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto s = shape_of(x, groups);
+  const at::Tensor gamma = weight.to(at::kFloat).contiguous();
+  const at::Tensor beta = bias.to(at::kFloat).contiguous();
+  const at::Tensor sc = per_sample(scale, s.n, s.c), sh = per_sample(shift, s.n, s.c);
+  at::Tensor y = at::empty_like(x);
+  const auto stats_opts = x.options().dtype(at::kFloat);
+  at::Tensor mean = at::empty({s.n * groups}, stats_opts);
+  at::Tensor rstd = at::empty({s.n * groups}, stats_opts);
+  check_launch(cuda::group_norm_act_forward(
+                   element_type(x.scalar_type()), s, x.data_ptr(), gamma.data_ptr<float>(),
+                   beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
+                   static_cast<float>(eps), y.data_ptr(), mean.data_ptr<float>(),
+                   rstd.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
+               "forward");
+  if (sc.defined()) {
+    ctx->save_for_backward({x, weight, bias, mean, rstd, sc, sh});
+    ctx->saved_data["scale_dim"] = scale.dim();
+    ctx->saved_data["scale_type"] = scale.scalar_type();
+  } else {
+    ctx->save_for_backward({x, weight, bias, mean, rstd});
+  }
+  ctx->saved_data["groups"] = groups;
+  ctx->saved_data["silu"] = silu;
+  return y;
+}
+
+// {dL/dx, dL/dweight, dL/dbias, dL/dscale, dL/dshift} (the last two undefined without them).
+std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
+                                       const at::Tensor& grad_out) {
+  const auto saved = ctx->get_saved_variables();
+  const at::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2], &mean = saved[3],
+                   &rstd = saved[4];
+  const at::Tensor sc = saved.size() > 5 ? saved[5] : at::Tensor();
+  const at::Tensor sh = saved.size() > 6 ? saved[6] : at::Tensor();
+  const int64_t groups = ctx->saved_data["groups"].toInt();
+  const bool silu = ctx->saved_data["silu"].toBool();
+  const c10::cuda::CUDAGuard guard(x.device());
+  const auto s = shape_of(x, groups);
+  const at::Tensor gamma = weight.to(at::kFloat).contiguous();
+  const at::Tensor beta = bias.to(at::kFloat).contiguous();
+  const at::Tensor grad_y = grad_out.to(x.scalar_type()).contiguous();
+  at::Tensor grad_x = at::empty_like(x);
+  const auto opts = x.options().dtype(at::kFloat);
+  at::Tensor sum_dy = at::empty({s.n, s.c}, opts), sum_dy_xhat = at::empty({s.n, s.c}, opts);
+  check_launch(cuda::group_norm_act_backward(
+                   element_type(x.scalar_type()), s, grad_y.data_ptr(), x.data_ptr(),
+                   mean.data_ptr<float>(), rstd.data_ptr<float>(), gamma.data_ptr<float>(),
+                   beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
+                   grad_x.data_ptr(), sum_dy.data_ptr<float>(), sum_dy_xhat.data_ptr<float>(),
+                   c10::cuda::getCurrentCUDAStream().stream()),
+               "backward");
+  // Per (n, c): dL/dshift = sum_dy; dL/dscale = sum over pixels of dL/dpre * GN(x)
+  // = gamma * sum_dy_xhat + beta * sum_dy; dL/dgamma, dL/dbeta: the same through (1 + scale),
+  // summed over the batch.
+  at::Tensor grad_scale, grad_shift, dg = sum_dy_xhat, db = sum_dy;
+  if (sc.defined()) {
+    std::vector<int64_t> shape{s.n, s.c};
+    shape.resize(static_cast<size_t>(ctx->saved_data["scale_dim"].toInt()), 1);
+    const auto type = ctx->saved_data["scale_type"].toScalarType();
+    grad_shift = sum_dy.view(shape).to(type);
+    grad_scale = (sum_dy_xhat * gamma + sum_dy * beta).view(shape).to(type);
+    dg = sum_dy_xhat * (1 + sc);
+    db = sum_dy * (1 + sc);
+  }
+  return {grad_x, dg.sum(0).to(weight.scalar_type()), db.sum(0).to(bias.scalar_type()),
+          grad_scale, grad_shift};
+}
+
 struct GroupNormActFunction : public torch::autograd::Function<GroupNormActFunction> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& weight, const at::Tensor& bias, int64_t groups,
+                            double eps, bool silu) {
+    return fused_forward(ctx, x, weight, bias, {}, {}, groups, eps, silu);
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto g = fused_backward(ctx, grads[0]);
+    return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+struct GroupNormScaleShiftActFunction
+    : public torch::autograd::Function<GroupNormScaleShiftActFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& weight, const at::Tensor& bias,
                             const at::Tensor& scale, const at::Tensor& shift, int64_t groups,
                             double eps, bool silu) {
-    const c10::cuda::CUDAGuard guard(x.device());
-    const auto s = shape_of(x, groups);
-    const at::Tensor gamma = weight.to(at::kFloat).contiguous();
-    const at::Tensor beta = bias.to(at::kFloat).contiguous();
-    const at::Tensor sc = per_sample(scale, s.n, s.c), sh = per_sample(shift, s.n, s.c);
-    at::Tensor y = at::empty_like(x);
-    const auto stats_opts = x.options().dtype(at::kFloat);
-    at::Tensor mean = at::empty({s.n * groups}, stats_opts);
-    at::Tensor rstd = at::empty({s.n * groups}, stats_opts);
-    check_launch(cuda::group_norm_act_forward(
-                     element_type(x.scalar_type()), s, x.data_ptr(), gamma.data_ptr<float>(),
-                     beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
-                     static_cast<float>(eps), y.data_ptr(), mean.data_ptr<float>(),
-                     rstd.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
-                 "forward");
-    ctx->save_for_backward({x, weight, bias, sc, sh, mean, rstd});
-    ctx->saved_data["groups"] = groups;
-    ctx->saved_data["silu"] = silu;
-    ctx->saved_data["scale_shape"] = scale.defined() ? scale.sizes().vec() : std::vector<int64_t>{};
-    ctx->saved_data["scale_type"] = scale.defined() ? scale.scalar_type() : at::kFloat;
-    return y;
+    return fused_forward(ctx, x, weight, bias, scale, shift, groups, eps, silu);
   }
-
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const auto saved = ctx->get_saved_variables();
-    const at::Tensor &x = saved[0], &weight = saved[1], &bias = saved[2], &sc = saved[3],
-                     &sh = saved[4], &mean = saved[5], &rstd = saved[6];
-    const int64_t groups = ctx->saved_data["groups"].toInt();
-    const bool silu = ctx->saved_data["silu"].toBool();
-    const c10::cuda::CUDAGuard guard(x.device());
-    const auto s = shape_of(x, groups);
-    const at::Tensor gamma = weight.to(at::kFloat).contiguous();
-    const at::Tensor beta = bias.to(at::kFloat).contiguous();
-    const at::Tensor grad_y = grads[0].to(x.scalar_type()).contiguous();
-    at::Tensor grad_x = at::empty_like(x);
-    const auto opts = x.options().dtype(at::kFloat);
-    at::Tensor sum_dy = at::empty({s.n, s.c}, opts), sum_dy_xhat = at::empty({s.n, s.c}, opts);
-    check_launch(cuda::group_norm_act_backward(
-                     element_type(x.scalar_type()), s, grad_y.data_ptr(), x.data_ptr(),
-                     mean.data_ptr<float>(), rstd.data_ptr<float>(), gamma.data_ptr<float>(),
-                     beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
-                     grad_x.data_ptr(), sum_dy.data_ptr<float>(), sum_dy_xhat.data_ptr<float>(),
-                     c10::cuda::getCurrentCUDAStream().stream()),
-                 "backward");
-    // Per (n, c): dL/dshift = sum_dy; dL/dscale = sum over pixels of dL/dpre * GN(x)
-    // = gamma * sum_dy_xhat + beta * sum_dy; dL/dgamma, dL/dbeta: the same through (1 + scale),
-    // summed over the batch.
-    at::Tensor grad_scale, grad_shift, dg = sum_dy_xhat, db = sum_dy;
-    if (sc.defined()) {
-      const auto shape = ctx->saved_data["scale_shape"].toIntVector();
-      const auto type = ctx->saved_data["scale_type"].toScalarType();
-      grad_shift = sum_dy.view(shape).to(type);
-      grad_scale = (sum_dy_xhat * gamma + sum_dy * beta).view(shape).to(type);
-      dg = sum_dy_xhat * (1 + sc);
-      db = sum_dy * (1 + sc);
-    }
-    at::Tensor grad_w = dg.sum(0).to(weight.scalar_type());
-    at::Tensor grad_b = db.sum(0).to(bias.scalar_type());
-    return {grad_x, grad_w, grad_b, grad_scale, grad_shift, at::Tensor(), at::Tensor(),
-            at::Tensor()};
+    const auto g = fused_backward(ctx, grads[0]);
+    return {g[0], g[1], g[2], g[3], g[4], at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -166,7 +199,11 @@ at::Tensor group_norm_act(const at::Tensor& x, int64_t num_groups, const at::Ten
   TORCH_CHECK(scale.defined() == shift.defined(), "group_norm_act: scale and shift go together");
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
   if (fused_path_applies(x, num_groups)) {
-    return GroupNormActFunction::apply(x, weight, bias, scale, shift, num_groups, eps, silu);
+    if (scale.defined()) {
+      return GroupNormScaleShiftActFunction::apply(x, weight, bias, scale, shift, num_groups, eps,
+                                                   silu);
+    }
+    return GroupNormActFunction::apply(x, weight, bias, num_groups, eps, silu);
   }
 #endif
   return group_norm_act_reference(x, num_groups, weight, bias, eps, scale, shift, silu);
