@@ -1,6 +1,7 @@
 // dmtrain bench: times the real training step (the trainer's own loop: data, forward, loss,
 // backward, optimizer, EMA) after a warm-up, and prints img/s, ms/step, peak memory, achieved
-// TFLOP/s and the device.
+// TFLOP/s and the device; with --profile, a table of where the device time went (kernel
+// categories and the top kernels).
 #include <unistd.h>
 
 #include <iomanip>
@@ -20,6 +21,8 @@ struct BenchArgs {
   std::vector<std::string> sets;
   int64_t steps = 50, warmup = 10, batch = 0;
   bool real_data = false;
+  bool profile = false;
+  std::string trace;
 } args;
 
 void run_bench() {
@@ -34,6 +37,8 @@ void run_bench() {
   train::TrainOptions opts;
   opts.benchmark = true;
   opts.warmup = args.warmup;
+  opts.profile = args.profile || !args.trace.empty();
+  opts.profile_trace = args.trace;
   const auto r = train::train(cfg, opts);
   if (r.rank != 0) return;  // rank 0 reports for the job
   const double step_s = r.timed_seconds / static_cast<double>(r.timed_iterations);
@@ -55,6 +60,11 @@ void run_bench() {
   std::cout << std::setprecision(2) << "memory:     " << r.peak_gpu_gib << " GiB peak allocated\n"
             << "compute:    " << std::setprecision(1) << 3.0 * flops * ips / 1e12
             << " TFLOP/s achieved (3 x forward FLOPs x img/s)\n";
+  if (!r.profile_summary.empty()) {
+    std::cout << "profile (the timings above include the profiler's overhead):\n"
+              << r.profile_summary;
+    if (!args.trace.empty()) std::cout << "trace:      " << args.trace << "\n";
+  }
 }
 
 }  // namespace
@@ -67,6 +77,9 @@ void add_bench_command(CLI::App& app) {
   b->add_option("--warmup", args.warmup, "Untimed steps first")->check(CLI::NonNegativeNumber);
   b->add_option("--batch", args.batch, "Global batch (default: the config's)");
   b->add_flag("--real-data", args.real_data, "Read the config's data instead of random pixels");
+  b->add_flag("--profile", args.profile,
+              "Record the timed steps' kernels and print where the time went");
+  b->add_option("--trace", args.trace, "With --profile: also write a Chrome trace (JSON) here");
   b->callback(run_bench);
 }
 

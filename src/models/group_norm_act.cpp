@@ -56,13 +56,34 @@ cuda::ElementType element_type(at::ScalarType t) {
   }
 }
 
+// Dense channels-last: [N, C, *spatial] with C innermost (an NHWC tensor, or a [N, C, T] view of
+// one, as the attention block's flatten makes).
+bool is_channels_last_dense(const at::Tensor& x) {
+  if (x.stride(1) != 1) return false;
+  int64_t expect = x.size(1);
+  for (int64_t d = x.dim() - 1; d >= 2; --d) {
+    if (x.size(d) != 1 && x.stride(d) != expect) return false;
+    expect *= x.size(d);
+  }
+  return x.size(0) == 1 || x.stride(0) == expect;
+}
+
 cuda::GroupNormActShape shape_of(const at::Tensor& x, int64_t groups) {
   cuda::GroupNormActShape s;
   s.n = x.size(0);
   s.c = x.size(1);
   s.hw = x.numel() / (s.n * s.c);
   s.groups = groups;
+  s.channels_last = !x.is_contiguous();  // the only other layout fused_path_applies lets in
   return s;
+}
+
+// `t` in x's dtype and exactly x's strides (the kernels index both the same way).
+at::Tensor like_x(const at::Tensor& t, const at::Tensor& x) {
+  if (t.scalar_type() == x.scalar_type() && t.strides() == x.strides()) return t;
+  at::Tensor out = at::empty_like(x);
+  out.copy_(t);
+  return out;
 }
 
 // [N, C] float32 copies of scale/shift (given as [N, C, 1, 1] slices of the embedding output).
@@ -125,7 +146,7 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
   const auto s = shape_of(x, groups);
   const at::Tensor gamma = weight.to(at::kFloat).contiguous();
   const at::Tensor beta = bias.to(at::kFloat).contiguous();
-  const at::Tensor grad_y = grad_out.to(x.scalar_type()).contiguous();
+  const at::Tensor grad_y = like_x(grad_out, x);
   at::Tensor grad_x = at::empty_like(x);
   const auto opts = x.options().dtype(at::kFloat);
   at::Tensor sum_dy = at::empty({s.n, s.c}, opts), sum_dy_xhat = at::empty({s.n, s.c}, opts);
@@ -185,9 +206,11 @@ bool fused_path_applies(const at::Tensor& x, int64_t groups) {
   if (!g_fused_enabled.load() || !x.is_cuda() || x.dim() < 3) return false;
   const auto t = x.scalar_type();
   if (t != at::kFloat && t != at::kBFloat16 && t != at::kHalf) return false;
-  if (!x.is_contiguous() || x.numel() == 0 || x.size(1) % groups != 0) return false;
+  if (x.numel() == 0 || x.size(1) % groups != 0) return false;
+  if (!x.is_contiguous() && !is_channels_last_dense(x)) return false;
   // Group lengths are indexed with 32-bit integers in the kernels.
-  return x.numel() / (x.size(0) * groups) < (int64_t{1} << 31);
+  if (x.numel() / (x.size(0) * groups) >= (int64_t{1} << 31)) return false;
+  return cuda::group_norm_act_supported(shape_of(x, groups));
 }
 
 }  // namespace

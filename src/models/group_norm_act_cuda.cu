@@ -6,70 +6,26 @@
 // the cast / normalise / cast / scale / shift / SiLU chain of separate kernels, each reading and
 // writing the whole tensor, that the unfused module runs. Statistics and all arithmetic are in
 // float32 whatever the storage type; only the output is rounded, once.
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
-#include <cuda_runtime.h>
-
 #include <cstdint>
 
+#include "cuda_common.cuh"
 #include "group_norm_act_cuda.hpp"
 
 namespace dmtrain::models::cuda {
-namespace {
 
-__device__ __forceinline__ float to_float(float v) { return v; }
-__device__ __forceinline__ float to_float(__nv_bfloat16 v) { return __bfloat162float(v); }
-__device__ __forceinline__ float to_float(__half v) { return __half2float(v); }
-
+// The channels-last kernels (group_norm_act_nhwc.cu).
+bool nhwc_supported(GroupNormActShape shape);
 template <typename T>
-__device__ __forceinline__ T from_float(float v);
-template <>
-__device__ __forceinline__ float from_float<float>(float v) {
-  return v;
-}
-template <>
-__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float v) {
-  return __float2bfloat16_rn(v);
-}
-template <>
-__device__ __forceinline__ __half from_float<__half>(float v) {
-  return __float2half_rn(v);
-}
+int nhwc_forward(GroupNormActShape s, const void* x, const float* gamma, const float* beta,
+                 const float* scale, const float* shift, bool silu, float eps, void* y,
+                 float* mean, float* rstd, cudaStream_t stream);
+template <typename T>
+int nhwc_backward(GroupNormActShape s, const void* grad_y, const void* x, const float* mean,
+                  const float* rstd, const float* gamma, const float* beta, const float* scale,
+                  const float* shift, bool silu, void* grad_x, float* sum_dy, float* sum_dy_xhat,
+                  cudaStream_t stream);
 
-// V consecutive elements moved as one 16-byte (or smaller) access.
-template <typename T, int V>
-struct alignas(sizeof(T) * V) Pack {
-  T v[V];
-};
-
-__device__ __forceinline__ float sigmoid(float v) { return 1.f / (1.f + __expf(-v)); }
-
-__device__ __forceinline__ float warp_sum(float v) {
-  for (int offset = 16; offset > 0; offset >>= 1) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
-
-// Sums (a, b) over the block; every thread receives the totals.
-__device__ float2 block_sum(float a, float b) {
-  __shared__ float2 partial[32];
-  a = warp_sum(a);
-  b = warp_sum(b);
-  const int lane = threadIdx.x & 31;
-  const int warp = threadIdx.x >> 5;
-  if (lane == 0) partial[warp] = make_float2(a, b);
-  __syncthreads();
-  if (warp == 0) {
-    const int warps = blockDim.x >> 5;
-    float2 p = lane < warps ? partial[lane] : make_float2(0.f, 0.f);
-    p.x = warp_sum(p.x);
-    p.y = warp_sum(p.y);
-    if (lane == 0) partial[0] = p;
-  }
-  __syncthreads();
-  const float2 total = partial[0];
-  __syncthreads();  // partial[] may be reused by the caller's next reduction
-  return total;
-}
+namespace {
 
 // Where one block's group lives and what it is made of.
 struct Group {
@@ -161,13 +117,6 @@ __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
     }
     *reinterpret_cast<Pack<T, V>*>(yg + i) = q;
   }
-}
-
-// dL/d(pre-activation) from dL/dy.
-__device__ __forceinline__ float pre_grad(float dy, float pre, bool silu) {
-  if (!silu) return dy;
-  const float sg = sigmoid(pre);
-  return dy * sg * (1.f + pre * (1.f - sg));
 }
 
 template <typename T, int V>
@@ -271,6 +220,9 @@ template <typename T>
 int forward_typed(GroupNormActShape s, const void* x, const float* gamma, const float* beta,
                   const float* scale, const float* shift, bool silu, float eps, void* y,
                   float* mean, float* rstd, cudaStream_t stream) {
+  if (s.channels_last) {
+    return nhwc_forward<T>(s, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd, stream);
+  }
   constexpr int kV = 16 / sizeof(T);
   const dim3 grid(static_cast<unsigned>(s.n * s.groups));
   const int threads = threads_for(s);
@@ -292,6 +244,10 @@ int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const
                    const float* rstd, const float* gamma, const float* beta, const float* scale,
                    const float* shift, bool silu, void* grad_x, float* sum_dy, float* sum_dy_xhat,
                    cudaStream_t stream) {
+  if (s.channels_last) {
+    return nhwc_backward<T>(s, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu, grad_x,
+                            sum_dy, sum_dy_xhat, stream);
+  }
   constexpr int kV = 16 / sizeof(T);
   const dim3 grid(static_cast<unsigned>(s.n * s.groups));
   const int threads = threads_for(s);
@@ -310,6 +266,10 @@ int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const
 }
 
 }  // namespace
+
+bool group_norm_act_supported(GroupNormActShape shape) {
+  return !shape.channels_last || nhwc_supported(shape);
+}
 
 int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void* x,
                            const float* gamma, const float* beta, const float* scale,

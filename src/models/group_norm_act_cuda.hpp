@@ -1,8 +1,9 @@
 // Private interface between group_norm_act.cpp (LibTorch side) and group_norm_act_cuda.cu (raw
 // CUDA kernels). Kept free of LibTorch headers so nvcc compiles the kernels in seconds.
 //
-// Layout contract: x, y, grad_y and grad_x are dense NCHW ([N, C, HW] with HW = H * W), so the
-// elements of group g of sample n are one contiguous run of (C / groups) * HW values. gamma and
+// Layout contract: x, y, grad_y and grad_x are dense, either NCHW ([N, C, HW] with HW = H * W:
+// the elements of group g of sample n are one contiguous run of (C / groups) * HW values) or, with
+// shape.channels_last, NHWC ([N, HW, C] in memory). gamma and
 // beta are float32 [C]; scale and shift are float32 [N, C] or both null; mean and rstd are
 // float32 [N * groups]; sum_dy and sum_dy_xhat are float32 [N, C]. All device pointers.
 #pragma once
@@ -14,7 +15,12 @@ enum class ElementType { kFloat32, kBFloat16, kFloat16 };
 
 struct GroupNormActShape {
   int64_t n = 0, c = 0, hw = 0, groups = 0;
+  bool channels_last = false;
 };
+
+// Whether the kernels take this shape (NHWC needs a block width that is a multiple of both 32
+// and C / groups / pack width, at most 512).
+bool group_norm_act_supported(GroupNormActShape shape);
 
 // y = act((x - mean) * rstd * gamma + beta) [* (1 + scale) + shift], act = SiLU or identity.
 // Writes mean and rstd per (n, group). Returns a cudaError_t value (0: launched).

@@ -34,6 +34,7 @@
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/train/ema.hpp"
+#include "dmtrain/train/kernel_profile.hpp"
 #include "dmtrain/train/loss_scaler.hpp"
 #include "dmtrain/train/periodic_fid.hpp"
 #include "dmtrain/train/sample_grid.hpp"
@@ -478,10 +479,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   const int64_t first_iteration = st.iteration;
 
   Clock::time_point timed_start;
+  KernelProfile profile;
   while (st.iteration < stop) {
     const int64_t k = st.iteration;
     if (options.benchmark && k == first_iteration + options.warmup) {
       synchronize(device);
+      if (options.profile) profile.start();
       timed_start = Clock::now();
     }
     auto t0 = Clock::now();
@@ -696,6 +699,10 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
                                ? std::chrono::duration<double>(Clock::now() - timed_start).count()
                                : 0.0;
     result.peak_gpu_gib = peak_gpu_gib(device);
+    if (profile.recording()) {
+      result.profile_summary =
+          profile.stop(options.profile_trace, std::max<int64_t>(result.timed_iterations, 1));
+    }
   } else if (st.iteration == K && !result.interrupted && main_rank) {
     for (size_t i = 0; i < ema.rates().size(); ++i) {
       torch::serialize::OutputArchive a;

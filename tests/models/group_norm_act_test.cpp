@@ -1,7 +1,7 @@
 // group_norm_act: the unfused path against GroupNorm written out by hand, and the fused CUDA
 // kernels (forward and every gradient) against that path run in float64 on the CPU, for float32
-// and bfloat16 activations, with and without scale/shift and SiLU, on shapes that take the
-// vectorised and the scalar kernel paths. The CUDA cases skip where no GPU is visible (CI) and
+// and bfloat16 activations, with and without scale/shift and SiLU, NCHW and channels-last, on
+// shapes that take the vectorised and the scalar kernel paths. The CUDA cases skip where no GPU is visible (CI) and
 // run on the GPU machine; the UNet fixtures of the references are also checked through the
 // fused kernels there.
 #include <gtest/gtest.h>
@@ -20,7 +20,13 @@ struct Case {
   int64_t groups;
   bool scale_shift;
   bool silu;
+  bool channels_last = false;  // C innermost in memory (NHWC, or [N, C, T] with stride 1 on C)
 };
+
+// x with C innermost in memory, same values.
+torch::Tensor to_channels_last(const torch::Tensor& x) {
+  return x.movedim(1, -1).contiguous().movedim(-1, 1);
+}
 
 struct Inputs {
   torch::Tensor x, w, b, scale, shift;
@@ -49,7 +55,9 @@ double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
 std::vector<torch::Tensor> run(const Inputs& in, const Case& c, torch::Device dev,
                                torch::ScalarType act, bool fused) {
   const dm::FusedKernelsGuard guard(fused);
-  auto x = in.x.to(dev, act).detach().requires_grad_(true);
+  auto x = in.x.to(dev, act);
+  if (c.channels_last) x = to_channels_last(x);
+  x = x.detach().requires_grad_(true);
   auto w = in.w.to(dev, torch::kFloat).detach().requires_grad_(true);
   auto b = in.b.to(dev, torch::kFloat).detach().requires_grad_(true);
   torch::Tensor s, t;
@@ -63,6 +71,9 @@ std::vector<torch::Tensor> run(const Inputs& in, const Case& c, torch::Device de
   }
   const auto y = dm::group_norm_act(x, c.groups, w, b, 1e-5, s, t, c.silu);
   EXPECT_EQ(y.scalar_type(), act);
+  if (fused) {
+    EXPECT_EQ(y.strides(), x.strides());  // the layout is kept
+  }
   torch::manual_seed(11);
   const auto r = torch::randn(c.shape, torch::kDouble).to(dev, act);
   (y * r).sum().backward();
@@ -80,6 +91,12 @@ const std::vector<Case> kCases = {
     {{2, 128, 16, 16}, 32, false, false},  // attention's norm: no activation
     {{2, 32, 5, 5}, 8, true, true},     // 25 pixels: the scalar path
     {{2, 96, 12}, 32, false, true},     // [N, C, T] input
+    // Channels-last: packs of 8, 4, 2 and 1 channels, 1 to 4 packs per pixel.
+    {{2, 256, 4, 4}, 32, true, true, true},    // 8 channels per group: one 16-byte pack
+    {{3, 64, 8, 8}, 32, false, true, true},    // 2 channels per group
+    {{2, 512, 3, 3}, 32, true, true, true},    // 16 per group: two packs per pixel
+    {{2, 768, 2, 2}, 32, false, true, true},   // 24 per group: three packs, a 96-wide block
+    {{2, 96, 12}, 32, false, false, true},     // [N, C, T] view of NHWC data, 3 per group
 };
 
 bool cuda_fused() { return torch::cuda::is_available() && dm::fused_kernels_built(); }

@@ -30,6 +30,8 @@ struct TrainOptions {
                                      // and for splitting a run over several jobs
   bool benchmark = false;            // time the steps after `warmup`; no checkpoints, samples
   int64_t warmup = 10;               //   or exports (dmtrain bench)
+  bool profile = false;              // benchmark mode: record the timed steps' kernels
+  std::string profile_trace;         //   and write a Chrome trace here ("": none)
 };
 
 struct TrainResult {
@@ -41,6 +43,7 @@ struct TrainResult {
   double timed_seconds = 0;
   int64_t timed_iterations = 0;
   double peak_gpu_gib = 0;
+  std::string profile_summary;  // with TrainOptions::profile: where the timed steps' time went
   int rank = 0, world_size = 1;  // of this process in its job
 };
 
