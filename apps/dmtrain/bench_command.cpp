@@ -49,7 +49,7 @@ void run_bench() {
             << "model:      " << args.config << " (" << flops / 1e9 << " GFLOP forward/image)\n"
             << "batch:      " << cfg.train.batch_size << ", precision " << cfg.train.precision
             << ", data " << cfg.data.format << ", " << r.timed_iterations << " timed steps after "
-            << args.warmup << " warm-up\n"
+            << args.warmup << " warm-up" << (r.graph_steps > 0 ? ", CUDA graph" : "") << "\n"
             << "throughput: " << ips << " img/s, " << std::setprecision(2) << step_s * 1000
             << " ms/step\n";
   if (r.world_size > 1) {

@@ -331,6 +331,8 @@ std::vector<Field> build() {
                   "cuDNN autotuning on CUDA"));
   f.push_back(any("train.fused_kernels", &R::train, &Tr::fused_kernels, "true or false",
                   "fused GroupNorm+SiLU CUDA kernels"));
+  f.push_back(any("train.cuda_graphs", &R::train, &Tr::cuda_graphs, "true or false",
+                  "CUDA-graph replay of the training step on one GPU"));
   // checkpoint
   f.push_back(int_at_least("checkpoint.every", &R::checkpoint, &C::every, 0, "0: end only"));
   f.push_back(int_at_least("checkpoint.keep_last", &R::checkpoint, &C::keep_last, 1, "kept"));

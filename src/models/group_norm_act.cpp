@@ -27,17 +27,21 @@ bool fused_kernels_built() {
 #endif
 }
 
-bool fused_kernels_enabled() { return g_fused_enabled.load(); }
-void set_fused_kernels_enabled(bool on) { g_fused_enabled.store(on); }
+bool fused_kernels_enabled() {
+  return g_fused_enabled.load();
+}
+void set_fused_kernels_enabled(bool on) {
+  g_fused_enabled.store(on);
+}
 
 at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
                                     const at::Tensor& weight, const at::Tensor& bias, double eps,
                                     const at::Tensor& scale, const at::Tensor& shift, bool silu) {
   // The references' GroupNorm32: normalise in float32, cast back, then scale/shift and SiLU in
   // the activations' dtype.
-  at::Tensor h = at::group_norm(x.to(at::kFloat), num_groups, weight.to(at::kFloat),
-                                bias.to(at::kFloat), eps)
-                     .to(x.scalar_type());
+  at::Tensor h =
+      at::group_norm(x.to(at::kFloat), num_groups, weight.to(at::kFloat), bias.to(at::kFloat), eps)
+          .to(x.scalar_type());
   if (scale.defined()) h = h * (1 + scale) + shift;
   return silu ? at::silu(h) : h;
 }
@@ -96,8 +100,8 @@ const float* ptr_or_null(const at::Tensor& t) {
 }
 
 void check_launch(int err, const char* what) {
-  TORCH_CHECK(err == 0, "group_norm_act: ", what, " kernel launch failed: ",
-              cudaGetErrorString(static_cast<cudaError_t>(err)));
+  TORCH_CHECK(err == 0, "group_norm_act: ", what,
+              " kernel launch failed: ", cudaGetErrorString(static_cast<cudaError_t>(err)));
 }
 
 // The op's forward and backward, shared by the two autograd Functions below (LibTorch's custom
@@ -150,13 +154,13 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
   at::Tensor grad_x = at::empty_like(x);
   const auto opts = x.options().dtype(at::kFloat);
   at::Tensor sum_dy = at::empty({s.n, s.c}, opts), sum_dy_xhat = at::empty({s.n, s.c}, opts);
-  check_launch(cuda::group_norm_act_backward(
-                   element_type(x.scalar_type()), s, grad_y.data_ptr(), x.data_ptr(),
-                   mean.data_ptr<float>(), rstd.data_ptr<float>(), gamma.data_ptr<float>(),
-                   beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
-                   grad_x.data_ptr(), sum_dy.data_ptr<float>(), sum_dy_xhat.data_ptr<float>(),
-                   c10::cuda::getCurrentCUDAStream().stream()),
-               "backward");
+  check_launch(
+      cuda::group_norm_act_backward(
+          element_type(x.scalar_type()), s, grad_y.data_ptr(), x.data_ptr(), mean.data_ptr<float>(),
+          rstd.data_ptr<float>(), gamma.data_ptr<float>(), beta.data_ptr<float>(), ptr_or_null(sc),
+          ptr_or_null(sh), silu, grad_x.data_ptr(), sum_dy.data_ptr<float>(),
+          sum_dy_xhat.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
+      "backward");
   // Per (n, c): dL/dshift = sum_dy; dL/dscale = sum over pixels of dL/dpre * GN(x)
   // = gamma * sum_dy_xhat + beta * sum_dy; dL/dgamma, dL/dbeta: the same through (1 + scale),
   // summed over the batch.
@@ -170,8 +174,8 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
     dg = sum_dy_xhat * (1 + sc);
     db = sum_dy * (1 + sc);
   }
-  return {grad_x, dg.sum(0).to(weight.scalar_type()), db.sum(0).to(bias.scalar_type()),
-          grad_scale, grad_shift};
+  return {grad_x, dg.sum(0).to(weight.scalar_type()), db.sum(0).to(bias.scalar_type()), grad_scale,
+          grad_shift};
 }
 
 struct GroupNormActFunction : public torch::autograd::Function<GroupNormActFunction> {

@@ -17,8 +17,8 @@ namespace dmtrain::models::cuda {
 bool nhwc_supported(GroupNormActShape shape);
 template <typename T>
 int nhwc_forward(GroupNormActShape s, const void* x, const float* gamma, const float* beta,
-                 const float* scale, const float* shift, bool silu, float eps, void* y,
-                 float* mean, float* rstd, cudaStream_t stream);
+                 const float* scale, const float* shift, bool silu, float eps, void* y, float* mean,
+                 float* rstd, cudaStream_t stream);
 template <typename T>
 int nhwc_backward(GroupNormActShape s, const void* grad_y, const void* x, const float* mean,
                   const float* rstd, const float* gamma, const float* beta, const float* scale,
@@ -70,8 +70,8 @@ template <typename T, int V>
 __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
                                const float* __restrict__ gamma, const float* __restrict__ beta,
                                const float* __restrict__ scale, const float* __restrict__ shift,
-                               bool silu, float eps, T* __restrict__ y, float* __restrict__ mean_out,
-                               float* __restrict__ rstd_out) {
+                               bool silu, float eps, T* __restrict__ y,
+                               float* __restrict__ mean_out, float* __restrict__ rstd_out) {
   extern __shared__ float2 coef[];  // [cpg]: pre = x * coef.x + coef.y
   const Group g = this_group(s);
   const T* xg = x + g.offset;
@@ -207,7 +207,9 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
   }
 }
 
-bool aligned16(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
 
 // One warp per channel for the backward's first pass, 64..512 threads.
 int threads_for(const GroupNormActShape& s) {
@@ -291,18 +293,17 @@ int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void
 }
 
 int group_norm_act_backward(ElementType type, GroupNormActShape shape, const void* grad_y,
-                            const void* x, const float* mean, const float* rstd,
-                            const float* gamma, const float* beta, const float* scale,
-                            const float* shift, bool silu, void* grad_x, float* sum_dy,
-                            float* sum_dy_xhat, void* stream) {
+                            const void* x, const float* mean, const float* rstd, const float* gamma,
+                            const float* beta, const float* scale, const float* shift, bool silu,
+                            void* grad_x, float* sum_dy, float* sum_dy_xhat, void* stream) {
   auto* st = static_cast<cudaStream_t>(stream);
   switch (type) {
     case ElementType::kFloat32:
       return backward_typed<float>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
                                    grad_x, sum_dy, sum_dy_xhat, st);
     case ElementType::kBFloat16:
-      return backward_typed<__nv_bfloat16>(shape, grad_y, x, mean, rstd, gamma, beta, scale,
-                                           shift, silu, grad_x, sum_dy, sum_dy_xhat, st);
+      return backward_typed<__nv_bfloat16>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift,
+                                           silu, grad_x, sum_dy, sum_dy_xhat, st);
     case ElementType::kFloat16:
       return backward_typed<__half>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
                                     grad_x, sum_dy, sum_dy_xhat, st);

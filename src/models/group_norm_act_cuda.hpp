@@ -33,9 +33,8 @@ int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void
 // sum_dy_xhat = the same weighted by the normalised input; the parameter gradients follow from
 // these two [N, C] sums on the LibTorch side.
 int group_norm_act_backward(ElementType type, GroupNormActShape shape, const void* grad_y,
-                            const void* x, const float* mean, const float* rstd,
-                            const float* gamma, const float* beta, const float* scale,
-                            const float* shift, bool silu, void* grad_x, float* sum_dy,
-                            float* sum_dy_xhat, void* stream);
+                            const void* x, const float* mean, const float* rstd, const float* gamma,
+                            const float* beta, const float* scale, const float* shift, bool silu,
+                            void* grad_x, float* sum_dy, float* sum_dy_xhat, void* stream);
 
 }  // namespace dmtrain::models::cuda

@@ -17,10 +17,10 @@ namespace {
 struct Slab {
   int64_t index;  // n * groups + g
   int64_t n;
-  int64_t c0;     // first channel of the group
+  int64_t c0;  // first channel of the group
   int cpg;
   int hw;
-  int64_t base;   // offset of (n, pixel 0, c0)
+  int64_t base;  // offset of (n, pixel 0, c0)
 };
 
 __device__ __forceinline__ Slab this_slab(const GroupNormActShape& s) {
@@ -34,9 +34,10 @@ __device__ __forceinline__ Slab this_slab(const GroupNormActShape& s) {
   return g;
 }
 
-__device__ __forceinline__ float2 affine(const GroupNormActShape& s, const Slab& g, int c, float mean,
-                                         float rstd, const float* gamma, const float* beta,
-                                         const float* scale, const float* shift) {
+__device__ __forceinline__ float2 affine(const GroupNormActShape& s, const Slab& g, int c,
+                                         float mean, float rstd, const float* gamma,
+                                         const float* beta, const float* scale,
+                                         const float* shift) {
   const int64_t ch = g.c0 + c;
   float a = rstd * gamma[ch];
   float b = beta[ch] - mean * a;
@@ -50,8 +51,7 @@ __device__ __forceinline__ float2 affine(const GroupNormActShape& s, const Slab&
 
 template <typename T, int V>
 __global__ void nhwc_forward_kernel(GroupNormActShape s, const T* __restrict__ x,
-                                    const float* __restrict__ gamma,
-                                    const float* __restrict__ beta,
+                                    const float* __restrict__ gamma, const float* __restrict__ beta,
                                     const float* __restrict__ scale,
                                     const float* __restrict__ shift, bool silu, float eps,
                                     T* __restrict__ y, float* __restrict__ mean_out,
@@ -107,15 +107,12 @@ __global__ void nhwc_forward_kernel(GroupNormActShape s, const T* __restrict__ x
 }
 
 template <typename T, int V>
-__global__ void nhwc_backward_kernel(GroupNormActShape s, const T* __restrict__ grad_y,
-                                     const T* __restrict__ x, const float* __restrict__ mean_in,
-                                     const float* __restrict__ rstd_in,
-                                     const float* __restrict__ gamma,
-                                     const float* __restrict__ beta,
-                                     const float* __restrict__ scale,
-                                     const float* __restrict__ shift, bool silu,
-                                     T* __restrict__ grad_x, float* __restrict__ sum_dy,
-                                     float* __restrict__ sum_dy_xhat) {
+__global__ void nhwc_backward_kernel(
+    GroupNormActShape s, const T* __restrict__ grad_y, const T* __restrict__ x,
+    const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
+    const float* __restrict__ gamma, const float* __restrict__ beta,
+    const float* __restrict__ scale, const float* __restrict__ shift, bool silu,
+    T* __restrict__ grad_x, float* __restrict__ sum_dy, float* __restrict__ sum_dy_xhat) {
   extern __shared__ float smem[];  // coef [cpg] float2 | w [cpg] | sum1 [cpg] | sum2 [cpg]
   const Slab g = this_slab(s);
   float2* coef = reinterpret_cast<float2*>(smem);
@@ -211,7 +208,9 @@ __global__ void nhwc_backward_kernel(GroupNormActShape s, const T* __restrict__ 
   }
 }
 
-int gcd(int a, int b) { return b == 0 ? a : gcd(b, a % b); }
+int gcd(int a, int b) {
+  return b == 0 ? a : gcd(b, a % b);
+}
 
 // A multiple of 32 and of `packs`, near 256 threads; 0 when that would exceed 512.
 int nhwc_threads(int packs) {
@@ -227,7 +226,8 @@ int pack_width(int cpg, const void* const* ptrs, int n_ptrs) {
   for (int v = 16 / static_cast<int>(sizeof(T)); v > 1; v /= 2) {
     if (cpg % v != 0) continue;
     bool ok = true;
-    for (int i = 0; i < n_ptrs; ++i) ok = ok && reinterpret_cast<uintptr_t>(ptrs[i]) % (v * sizeof(T)) == 0;
+    for (int i = 0; i < n_ptrs; ++i)
+      ok = ok && reinterpret_cast<uintptr_t>(ptrs[i]) % (v * sizeof(T)) == 0;
     if (ok) return v;
   }
   return 1;
@@ -239,21 +239,21 @@ void forward_launch(GroupNormActShape s, const void* x, const float* gamma, cons
                     float* mean, float* rstd, cudaStream_t stream) {
   const int cpg = static_cast<int>(s.c / s.groups);
   nhwc_forward_kernel<T, V><<<static_cast<unsigned>(s.n * s.groups), nhwc_threads(cpg / V),
-                               sizeof(float2) * cpg, stream>>>(
-      s, static_cast<const T*>(x), gamma, beta, scale, shift, silu, eps, static_cast<T*>(y), mean,
-      rstd);
+                              sizeof(float2) * cpg, stream>>>(s, static_cast<const T*>(x), gamma,
+                                                              beta, scale, shift, silu, eps,
+                                                              static_cast<T*>(y), mean, rstd);
 }
 
 template <typename T, int V>
 void backward_launch(GroupNormActShape s, const void* grad_y, const void* x, const float* mean,
                      const float* rstd, const float* gamma, const float* beta, const float* scale,
-                     const float* shift, bool silu, void* grad_x, float* sum_dy,
-                     float* sum_dy_xhat, cudaStream_t stream) {
+                     const float* shift, bool silu, void* grad_x, float* sum_dy, float* sum_dy_xhat,
+                     cudaStream_t stream) {
   const int cpg = static_cast<int>(s.c / s.groups);
-  nhwc_backward_kernel<T, V><<<static_cast<unsigned>(s.n * s.groups), nhwc_threads(cpg / V),
-                                sizeof(float) * 5 * cpg, stream>>>(
-      s, static_cast<const T*>(grad_y), static_cast<const T*>(x), mean, rstd, gamma, beta, scale,
-      shift, silu, static_cast<T*>(grad_x), sum_dy, sum_dy_xhat);
+  nhwc_backward_kernel<T, V>
+      <<<static_cast<unsigned>(s.n * s.groups), nhwc_threads(cpg / V), sizeof(float) * 5 * cpg,
+         stream>>>(s, static_cast<const T*>(grad_y), static_cast<const T*>(x), mean, rstd, gamma,
+                   beta, scale, shift, silu, static_cast<T*>(grad_x), sum_dy, sum_dy_xhat);
 }
 
 }  // namespace
@@ -264,8 +264,8 @@ bool nhwc_supported(GroupNormActShape shape) {
 
 template <typename T>
 int nhwc_forward(GroupNormActShape s, const void* x, const float* gamma, const float* beta,
-                 const float* scale, const float* shift, bool silu, float eps, void* y,
-                 float* mean, float* rstd, cudaStream_t stream) {
+                 const float* scale, const float* shift, bool silu, float eps, void* y, float* mean,
+                 float* rstd, cudaStream_t stream) {
   const void* ptrs[] = {x, y};
   const int cpg = static_cast<int>(s.c / s.groups);
   switch (pack_width<T>(cpg, ptrs, 2)) {
@@ -291,9 +291,9 @@ int nhwc_backward(GroupNormActShape s, const void* grad_y, const void* x, const 
                   cudaStream_t stream) {
   const void* ptrs[] = {grad_y, x, grad_x};
   const int cpg = static_cast<int>(s.c / s.groups);
-#define DMTRAIN_NHWC_BACKWARD(V)                                                          \
-  backward_launch<T, V>(s, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu, grad_x, \
-                        sum_dy, sum_dy_xhat, stream)
+#define DMTRAIN_NHWC_BACKWARD(V)                                                                   \
+  backward_launch<T, V>(s, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu, grad_x, sum_dy, \
+                        sum_dy_xhat, stream)
   switch (pack_width<T>(cpg, ptrs, 3)) {
     case 8:
       DMTRAIN_NHWC_BACKWARD(8);
@@ -314,19 +314,18 @@ int nhwc_backward(GroupNormActShape s, const void* grad_y, const void* x, const 
 template int nhwc_forward<float>(GroupNormActShape, const void*, const float*, const float*,
                                  const float*, const float*, bool, float, void*, float*, float*,
                                  cudaStream_t);
-template int nhwc_forward<__nv_bfloat16>(GroupNormActShape, const void*, const float*,
-                                         const float*, const float*, const float*, bool, float,
-                                         void*, float*, float*, cudaStream_t);
+template int nhwc_forward<__nv_bfloat16>(GroupNormActShape, const void*, const float*, const float*,
+                                         const float*, const float*, bool, float, void*, float*,
+                                         float*, cudaStream_t);
 template int nhwc_forward<__half>(GroupNormActShape, const void*, const float*, const float*,
                                   const float*, const float*, bool, float, void*, float*, float*,
                                   cudaStream_t);
 template int nhwc_backward<float>(GroupNormActShape, const void*, const void*, const float*,
                                   const float*, const float*, const float*, const float*,
                                   const float*, bool, void*, float*, float*, cudaStream_t);
-template int nhwc_backward<__nv_bfloat16>(GroupNormActShape, const void*, const void*,
+template int nhwc_backward<__nv_bfloat16>(GroupNormActShape, const void*, const void*, const float*,
                                           const float*, const float*, const float*, const float*,
-                                          const float*, const float*, bool, void*, float*, float*,
-                                          cudaStream_t);
+                                          const float*, bool, void*, float*, float*, cudaStream_t);
 template int nhwc_backward<__half>(GroupNormActShape, const void*, const void*, const float*,
                                    const float*, const float*, const float*, const float*,
                                    const float*, bool, void*, float*, float*, cudaStream_t);

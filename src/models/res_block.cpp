@@ -63,7 +63,7 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
   if (options.use_scale_shift_norm()) {
     auto scale_shift = emb_out.chunk(2, 1);
     h = out_layers->at<GroupNorm32Impl>(0).forward_act(h, scale_shift[0], scale_shift[1],
-                                                        /*silu=*/true);
+                                                       /*silu=*/true);
   } else {
     h = out_layers->at<GroupNorm32Impl>(0).forward_act(h + emb_out, {}, {}, /*silu=*/true);
   }

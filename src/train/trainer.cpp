@@ -33,6 +33,7 @@
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
+#include "dmtrain/train/cuda_graph_step.hpp"
 #include "dmtrain/train/ema.hpp"
 #include "dmtrain/train/kernel_profile.hpp"
 #include "dmtrain/train/loss_scaler.hpp"
@@ -480,6 +481,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
 
   Clock::time_point timed_start;
   KernelProfile profile;
+  // CUDA graphs (train.cuda_graphs): one process, one chunk, no fp16 loss scaling; the first
+  // iterations run eagerly (cuDNN autotuning and lazy initialisations must not be captured).
+  const bool graphed = tc.cuda_graphs && device.is_cuda() && !ctx.distributed() &&
+                       micro_batches == 1 && precision != at::kHalf && CudaGraphStep::available();
+  const int64_t graph_from = first_iteration + 3;
+  std::unique_ptr<CudaGraphStep> graph_step;
   while (st.iteration < stop) {
     const int64_t k = st.iteration;
     if (options.benchmark && k == first_iteration + options.warmup) {
@@ -509,33 +516,56 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     noise_shape[0] = tc.batch_size;
     at::Tensor noise = rank_rows(at::randn(noise_shape, noise_gen, x0.options()), ctx);
 
-    optimizer->zero_grad();
-    // The rank's rows in train.micro_batches chunks (one by default), each chunk's loss its share
-    // of the rank's mean, gradients summed in .grad. Only the last chunk's backward is
-    // synchronised (as DDP's no_sync): the Reducer then all-reduces the accumulated gradients,
-    // averaging over ranks as backward runs.
-    const int64_t chunk = local_batch / micro_batches;
     std::vector<at::Tensor> parts;
     at::Tensor loss;
-    for (int64_t m = 0; m < micro_batches; ++m) {
-      const bool last = m == micro_batches - 1;
-      const auto rows = [&](const at::Tensor& a) {
-        return a.defined() && micro_batches > 1 ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
-      };
-      if (last) reducer.prepare_for_forward();
-      at::Tensor part;
-      {
-        AutocastScope autocast(device.type(), precision, precision != at::kFloat);
-        part = diffusion.training_losses(model_fn, rows(x0), rows(t), rows(noise), rows(y)).loss;
+    if (graphed && k >= graph_from) {
+      // Single process: forward, loss and backward replayed from a CUDA graph (captured at the
+      // first such iteration); gradients land in the same .grad tensors every time.
+      if (!graph_step) {
+        graph_step = std::make_unique<CudaGraphStep>(
+            [&](const std::vector<at::Tensor>& in) {
+              at::Tensor part;
+              {
+                AutocastScope autocast(device.type(), precision, precision != at::kFloat);
+                part = diffusion.training_losses(model_fn, in[0], in[1], in[2], in[3]).loss;
+              }
+              return std::make_pair((part.to(at::kFloat) * in[4]).mean(), part.detach());
+            },
+            params);
+        log::info(c10::str("iteration ", k, ": training step captured as a CUDA graph"));
       }
-      const at::Tensor weighted = part.to(at::kFloat) * rows(w);
-      // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
-      const at::Tensor share =
-          micro_batches == 1 ? weighted.mean() : weighted.sum() / static_cast<double>(local_batch);
-      if (last) reducer.prepare_for_backward(share);
-      scaler.scale(share).backward();
-      loss = m == 0 ? share.detach() : loss + share.detach();
-      parts.push_back(part.detach());
+      const auto out = graph_step->run({x0, t, noise, y, w});
+      ++result.graph_steps;
+      loss = out.first.detach();
+      parts.push_back(out.second);
+    } else {
+      optimizer->zero_grad();
+      // The rank's rows in train.micro_batches chunks (one by default), each chunk's loss its share
+      // of the rank's mean, gradients summed in .grad. Only the last chunk's backward is
+      // synchronised (as DDP's no_sync): the Reducer then all-reduces the accumulated gradients,
+      // averaging over ranks as backward runs.
+      const int64_t chunk = local_batch / micro_batches;
+      for (int64_t m = 0; m < micro_batches; ++m) {
+        const bool last = m == micro_batches - 1;
+        const auto rows = [&](const at::Tensor& a) {
+          return a.defined() && micro_batches > 1 ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
+        };
+        if (last) reducer.prepare_for_forward();
+        at::Tensor part;
+        {
+          AutocastScope autocast(device.type(), precision, precision != at::kFloat);
+          part = diffusion.training_losses(model_fn, rows(x0), rows(t), rows(noise), rows(y)).loss;
+        }
+        const at::Tensor weighted = part.to(at::kFloat) * rows(w);
+        // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
+        const at::Tensor share = micro_batches == 1
+                                     ? weighted.mean()
+                                     : weighted.sum() / static_cast<double>(local_batch);
+        if (last) reducer.prepare_for_backward(share);
+        scaler.scale(share).backward();
+        loss = m == 0 ? share.detach() : loss + share.detach();
+        parts.push_back(part.detach());
+      }
     }
     const at::Tensor per_example = micro_batches == 1 ? parts.front() : at::cat(parts);
     scaler.unscale(params);

@@ -1,9 +1,9 @@
 // group_norm_act: the unfused path against GroupNorm written out by hand, and the fused CUDA
 // kernels (forward and every gradient) against that path run in float64 on the CPU, for float32
 // and bfloat16 activations, with and without scale/shift and SiLU, NCHW and channels-last, on
-// shapes that take the vectorised and the scalar kernel paths. The CUDA cases skip where no GPU is visible (CI) and
-// run on the GPU machine; the UNet fixtures of the references are also checked through the
-// fused kernels there.
+// shapes that take the vectorised and the scalar kernel paths. The CUDA cases skip where no GPU is
+// visible (CI) and run on the GPU machine; the UNet fixtures of the references are also checked
+// through the fused kernels there.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
@@ -86,20 +86,22 @@ std::vector<torch::Tensor> run(const Inputs& in, const Case& c, torch::Device de
 }
 
 const std::vector<Case> kCases = {
-    {{3, 64, 8, 8}, 32, true, true},    // vectorised path, as in a ResBlock's out_layers
-    {{3, 64, 8, 8}, 32, false, true},   // in_layers
+    {{3, 64, 8, 8}, 32, true, true},       // vectorised path, as in a ResBlock's out_layers
+    {{3, 64, 8, 8}, 32, false, true},      // in_layers
     {{2, 128, 16, 16}, 32, false, false},  // attention's norm: no activation
-    {{2, 32, 5, 5}, 8, true, true},     // 25 pixels: the scalar path
-    {{2, 96, 12}, 32, false, true},     // [N, C, T] input
+    {{2, 32, 5, 5}, 8, true, true},        // 25 pixels: the scalar path
+    {{2, 96, 12}, 32, false, true},        // [N, C, T] input
     // Channels-last: packs of 8, 4, 2 and 1 channels, 1 to 4 packs per pixel.
-    {{2, 256, 4, 4}, 32, true, true, true},    // 8 channels per group: one 16-byte pack
-    {{3, 64, 8, 8}, 32, false, true, true},    // 2 channels per group
-    {{2, 512, 3, 3}, 32, true, true, true},    // 16 per group: two packs per pixel
-    {{2, 768, 2, 2}, 32, false, true, true},   // 24 per group: three packs, a 96-wide block
-    {{2, 96, 12}, 32, false, false, true},     // [N, C, T] view of NHWC data, 3 per group
+    {{2, 256, 4, 4}, 32, true, true, true},   // 8 channels per group: one 16-byte pack
+    {{3, 64, 8, 8}, 32, false, true, true},   // 2 channels per group
+    {{2, 512, 3, 3}, 32, true, true, true},   // 16 per group: two packs per pixel
+    {{2, 768, 2, 2}, 32, false, true, true},  // 24 per group: three packs, a 96-wide block
+    {{2, 96, 12}, 32, false, false, true},    // [N, C, T] view of NHWC data, 3 per group
 };
 
-bool cuda_fused() { return torch::cuda::is_available() && dm::fused_kernels_built(); }
+bool cuda_fused() {
+  return torch::cuda::is_available() && dm::fused_kernels_built();
+}
 
 }  // namespace
 
@@ -182,8 +184,15 @@ TEST(GroupNormAct, FusedUNetMatchesReferenceFixture) {
   // through the fused kernels, in float32 with TF32 off.
   const auto dir = std::string(DMTRAIN_TEST_DATA_DIR) + "/models/";
   dm::UNetOptions o;
-  o.image_size(16).in_channels(3).model_channels(32).num_res_blocks(1).attention_resolutions({2})
-      .channel_mult({1, 1}).num_heads(2).use_scale_shift_norm(true).learn_sigma(true);
+  o.image_size(16)
+      .in_channels(3)
+      .model_channels(32)
+      .num_res_blocks(1)
+      .attention_resolutions({2})
+      .channel_mult({1, 1})
+      .num_heads(2)
+      .use_scale_shift_norm(true)
+      .learn_sigma(true);
   dm::UNetModel model(o);
   dm::load_state_dict(*model, dir + "id_small.pt");
   model->eval();

@@ -97,6 +97,7 @@ struct TrainConfig {
                                // ID CIFAR10 recipe in bf16 on an H100: 1,257 vs 1,354 img/s)
   bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
   bool fused_kernels = true;    // dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels
+  bool cuda_graphs = true;      // replay forward+backward as a CUDA graph (one GPU, one chunk)
 };
 
 struct CheckpointConfig {

@@ -43,6 +43,7 @@ struct TrainResult {
   double timed_seconds = 0;
   int64_t timed_iterations = 0;
   double peak_gpu_gib = 0;
+  int64_t graph_steps = 0;  // iterations replayed from a CUDA graph (train.cuda_graphs)
   std::string profile_summary;  // with TrainOptions::profile: where the timed steps' time went
   int rank = 0, world_size = 1;  // of this process in its job
 };

@@ -1,0 +1,96 @@
+#include "dmtrain/train/cuda_graph_step.hpp"
+
+#include <ATen/ATen.h>
+#include <ATen/autocast_mode.h>
+
+#include "dmtrain/util/error.hpp"
+
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+#include <ATen/cuda/CUDAEvent.h>
+#include <ATen/cuda/CUDAGraph.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <c10/cuda/CUDAStream.h>
+#endif
+
+namespace dmtrain::train {
+
+struct CudaGraphStep::Impl {
+  StepFn step;
+  std::vector<at::Tensor> params;
+  std::vector<at::Tensor> inputs;  // static copies the graph reads
+  std::pair<at::Tensor, at::Tensor> outputs;
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+  std::unique_ptr<at::cuda::CUDAGraph> graph;
+#endif
+};
+
+CudaGraphStep::CudaGraphStep(StepFn step, std::vector<at::Tensor> params)
+    : impl_(std::make_unique<Impl>()) {
+  impl_->step = std::move(step);
+  impl_->params = std::move(params);
+}
+
+CudaGraphStep::~CudaGraphStep() = default;
+
+bool CudaGraphStep::available() {
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+  return true;
+#else
+  return false;
+#endif
+}
+
+std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tensor>& inputs) {
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+  Impl& s = *impl_;
+  if (s.graph) {
+    TORCH_CHECK(inputs.size() == s.inputs.size(), "CudaGraphStep: input count changed");
+    for (size_t i = 0; i < inputs.size(); ++i) {
+      if (inputs[i].defined()) s.inputs[i].copy_(inputs[i], /*non_blocking=*/true);
+    }
+    s.graph->replay();
+    return s.outputs;
+  }
+  for (const auto& in : inputs) s.inputs.push_back(in.defined() ? in.clone() : in);
+  const auto reset_grads = [&] {
+    for (auto& p : s.params) p.mutable_grad().reset();
+  };
+  // Capture happens on a side stream that has seen the step once (libraries such as cuBLAS set
+  // up per-stream workspaces on first use, which must not happen inside the capture).
+  const at::cuda::CUDAStream main = at::cuda::getCurrentCUDAStream();
+  const at::cuda::CUDAStream side = at::cuda::getStreamFromPool();
+  at::cuda::CUDAEvent ready;
+  ready.record(main);
+  ready.block(side);
+  {
+    const at::cuda::CUDAStreamGuard on_side(side);
+    reset_grads();
+    s.step(s.inputs).first.backward();
+    reset_grads();  // the backward inside the capture then allocates them in the graph's pool
+    const bool cache = at::autocast::is_autocast_cache_enabled();
+    at::autocast::set_autocast_cache_enabled(false);
+    s.graph = std::make_unique<at::cuda::CUDAGraph>();
+    try {
+      s.graph->capture_begin();
+      s.outputs = s.step(s.inputs);
+      s.outputs.first.backward();
+      s.graph->capture_end();
+    } catch (...) {
+      at::autocast::set_autocast_cache_enabled(cache);
+      s.graph.reset();
+      throw;
+    }
+    at::autocast::set_autocast_cache_enabled(cache);
+  }
+  at::cuda::CUDAEvent captured;
+  captured.record(side);
+  captured.block(main);
+  s.graph->replay();  // capturing recorded the work without doing it
+  return s.outputs;
+#else
+  (void)inputs;
+  throw Error("CUDA graphs need a LibTorch built with CUDA");
+#endif
+}
+
+}  // namespace dmtrain::train
