@@ -70,15 +70,40 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
     const bool cache = at::autocast::is_autocast_cache_enabled();
     at::autocast::set_autocast_cache_enabled(false);
     s.graph = std::make_unique<at::cuda::CUDAGraph>();
+    // Something in the step cannot be captured (a host sync, a pageable copy): end the broken
+    // capture so the stream and the device stay usable, and say what happened.
+    const auto fail = [&](const std::string& why) {
+      at::autocast::set_autocast_cache_enabled(cache);
+      try {
+        s.graph->capture_end();  // also stops routing allocations to the graph's pool
+      } catch (...) {
+      }
+      cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+      if (cudaStreamIsCapturing(side.stream(), &status) == cudaSuccess &&
+          status != cudaStreamCaptureStatusNone) {
+        cudaGraph_t broken = nullptr;
+        if (cudaStreamEndCapture(side.stream(), &broken) == cudaSuccess && broken != nullptr) {
+          cudaGraphDestroy(broken);
+        }
+      }
+      (void)cudaGetLastError();
+      s.graph.reset();
+      s.inputs.clear();
+      reset_grads();
+      throw Error(
+          "the training step could not be captured as a CUDA graph (set "
+          "train.cuda_graphs: false to train without): " +
+          why);
+    };
     try {
       s.graph->capture_begin();
       s.outputs = s.step(s.inputs);
       s.outputs.first.backward();
       s.graph->capture_end();
-    } catch (...) {
-      at::autocast::set_autocast_cache_enabled(cache);
-      s.graph.reset();
-      throw;
+    } catch (const c10::Error& e) {
+      fail(e.msg());
+    } catch (const std::exception& e) {
+      fail(e.what());
     }
     at::autocast::set_autocast_cache_enabled(cache);
   }

@@ -487,6 +487,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
                        micro_batches == 1 && precision != at::kHalf && CudaGraphStep::available();
   const int64_t graph_from = first_iteration + 3;
   std::unique_ptr<CudaGraphStep> graph_step;
+  bool graph_failed = false;
   while (st.iteration < stop) {
     const int64_t k = st.iteration;
     if (options.benchmark && k == first_iteration + options.warmup) {
@@ -518,7 +519,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
 
     std::vector<at::Tensor> parts;
     at::Tensor loss;
-    if (graphed && k >= graph_from) {
+    if (graphed && k >= graph_from && !graph_failed) {
       // Single process: forward, loss and backward replayed from a CUDA graph (captured at the
       // first such iteration); gradients land in the same .grad tensors every time.
       if (!graph_step) {
@@ -532,13 +533,23 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
               return std::make_pair((part.to(at::kFloat) * in[4]).mean(), part.detach());
             },
             params);
-        log::info(c10::str("iteration ", k, ": training step captured as a CUDA graph"));
       }
-      const auto out = graph_step->run({x0, t, noise, y, w});
-      ++result.graph_steps;
-      loss = out.first.detach();
-      parts.push_back(out.second);
-    } else {
+      try {
+        const auto out = graph_step->run({x0, t, noise, y, w});
+        loss = out.first.detach();
+        parts.push_back(out.second);
+        if (result.graph_steps++ == 0) {
+          log::info(c10::str("iteration ", k, ": training step captured as a CUDA graph"));
+        }
+      } catch (const Error& e) {
+        if (result.graph_steps > 0) throw;  // a replay failed: not a capture problem
+        // A step that cannot be captured trains on eagerly, with a warning.
+        log::warn(std::string(e.what()) + "; training on without CUDA graphs");
+        graph_failed = true;
+        graph_step.reset();
+      }
+    }
+    if (!loss.defined()) {
       optimizer->zero_grad();
       // The rank's rows in train.micro_batches chunks (one by default), each chunk's loss its share
       // of the rank's mean, gradients summed in .grad. Only the last chunk's backward is

@@ -5,10 +5,14 @@
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
 
+#include <ATen/ATen.h>
+
 #include <filesystem>
 #include <fstream>
 
+#include "dmtrain/train/cuda_graph_step.hpp"
 #include "dmtrain/train/trainer.hpp"
+#include "dmtrain/util/error.hpp"
 #include "tiny_run.hpp"
 
 namespace dmtrain::train {
@@ -58,6 +62,36 @@ TEST(CudaGraphStep, ReplayLogsTheSameLossesAsTheEagerStep) {
   // The weights moved: later losses are not the first one (the comparison has teeth).
   EXPECT_NE(runs[0][6].first, runs[0][0].first);
   fs::remove_all(root);
+}
+
+}  // namespace
+}  // namespace dmtrain::train
+
+namespace dmtrain::train {
+namespace {
+
+// A step that waits for the device (.item()) cannot be captured: run() says so, naming the key
+// that turns graphs off, and the device keeps working (the trainer then trains on eagerly).
+TEST(CudaGraphStep, AStepThatSyncsIsRefusedAndTheDeviceStaysUsable) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
+  at::Tensor p = at::ones({4}, at::kCUDA).requires_grad_(true);
+  CudaGraphStep step(
+      [&](const std::vector<at::Tensor>& in) {
+        const at::Tensor l = (in[0] * p).sum();
+        if (l.item<float>() > 1e9f) throw std::runtime_error("unreachable");
+        return std::make_pair(l, in[0]);
+      },
+      {p});
+  try {
+    step.run({at::ones({4}, at::kCUDA)});
+    FAIL() << "capture of a synchronising step succeeded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.cuda_graphs"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(at::ones({3}, at::kCUDA).sum().item<float>(), 3.f);
+  const at::Tensor l = (at::ones({4}, at::kCUDA) * p).sum();
+  l.backward();
+  EXPECT_EQ(p.grad().sum().item<float>(), 4.f);
 }
 
 }  // namespace
