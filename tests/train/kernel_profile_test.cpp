@@ -120,11 +120,15 @@ TEST(KernelProfile, SelfTimesOfNestedOpsDoNotExceedWallTime) {
   double total_ms = 0;
   ASSERT_TRUE(head >> total_ms);
   EXPECT_GT(total_ms, 0.0);
-  EXPECT_LE(total_ms, wall_ms);
+  // The ops of the loop, not the total: with CUDA present (the GPU machine) the profiler also
+  // records CUDA runtime calls made while it starts and stops, outside the timed loop.
+  const double loop_ms = row_of(summary, "aten::addmm").ms + row_of(summary, "aten::linear").ms +
+                         row_of(summary, "aten::t").ms;
+  EXPECT_LE(loop_ms, wall_ms);
   EXPECT_EQ(row_of(summary, "aten::addmm").calls, 20);
   // addmm is nearly all of linear's time; with self times it is the top row.
   EXPECT_LE(row_of(summary, "aten::addmm").ms, total_ms);
-  EXPECT_GT(row_of(summary, "aten::addmm").ms, 0.5 * total_ms);
+  EXPECT_GT(row_of(summary, "aten::addmm").ms, 0.5 * loop_ms);
   // top = 3 keeps three rows after the table's header.
   const size_t header = summary.find("\nname ");
   ASSERT_NE(header, std::string::npos);
