@@ -50,22 +50,6 @@ __device__ __forceinline__ Group this_group(const GroupNormActShape& s) {
   return g;
 }
 
-// The whole op before the activation, per channel: pre = x * a + b.
-__device__ __forceinline__ float2 channel_affine(const GroupNormActShape& s, const Group& g, int c,
-                                                 float mean, float rstd, const float* gamma,
-                                                 const float* beta, const float* scale,
-                                                 const float* shift) {
-  const int64_t ch = g.c0 + c;
-  float a = rstd * gamma[ch];
-  float b = beta[ch] - mean * a;
-  if (scale != nullptr) {
-    const float k = 1.f + scale[g.n * s.c + ch];
-    a *= k;
-    b = b * k + shift[g.n * s.c + ch];
-  }
-  return make_float2(a, b);
-}
-
 template <typename T, int V>
 __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
                                const float* __restrict__ gamma, const float* __restrict__ beta,
@@ -101,7 +85,8 @@ __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
     rstd_out[g.index] = rstd;
   }
   for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] = channel_affine(s, g, c, mean, rstd, gamma, beta, scale, shift);
+    coef[c] =
+        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
   }
   __syncthreads();
 
@@ -140,7 +125,8 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
   const float mean = mean_in[g.index];
   const float rstd = rstd_in[g.index];
   for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] = channel_affine(s, g, c, mean, rstd, gamma, beta, scale, shift);
+    coef[c] =
+        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
     const float k = scale != nullptr ? 1.f + scale[g.n * s.c + g.c0 + c] : 1.f;
     w[c] = k * gamma[g.c0 + c];
   }

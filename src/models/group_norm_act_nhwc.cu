@@ -34,21 +34,6 @@ __device__ __forceinline__ Slab this_slab(const GroupNormActShape& s) {
   return g;
 }
 
-__device__ __forceinline__ float2 affine(const GroupNormActShape& s, const Slab& g, int c,
-                                         float mean, float rstd, const float* gamma,
-                                         const float* beta, const float* scale,
-                                         const float* shift) {
-  const int64_t ch = g.c0 + c;
-  float a = rstd * gamma[ch];
-  float b = beta[ch] - mean * a;
-  if (scale != nullptr) {
-    const float k = 1.f + scale[g.n * s.c + ch];
-    a *= k;
-    b = b * k + shift[g.n * s.c + ch];
-  }
-  return make_float2(a, b);
-}
-
 template <typename T, int V>
 __global__ void nhwc_forward_kernel(GroupNormActShape s, const T* __restrict__ x,
                                     const float* __restrict__ gamma, const float* __restrict__ beta,
@@ -85,7 +70,8 @@ __global__ void nhwc_forward_kernel(GroupNormActShape s, const T* __restrict__ x
     rstd_out[g.index] = rstd;
   }
   for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] = affine(s, g, c, mean, rstd, gamma, beta, scale, shift);
+    coef[c] =
+        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
   }
   __syncthreads();
   float2 ab[V];
@@ -122,7 +108,8 @@ __global__ void nhwc_backward_kernel(
   const float mean = mean_in[g.index];
   const float rstd = rstd_in[g.index];
   for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] = affine(s, g, c, mean, rstd, gamma, beta, scale, shift);
+    coef[c] =
+        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
     w[c] = (scale != nullptr ? 1.f + scale[g.n * s.c + g.c0 + c] : 1.f) * gamma[g.c0 + c];
     sum1[c] = 0.f;
     sum2[c] = 0.f;
