@@ -77,20 +77,4 @@ __device__ __forceinline__ float pre_grad(float dy, float pre, bool silu) {
   return dy * sg * (1.f + pre * (1.f - sg));
 }
 
-// GroupNorm (+ scale/shift) as one affine map per channel, pre = x * a + b: a = rstd * gamma,
-// b = beta - mean * a, then (1 + scale) and shift of sample n (`row` = n * C + channel) when given.
-__device__ __forceinline__ float2 group_norm_affine(int64_t channel, int64_t row, float mean,
-                                                    float rstd, const float* gamma,
-                                                    const float* beta, const float* scale,
-                                                    const float* shift) {
-  float a = rstd * gamma[channel];
-  float b = beta[channel] - mean * a;
-  if (scale != nullptr) {
-    const float k = 1.f + scale[row];
-    a *= k;
-    b = b * k + shift[row];
-  }
-  return make_float2(a, b);
-}
-
 }  // namespace dmtrain::models::cuda

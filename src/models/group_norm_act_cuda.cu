@@ -8,8 +8,8 @@
 // float32 whatever the storage type; only the output is rounded, once.
 #include <cstdint>
 
-#include "cuda_common.cuh"
 #include "group_norm_act_cuda.hpp"
+#include "group_norm_act_device.cuh"
 
 namespace dmtrain::models::cuda {
 
@@ -74,21 +74,9 @@ __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
       s2 += d * d;
     }
   }
-  const float2 total = block_sum(s1, s2);
-  const float inv_len = 1.f / static_cast<float>(g.len);
-  const float dmean = total.x * inv_len;
-  const float var = fmaxf(total.y * inv_len - dmean * dmean, 0.f);
-  const float mean = k + dmean;
-  const float rstd = rsqrtf(var + eps);
-  if (threadIdx.x == 0) {
-    mean_out[g.index] = mean;
-    rstd_out[g.index] = rstd;
-  }
-  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] =
-        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
-  }
-  __syncthreads();
+  finish_group_statistics(s1, s2, k, static_cast<float>(g.len), eps, g.index, g.c0,
+                          g.n * s.c + g.c0, g.cpg, gamma, beta, scale, shift, mean_out, rstd_out,
+                          coef);
 
   for (int i = threadIdx.x * V; i < g.len; i += blockDim.x * V) {
     const float2 ab = coef[i / g.hw];  // V divides hw: a pack never straddles two channels
@@ -166,14 +154,8 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
     p1 += part1[c];
     p2 += part2[c];
   }
-  const float2 total = block_sum(p1, p2);
-  const float inv_len = 1.f / static_cast<float>(g.len);
-  const float m1 = total.x * inv_len;  // mean of dL/dxhat over the group
-  const float m2 = total.y * inv_len;  // mean of dL/dxhat * xhat
-  // dx = rstd * (dxhat - m1 - xhat * m2), xhat = (x - mean) * rstd, dxhat = dpre * w[c]:
-  // dx = dpre * (rstd * w[c]) + x * c2 + c3.
-  const float c2 = -rstd * rstd * m2;
-  const float c3 = rstd * rstd * m2 * mean - rstd * m1;
+  const float2 c23 = input_grad_constants(p1, p2, static_cast<float>(g.len), mean, rstd);
+  const float c2 = c23.x, c3 = c23.y;
 
   // Pass 2: dL/dx.
   for (int i = threadIdx.x * V; i < g.len; i += blockDim.x * V) {

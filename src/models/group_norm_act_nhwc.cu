@@ -8,8 +8,8 @@
 // same time and read the rest of each 32-byte sector, which L2 then serves.
 #include <cstdint>
 
-#include "cuda_common.cuh"
 #include "group_norm_act_cuda.hpp"
+#include "group_norm_act_device.cuh"
 
 namespace dmtrain::models::cuda {
 namespace {
@@ -60,20 +60,9 @@ __global__ void nhwc_forward_kernel(GroupNormActShape s, const T* __restrict__ x
       s2 += d * d;
     }
   }
-  const float2 total = block_sum(s1, s2);
-  const float inv_len = 1.f / (static_cast<float>(g.cpg) * static_cast<float>(g.hw));
-  const float dmean = total.x * inv_len;
-  const float mean = k + dmean;
-  const float rstd = rsqrtf(fmaxf(total.y * inv_len - dmean * dmean, 0.f) + eps);
-  if (threadIdx.x == 0) {
-    mean_out[g.index] = mean;
-    rstd_out[g.index] = rstd;
-  }
-  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] =
-        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
-  }
-  __syncthreads();
+  finish_group_statistics(s1, s2, k, static_cast<float>(g.cpg) * static_cast<float>(g.hw), eps,
+                          g.index, g.c0, g.n * s.c + g.c0, g.cpg, gamma, beta, scale, shift,
+                          mean_out, rstd_out, coef);
   float2 ab[V];
 #pragma unroll
   for (int j = 0; j < V; ++j) ab[j] = coef[cp + j];
@@ -170,11 +159,9 @@ __global__ void nhwc_backward_kernel(
     p1 += sum1[c] * w[c];
     p2 += sum2[c] * w[c];
   }
-  const float2 total = block_sum(p1, p2);
-  const float inv_len = 1.f / (static_cast<float>(g.cpg) * static_cast<float>(g.hw));
-  const float m1 = total.x * inv_len, m2 = total.y * inv_len;
-  const float c2 = -rstd * rstd * m2;
-  const float c3 = rstd * rstd * m2 * mean - rstd * m1;
+  const float2 c23 = input_grad_constants(
+      p1, p2, static_cast<float>(g.cpg) * static_cast<float>(g.hw), mean, rstd);
+  const float c2 = c23.x, c3 = c23.y;
   float kc[V];
 #pragma unroll
   for (int j = 0; j < V; ++j) kc[j] = rstd * w[cp + j];

@@ -8,8 +8,6 @@
 #include <torch/torch.h>
 
 #include "dmtrain/models/group_norm_act.hpp"
-#include "dmtrain/models/state_dict.hpp"
-#include "dmtrain/models/unet.hpp"
 
 namespace dm = dmtrain::models;
 
@@ -176,34 +174,4 @@ TEST(GroupNormAct, FusedStatisticsSurviveALargeMean) {
   const auto got = run(in, c, torch::kCUDA, torch::kFloat, true);
   EXPECT_LT(rel_err(got[0], want[0]), 1e-3);
   EXPECT_LT(rel_err(got[1], want[1]), 1e-2);
-}
-
-TEST(GroupNormAct, FusedUNetMatchesReferenceFixture) {
-  if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
-  // The ID-flavour fixture of reference_test.cpp (made by the references' own code), on the GPU
-  // through the fused kernels, in float32 with TF32 off.
-  const auto dir = std::string(DMTRAIN_TEST_DATA_DIR) + "/models/";
-  dm::UNetOptions o;
-  o.image_size(16)
-      .in_channels(3)
-      .model_channels(32)
-      .num_res_blocks(1)
-      .attention_resolutions({2})
-      .channel_mult({1, 1})
-      .num_heads(2)
-      .use_scale_shift_norm(true)
-      .learn_sigma(true);
-  dm::UNetModel model(o);
-  dm::load_state_dict(*model, dir + "id_small.pt");
-  model->eval();
-  model->to(torch::kCUDA);
-  std::map<std::string, torch::Tensor> io;
-  for (auto& [k, v] : dm::read_state_dict_file(dir + "id_small_io.pt")) io[k] = v;
-  const bool tf32 = at::globalContext().allowTF32CuDNN();
-  at::globalContext().setAllowTF32CuDNN(false);
-  torch::NoGradGuard no_grad;
-  const auto out = model->forward(io["x"].cuda(), io["t"].cuda()).cpu();
-  at::globalContext().setAllowTF32CuDNN(tf32);
-  EXPECT_LT((out - io["out"]).abs().max().item<double>() / io["out"].abs().max().item<double>(),
-            1e-4);
 }

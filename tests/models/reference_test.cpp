@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "dmtrain/models/attention.hpp"
+#include "dmtrain/models/group_norm_act.hpp"
 #include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/models/unet.hpp"
 
@@ -83,6 +84,25 @@ TEST(Reference, IdSmallOutputMatches) {
   EXPECT_LT(rel_err(out, io["out"]), 1e-4);
   // The comparison has teeth: a different timestep changes the output far beyond tolerance.
   EXPECT_GT(rel_err(model->forward(io["x"], io["t"] + 1), io["out"]), 1e-3);
+}
+
+// The same fixture on the GPU, through the fused GroupNorm kernels and flash attention, in float32
+// with TF32 off (skipped where there is no GPU).
+TEST(Reference, IdSmallOutputMatchesOnCudaThroughFusedKernels) {
+  if (!torch::cuda::is_available() || !dm::fused_kernels_built()) {
+    GTEST_SKIP() << "needs CUDA and the fused kernels";
+  }
+  dm::UNetModel model(id_small());
+  dm::load_state_dict(*model, kDir + "id_small.pt");
+  model->eval();
+  model->to(torch::kCUDA);
+  auto io = read_io("id_small_io.pt");
+  const bool tf32 = at::globalContext().allowTF32CuDNN();
+  at::globalContext().setAllowTF32CuDNN(false);
+  torch::NoGradGuard g;
+  const auto out = model->forward(io["x"].cuda(), io["t"].cuda()).cpu();
+  at::globalContext().setAllowTF32CuDNN(tf32);
+  EXPECT_LT(rel_err(out, io["out"]), 1e-4);
 }
 
 TEST(Reference, GdSmallOutputMatchesFromSafetensors) {

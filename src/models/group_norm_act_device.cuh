@@ -1,0 +1,61 @@
+// Device code shared by the NCHW and the channels-last fused GroupNorm kernels: the per-channel
+// affine map, the group statistics from a block's partial sums, and the constants of dL/dx.
+// Included by group_norm_act_{cuda,nhwc}.cu only.
+#pragma once
+#include <cstdint>
+
+#include "cuda_common.cuh"
+
+namespace dmtrain::models::cuda {
+
+// GroupNorm (+ scale/shift) as one affine map per channel, pre = x * a + b: a = rstd * gamma,
+// b = beta - mean * a, then (1 + scale) and shift of sample n (`row` = n * C + channel) when given.
+__device__ __forceinline__ float2 group_norm_affine(int64_t channel, int64_t row, float mean,
+                                                    float rstd, const float* gamma,
+                                                    const float* beta, const float* scale,
+                                                    const float* shift) {
+  float a = rstd * gamma[channel];
+  float b = beta[channel] - mean * a;
+  if (scale != nullptr) {
+    const float k = 1.f + scale[row];
+    a *= k;
+    b = b * k + shift[row];
+  }
+  return make_float2(a, b);
+}
+
+// The end of a forward block's statistics pass. (s1, s2) are the thread's sums of d and d^2,
+// d = x - k (k: the group's first value, so E[d^2] - E[d]^2 does not cancel when the mean is large
+// against the spread). Writes mean and rstd of group `group`, fills coef[0, cpg) with the
+// channels' affine maps (channel c0 + c, sample row n * C + c0 + c), and synchronises the block.
+__device__ __forceinline__ void finish_group_statistics(float s1, float s2, float k, float len,
+                                                        float eps, int64_t group, int64_t c0,
+                                                        int64_t row0, int cpg, const float* gamma,
+                                                        const float* beta, const float* scale,
+                                                        const float* shift, float* mean_out,
+                                                        float* rstd_out, float2* coef) {
+  const float2 total = block_sum(s1, s2);
+  const float dmean = total.x / len;
+  const float mean = k + dmean;
+  const float rstd = rsqrtf(fmaxf(total.y / len - dmean * dmean, 0.f) + eps);
+  if (threadIdx.x == 0) {
+    mean_out[group] = mean;
+    rstd_out[group] = rstd;
+  }
+  for (int c = threadIdx.x; c < cpg; c += blockDim.x) {
+    coef[c] = group_norm_affine(c0 + c, row0 + c, mean, rstd, gamma, beta, scale, shift);
+  }
+  __syncthreads();
+}
+
+// dL/dx = rstd * (dxhat - m1 - xhat * m2), with xhat = (x - mean) * rstd, dxhat = dL/dpre * w[c],
+// m1 and m2 the group means of dxhat and dxhat * xhat; written as dL/dpre * (rstd * w[c]) + x * c2
+// + c3. (p1, p2): the thread's share of the sums of dxhat and dxhat * xhat. Returns {c2, c3}.
+__device__ __forceinline__ float2 input_grad_constants(float p1, float p2, float len, float mean,
+                                                       float rstd) {
+  const float2 total = block_sum(p1, p2);
+  const float m1 = total.x / len, m2 = total.y / len;
+  return make_float2(-rstd * rstd * m2, rstd * rstd * m2 * mean - rstd * m1);
+}
+
+}  // namespace dmtrain::models::cuda
