@@ -479,6 +479,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   const auto run_start = Clock::now();
   const int64_t first_iteration = st.iteration;
 
+  // The recipe's per-example losses of a batch, under the run's autocast (eager and graphed step).
+  const auto example_losses = [&](const at::Tensor& x, const at::Tensor& tt, const at::Tensor& n,
+                                  const at::Tensor& labels) {
+    AutocastScope autocast(device.type(), precision, precision != at::kFloat);
+    return diffusion.training_losses(model_fn, x, tt, n, labels).loss;
+  };
   Clock::time_point timed_start;
   KernelProfile profile;
   // CUDA graphs (train.cuda_graphs): one process, one chunk, no fp16 loss scaling; the first
@@ -525,11 +531,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       if (!graph_step) {
         graph_step = std::make_unique<CudaGraphStep>(
             [&](const std::vector<at::Tensor>& in) {
-              at::Tensor part;
-              {
-                AutocastScope autocast(device.type(), precision, precision != at::kFloat);
-                part = diffusion.training_losses(model_fn, in[0], in[1], in[2], in[3]).loss;
-              }
+              const at::Tensor part = example_losses(in[0], in[1], in[2], in[3]);
               return std::make_pair((part.to(at::kFloat) * in[4]).mean(), part.detach());
             },
             params);
@@ -562,11 +564,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
           return a.defined() && micro_batches > 1 ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
         };
         if (last) reducer.prepare_for_forward();
-        at::Tensor part;
-        {
-          AutocastScope autocast(device.type(), precision, precision != at::kFloat);
-          part = diffusion.training_losses(model_fn, rows(x0), rows(t), rows(noise), rows(y)).loss;
-        }
+        const at::Tensor part = example_losses(rows(x0), rows(t), rows(noise), rows(y));
         const at::Tensor weighted = part.to(at::kFloat) * rows(w);
         // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
         const at::Tensor share = micro_batches == 1
