@@ -71,4 +71,11 @@ if [ -x "$torchrun_bin" ]; then
 else
   echo "end-to-end: no torchrun found, skipping the torchrun launch"
 fi
+# The step benchmark, with the profile table and the Chrome trace.
+"$bin" bench --config "$work/tiny.yaml" --steps 2 --warmup 1 --profile --trace "$work/trace.json" \
+  > "$work/bench.txt" 2> "$work/bench.err" || fail "bench: $(tail -3 "$work/bench.err")"
+for want in "throughput: " "ms/step" "TFLOP/s achieved" "CPU time (ops, self)" "aten::convolution"; do
+  grep -q "$want" "$work/bench.txt" || fail "bench output lacks '$want': $(cat "$work/bench.txt")"
+done
+grep -q '"traceEvents"' "$work/trace.json" || fail "bench --trace wrote no Chrome trace"
 echo "end-to-end: ok"
