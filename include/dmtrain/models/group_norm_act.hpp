@@ -7,12 +7,13 @@
 // act: SiLU or the identity. The output has x's dtype.
 //
 // On a CUDA device, for dense NCHW or channels-last float32 / bfloat16 / float16 inputs, it runs
-// the fused kernels of group_norm_act_{cuda,nhwc}.cu: one read and one write of the activation
-// forward, and backward that keeps only x, the per-group mean/rstd and the small per-sample vectors
-// (the unfused chain keeps a float32 copy of x, the normalised tensor and the pre-activation).
-// Everything is computed in float32 and rounded once at the output; the references round the
-// GroupNorm output to the activations' dtype before the scale/shift and the SiLU, so in bf16 the
-// two differ by bf16 rounding (in float32 they agree to float32 rounding).
+// the fused kernels of group_norm_act_{cuda,nhwc}.cu: one kernel forward and one backward (instead
+// of a kernel per cast, normalisation, scale, shift and SiLU), and a backward that keeps only x,
+// the per-group mean/rstd and the small per-sample vectors (the unfused chain keeps a float32 copy
+// of x, the normalised tensor and the pre-activation). Everything is computed in float32 and
+// rounded once at the output; the references round the GroupNorm output to the activations' dtype
+// before the scale/shift and the SiLU, so in bf16 the two differ by bf16 rounding (in float32 they
+// agree to float32 rounding).
 //
 // Elsewhere (CPU, other strides, no CUDA compiler at build time, fused kernels switched off) it
 // runs the references' chain of ATen ops. Its backward is a fixed formula, not differentiable
