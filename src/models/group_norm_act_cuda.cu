@@ -3,9 +3,9 @@
 // One thread block per (sample, group): the group's C/G channels x HW pixels are one contiguous
 // run, so statistics, normalisation and the activation take two passes over x (the second mostly
 // served by L2) and one write (forward), or two passes over x and dL/dy and one write of dL/dx
-// (backward), in one kernel each, instead of
-// the cast / normalise / cast / scale / shift / SiLU chain of separate kernels, each reading and
-// writing the whole tensor, that the unfused module runs. Statistics and all arithmetic are in
+// (backward), in one kernel each, instead of the cast / normalise / cast / scale / shift / SiLU
+// chain of separate kernels, each reading and writing the whole tensor, that the unfused module
+// runs. Statistics and all arithmetic are in
 // float32 whatever the storage type; only the output is rounded, once.
 #include <cstdint>
 
