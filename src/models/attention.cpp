@@ -13,33 +13,29 @@ torch::Tensor qkv_attention(const torch::Tensor& qkv, int64_t num_heads, bool ne
   TORCH_CHECK(width % (3 * num_heads) == 0, "qkv_attention: width ", width,
               " not divisible by 3 * heads = ", 3 * num_heads);
   const int64_t ch = width / (3 * num_heads);
-  // q, k, v as [N, heads, ch, T].
-  std::vector<torch::Tensor> parts;
-  if (new_order) {
-    parts = qkv.chunk(3, 1);
-    for (auto& p : parts) p = p.reshape({n, num_heads, ch, length});
-  } else {
-    parts = qkv.reshape({n, num_heads, 3 * ch, length}).split(ch, 2);
-  }
+  // qkv's channels as [N, 3, heads, ch, T] (new order) or [N, heads, 3, ch, T] (legacy): q, k and
+  // v are index 0, 1, 2 of dimension `which`.
+  const torch::Tensor split = new_order ? qkv.reshape({n, 3, num_heads, ch, length})
+                                        : qkv.reshape({n, num_heads, 3, ch, length});
+  const int64_t which = new_order ? 1 : 2;
   torch::Tensor a;  // [N, heads, ch, T]
   if (use_sdpa) {
     // softmax(q^T k / sqrt(ch)) v == the references' (q ch^-1/4)^T (k ch^-1/4) form.
     // The fused kernels (flash, memory-efficient, cuDNN) need the head dimension contiguous;
     // given the transposed views, SDPA silently falls back to its math path, which upcasts
-    // bf16 to float32 (fp32 GEMMs and softmax: ~15% of the CIFAR10 step). One copy of qkv to
-    // [N, heads, 3, T, ch] (or [N, 3, heads, T, ch]) makes q, k, v dense in ch.
-    const torch::Tensor packed =
-        new_order ? qkv.reshape({n, 3, num_heads, ch, length}).transpose(-1, -2).contiguous()
-                  : qkv.reshape({n, num_heads, 3, ch, length}).transpose(-1, -2).contiguous();
-    const int64_t dim = new_order ? 1 : 2;
-    a = at::scaled_dot_product_attention(packed.select(dim, 0), packed.select(dim, 1),
-                                         packed.select(dim, 2))
+    // bf16 to float32 (fp32 GEMMs and softmax: ~15% of the CIFAR10 step). One copy of qkv with
+    // T and ch swapped makes q, k, v dense in ch.
+    const torch::Tensor packed = split.transpose(-1, -2).contiguous();
+    a = at::scaled_dot_product_attention(packed.select(which, 0), packed.select(which, 1),
+                                         packed.select(which, 2))
             .transpose(-1, -2);
   } else {
+    const torch::Tensor q = split.select(which, 0), k = split.select(which, 1),
+                        v = split.select(which, 2);  // [N, heads, ch, T]
     const double scale = 1.0 / std::sqrt(std::sqrt(static_cast<double>(ch)));
-    torch::Tensor weight = at::matmul((parts[0] * scale).transpose(-1, -2), parts[1] * scale);
+    torch::Tensor weight = at::matmul((q * scale).transpose(-1, -2), k * scale);
     weight = at::softmax(weight.to(at::kFloat), -1).to(weight.scalar_type());  // [N,h,T,S]
-    a = at::matmul(parts[2], weight.transpose(-1, -2));                        // [N,h,ch,T]
+    a = at::matmul(v, weight.transpose(-1, -2));                               // [N,h,ch,T]
   }
   return a.reshape({n, num_heads * ch, length});
 }
