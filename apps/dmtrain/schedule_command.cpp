@@ -40,6 +40,8 @@ void run_schedule() {
   sched.beta1_min = cfg.optim.beta1_min;
   sched.lr0 = cfg.optim.lr;
   sched.total_iterations = cfg.train.iterations;
+  sched.lr_schedule = cfg.optim.lr_schedule;
+  sched.lr_min_ratio = cfg.optim.lr_min_ratio;
   optim::validate(sched, "optim");
   for (const int64_t k : ks) {
     if (k > cfg.train.iterations) {

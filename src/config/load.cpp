@@ -2,9 +2,9 @@
 // (file:line), merge base < file < --set key by key, then convert through the schema.
 #include "dmtrain/config/load.hpp"
 
+#include <algorithm>
 #include <filesystem>
 #include <map>
-#include <set>
 
 #include "dmtrain/config/schema.hpp"
 #include "dmtrain/util/error.hpp"
@@ -47,30 +47,116 @@ YAML::Node parse_file(const fs::path& path) {
   }
 }
 
-void load_flat(const fs::path& path, Flat& out, std::set<std::string>& stack) {
+// One config file as read: its own keys and the base files it names (resolved to paths).
+struct ConfigFile {
+  std::string name;  // as the user or the including file wrote it
+  YAML::Node doc;    // without 'base'
+  std::vector<std::string> bases;  // canonical paths, in the order written
+};
+using Files = std::map<std::string, ConfigFile>;  // by canonical path
+
+// Linearizes the inheritance graph of `path` (C3, as Python orders a class's bases): the result
+// lists every reachable file once, most-derived first. Bases are taken in REVERSE of the order
+// written, so that a later base outranks an earlier one ("later files win", as a list of bases
+// always read here), and a base shared by several files comes after every file that extends it
+// (a shared base never overrides what a file above it set). A graph with no such order is
+// refused, naming the two files whose orders contradict each other.
+std::vector<std::string> linearize(const fs::path& path, Files& files,
+                                   std::vector<std::string>& stack) {
   const std::string canonical = fs::weakly_canonical(path).string();
-  if (stack.count(canonical)) throw Error("config '" + path.string() + "' extends itself (base: cycle)");
-  stack.insert(canonical);
-  YAML::Node doc = parse_file(path);
-  if (doc.IsNull()) return;
-  if (!doc.IsMap()) throw Error(path.string() + ": a config must be a map of sections");
-  if (YAML::Node base = doc["base"]) {
-    std::vector<std::string> bases;
-    if (base.IsScalar()) {
-      bases.push_back(base.Scalar());
-    } else if (base.IsSequence()) {
-      for (const auto& b : base) bases.push_back(b.as<std::string>());
-    } else {
-      throw Error(where_of(path.string(), base) + ": key 'base' expects a file name or a list");
-    }
-    for (const auto& b : bases) {
-      fs::path bp = fs::path(b).is_absolute() ? fs::path(b) : path.parent_path() / b;
-      load_flat(bp, out, stack);
-    }
-    doc.remove("base");
+  if (std::find(stack.begin(), stack.end(), canonical) != stack.end()) {
+    throw Error("config '" + path.string() + "' extends itself (base: cycle)");
   }
-  flatten(doc, "", path.string(), out);
-  stack.erase(canonical);
+  if (!files.count(canonical)) {
+    ConfigFile file;
+    file.name = path.string();
+    YAML::Node doc = parse_file(path);
+    if (!doc.IsNull() && !doc.IsMap()) {
+      throw Error(path.string() + ": a config must be a map of sections");
+    }
+    if (doc.IsMap()) {
+      if (YAML::Node base = doc["base"]) {
+        std::vector<std::string> written;
+        if (base.IsScalar()) {
+          written.push_back(base.Scalar());
+        } else if (base.IsSequence()) {
+          for (const auto& b : base) written.push_back(b.as<std::string>());
+        } else {
+          throw Error(where_of(path.string(), base) + ": key 'base' expects a file name or a list");
+        }
+        for (const auto& b : written) {
+          const fs::path bp = fs::path(b).is_absolute() ? fs::path(b) : path.parent_path() / b;
+          file.bases.push_back(fs::weakly_canonical(bp).string());
+          if (!files.count(file.bases.back()) && !fs::exists(bp)) {
+            throw Error(where_of(path.string(), base) + ": base config '" + bp.string() +
+                        "' does not exist");
+          }
+        }
+        doc.remove("base");
+      }
+    }
+    file.doc = doc;
+    files[canonical] = file;
+  }
+  stack.push_back(canonical);
+  const std::vector<std::string> bases = files[canonical].bases;
+  // The lists to merge: each base's linearization, then the bases themselves; all reversed.
+  std::vector<std::vector<std::string>> lists;
+  for (auto b = bases.rbegin(); b != bases.rend(); ++b) lists.push_back(linearize(*b, files, stack));
+  lists.emplace_back(bases.rbegin(), bases.rend());
+  stack.pop_back();
+
+  std::vector<std::string> order{canonical};
+  auto in_a_tail = [&](const std::string& f) {
+    for (const auto& l : lists) {
+      if (std::find(l.begin() + (l.empty() ? 0 : 1), l.end(), f) != l.end()) return true;
+    }
+    return false;
+  };
+  for (;;) {
+    std::string next;
+    bool any = false;
+    for (const auto& l : lists) {
+      if (l.empty()) continue;
+      any = true;
+      if (!in_a_tail(l.front())) {
+        next = l.front();
+        break;
+      }
+    }
+    if (!any) break;
+    if (next.empty()) {
+      // Every head is ranked below some other file: name two heads that contradict each other.
+      std::vector<std::string> heads;
+      for (const auto& l : lists) {
+        if (!l.empty() && std::find(heads.begin(), heads.end(), l.front()) == heads.end()) {
+          heads.push_back(l.front());
+        }
+      }
+      const std::string a = files[heads[0]].name;
+      const std::string b = heads.size() > 1 ? files[heads[1]].name : a;
+      throw Error("config '" + path.string() + "': its bases order '" + a + "' and '" + b +
+                  "' both before and after each other (no consistent order; list the bases "
+                  "so that every file comes after the files it extends)");
+    }
+    order.push_back(next);
+    for (auto& l : lists) {
+      if (!l.empty() && l.front() == next) l.erase(l.begin());
+    }
+  }
+  return order;
+}
+
+// Merges the keys of `path` and all its bases: the least-derived file first, so that each file
+// overrides what the files below it in the linearization set.
+void load_flat(const fs::path& path, Flat& out) {
+  Files files;
+  std::vector<std::string> stack;
+  const auto order = linearize(path, files, stack);
+  for (auto f = order.rbegin(); f != order.rend(); ++f) {
+    const ConfigFile& file = files.at(*f);
+    if (file.doc.IsMap()) flatten(file.doc, "", file.name, out);
+  }
 }
 
 void add_overrides(const std::vector<std::string>& overrides, Flat& out) {
@@ -107,8 +193,7 @@ void apply_flat(const Flat& flat, RunConfig& cfg) {
 
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
   Flat flat;
-  std::set<std::string> stack;
-  load_flat(path, flat, stack);
+  load_flat(path, flat);
   add_overrides(overrides, flat);
   RunConfig cfg;
   apply_flat(flat, cfg);
@@ -127,6 +212,11 @@ void validate(const RunConfig& cfg) {
   if (o.beta1_min > o.beta1) {
     throw Error("optim.beta1_min (" + std::to_string(o.beta1_min) +
                 ") must not exceed optim.beta1 (" + std::to_string(o.beta1) + ")");
+  }
+  if (o.lr_compensation && o.lr_schedule != "constant") {
+    throw Error("optim.lr_schedule '" + o.lr_schedule +
+                "' together with optim.lr_compensation: true gives two rules for the learning "
+                "rate; use one (lr_schedule: mdlrc is the compensation's lr with beta1 held)");
   }
   if (cfg.train.iterations <= 0) {
     throw Error("train.iterations is required: set it to the run's total number of iterations");

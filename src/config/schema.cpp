@@ -146,6 +146,23 @@ Field choice(std::string key, S RunConfig::*s, std::string S::*m, std::vector<st
       std::move(doc));
 }
 
+// A key of a section nested in `timestep` (timestep.clts.mu, timestep.speed.k, ...).
+template <class Sub, class V>
+Field nested_timestep(Sub TimestepConfig::*sub, V Sub::*member, std::string key,
+                      std::string expected, std::function<bool(const V&)> ok, std::string doc) {
+  Field x;
+  x.key = key;
+  x.expected = expected;
+  x.doc = std::move(doc);
+  x.set = [=](RunConfig& cfg, const YAML::Node& n, const std::string& where) {
+    V v{};
+    if (!convert(n, v) || (ok && !ok(v))) fail(where, key, expected, n);
+    (cfg.timestep.*sub).*member = v;
+  };
+  x.get = [=](const RunConfig& cfg) { return to_yaml((cfg.timestep.*sub).*member); };
+  return x;
+}
+
 template <class S>
 Field int_at_least(std::string key, S RunConfig::*s, int64_t S::*m, int64_t lo, std::string doc) {
   return make<S, int64_t>(std::move(key), s, m, "an integer >= " + std::to_string(lo),
@@ -239,33 +256,44 @@ std::vector<Field> build() {
                   "a respacing spec (\"\", \"250\", \"ddim25\", \"10,10\")", "training respacing"));
   // timestep sampler
   f.push_back(choice("timestep.sampler", &R::timestep, &T::sampler,
-                     {"uniform", "clts", "loss-second-moment"}, "how t is drawn"));
-  {  // timestep.clts is a section nested one level deeper than the others
-
-    auto clts = [](auto member, std::string key, std::string expected, auto ok, std::string doc) {
-      using V = std::remove_reference_t<decltype(std::declval<CltsConfig&>().*member)>;
-      Field x;
-      x.key = key;
-      x.expected = expected;
-      x.doc = doc;
-      x.set = [=](RunConfig& cfg, const YAML::Node& n, const std::string& where) {
-        V v{};
-        if (!convert(n, v) || !ok(v)) fail(where, key, expected, n);
-        cfg.timestep.clts.*member = v;
-      };
-      x.get = [=](const RunConfig& cfg) { return to_yaml(cfg.timestep.clts.*member); };
-      return x;
-    };
-    f.push_back(clts(&CltsConfig::mu, "timestep.clts.mu", "a number in [0, 1]",
-                     [](double v) { return v >= 0 && v <= 1; }, "Gaussian centre in t/T"));
-    f.push_back(clts(&CltsConfig::sigma, "timestep.clts.sigma", "a number > 0",
-                     [](double v) { return v > 0; }, "Gaussian width in t/T"));
-    f.push_back(clts(&CltsConfig::target_iteration, "timestep.clts.target_iteration",
-                     "an integer >= 1", [](int64_t v) { return v >= 1; },
-                     "iteration at which sampling is fully the Gaussian"));
-    f.push_back(clts(&CltsConfig::importance_weighting, "timestep.clts.importance_weighting",
-                     "true or false", [](bool) { return true; }, "weight 1/(T p_k(t))"));
-  }
+                     {"uniform", "clts", "loss-second-moment", "speed", "logit-normal"},
+                     "how t is drawn"));
+  using Cl = CltsConfig;
+  using Sp = SpeedConfig;
+  using Ln = LogitNormalConfig;
+  const auto any_bool = [](const bool&) { return true; };
+  const auto positive = [](const double& v) { return v > 0 && std::isfinite(v); };
+  const auto unit = [](const double& v) { return v >= 0 && v <= 1; };
+  f.push_back(nested_timestep<Cl, double>(&T::clts, &Cl::mu, "timestep.clts.mu",
+                                         "a number in [0, 1]", unit, "Gaussian centre in t/T"));
+  f.push_back(nested_timestep<Cl, double>(&T::clts, &Cl::sigma, "timestep.clts.sigma",
+                                         "a number > 0", positive, "Gaussian width in t/T"));
+  f.push_back(nested_timestep<Cl, int64_t>(
+      &T::clts, &Cl::target_iteration, "timestep.clts.target_iteration", "an integer >= 1",
+      [](const int64_t& v) { return v >= 1; }, "iteration at which sampling is fully the Gaussian"));
+  f.push_back(nested_timestep<Cl, bool>(&T::clts, &Cl::importance_weighting,
+                                       "timestep.clts.importance_weighting", "true or false",
+                                       any_bool, "weight 1/(T p_k(t))"));
+  f.push_back(nested_timestep<Sp, double>(
+      &T::speed, &Sp::tau, "timestep.speed.tau", "a number in (0, 1]",
+      [](const double& v) { return v > 0 && v <= 1; }, "SpeeD: start of the suppressed large t, in t/T"));
+  f.push_back(nested_timestep<Sp, double>(&T::speed, &Sp::k, "timestep.speed.k", "a number > 0",
+                                          positive, "SpeeD: p(t < tau) / p(t >= tau)"));
+  f.push_back(nested_timestep<Sp, double>(&T::speed, &Sp::lambda, "timestep.speed.lambda",
+                                          "a number in [0, 1]", unit,
+                                          "SpeeD: change-aware weight's lambda"));
+  f.push_back(nested_timestep<Sp, bool>(&T::speed, &Sp::dual, "timestep.speed.dual",
+                                        "true or false", any_bool,
+                                        "SpeeD: half the batch at the dual timesteps |m - t|"));
+  f.push_back(nested_timestep<Sp, bool>(&T::speed, &Sp::weighting, "timestep.speed.weighting",
+                                        "true or false", any_bool,
+                                        "SpeeD: change-aware loss weight"));
+  f.push_back(nested_timestep<Ln, double>(
+      &T::logit_normal, &Ln::mean, "timestep.logit_normal.mean", "a finite number",
+      [](const double& v) { return std::isfinite(v); }, "logit-normal: mean of logit(t/T)"));
+  f.push_back(nested_timestep<Ln, double>(&T::logit_normal, &Ln::std, "timestep.logit_normal.std",
+                                          "a number > 0", positive,
+                                          "logit-normal: std of logit(t/T)"));
   // loss weighting
   f.push_back(choice("loss_weight.kind", &R::loss_weight, &W::kind, {"none", "min-snr", "p2"},
                      "per-timestep loss weight"));
@@ -289,6 +317,11 @@ std::vector<Field> build() {
                         "MDLRC: floor of beta1"));
   f.push_back(any("optim.lr_compensation", &R::optim, &O::lr_compensation, "true or false",
                   "MDLRC: keep lr (1 - beta1) constant"));
+  f.push_back(choice("optim.lr_schedule", &R::optim, &O::lr_schedule,
+                     {"constant", "mdlrc", "linear", "cosine"},
+                     "lr decay without compensation (mdlrc: MDLRC's lr with beta1 held)"));
+  f.push_back(number_in("optim.lr_min_ratio", &R::optim, &O::lr_min_ratio, 0, 1, false, false,
+                        "floor of the linear / cosine lr schedule, a fraction of optim.lr"));
   f.push_back(number_in("optim.grad_clip", &R::optim, &O::grad_clip, 0, kInf, false, true,
                         "max global grad norm (0: off)"));
   // data

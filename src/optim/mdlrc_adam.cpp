@@ -21,6 +21,8 @@ MdlrcSchedule MdlrcAdamOptions::schedule() const {
   s.beta1_min = beta1_min();
   s.lr0 = lr();
   s.total_iterations = total_iterations();
+  s.lr_schedule = lr_schedule();
+  s.lr_min_ratio = lr_min_ratio();
   return s;
 }
 
@@ -36,6 +38,8 @@ void MdlrcAdamOptions::serialize(torch::serialize::OutputArchive& archive) const
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(beta1_min);
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(total_iterations);
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(implementation);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr_schedule);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr_min_ratio);
 }
 
 void MdlrcAdamOptions::serialize(torch::serialize::InputArchive& archive) {
@@ -50,6 +54,10 @@ void MdlrcAdamOptions::serialize(torch::serialize::InputArchive& archive) {
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(double, beta1_min);
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(int64_t, total_iterations);
   _TORCH_OPTIM_DESERIALIZE_TORCH_ARG(std::string, implementation);
+  // Added after the first checkpoints were written: older files have neither (constant lr).
+  c10::IValue v;
+  if (archive.try_read("lr_schedule", v)) lr_schedule(v.toStringRef());
+  if (archive.try_read("lr_min_ratio", v)) lr_min_ratio(v.toDouble());
 }
 
 void validate(const MdlrcAdamOptions& o, const std::string& prefix) {

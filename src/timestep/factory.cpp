@@ -23,8 +23,16 @@ void validate(const TimestepSamplerOptions& o, const std::string& prefix) {
     validate(o.loss_second_moment, prefix);
     return;
   }
+  if (o.kind == "speed") {
+    validate(o.speed, prefix);
+    return;
+  }
+  if (o.kind == "logit-normal") {
+    validate(o.logit_normal, prefix);
+    return;
+  }
   throw Error(c10::str(prefix, ".kind = '", o.kind,
-                       "': expected one of uniform, clts, loss-second-moment"));
+                       "': expected one of uniform, clts, loss-second-moment, speed, logit-normal"));
 }
 
 std::unique_ptr<TimestepSampler> make_sampler(const TimestepSamplerOptions& o) {
@@ -36,6 +44,14 @@ std::unique_ptr<TimestepSampler> make_sampler(const TimestepSamplerOptions& o) {
   }
   if (o.kind == "loss-second-moment") {
     return std::make_unique<LossSecondMomentSampler>(o.num_timesteps, o.loss_second_moment);
+  }
+  if (o.kind == "speed") {
+    TORCH_CHECK(o.alphas_cumprod.defined() && o.alphas_cumprod.numel() == o.num_timesteps,
+                "make_sampler: 'speed' needs alphas_cumprod of length num_timesteps");
+    return std::make_unique<SpeedSampler>(o.alphas_cumprod, o.speed);
+  }
+  if (o.kind == "logit-normal") {
+    return std::make_unique<LogitNormalSampler>(o.num_timesteps, o.logit_normal);
   }
   return std::make_unique<UniformSampler>(o.num_timesteps);
 }

@@ -5,6 +5,8 @@
 #include <algorithm>
 
 #include "dmtrain/data/dataset.hpp"
+#include "dmtrain/diffusion/beta_schedule.hpp"
+#include "dmtrain/diffusion/schedule.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/util/error.hpp"
 
@@ -57,6 +59,21 @@ timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
   o.clts.sigma = cfg.timestep.clts.sigma;
   o.clts.target_iteration = cfg.timestep.clts.target_iteration;
   o.clts.importance_weighting = cfg.timestep.clts.importance_weighting;
+  const auto& sp = cfg.timestep.speed;
+  o.speed.tau = sp.tau;
+  o.speed.k = sp.k;
+  o.speed.lambda = sp.lambda;
+  o.speed.dual = sp.dual;
+  o.speed.weighting = sp.weighting;
+  o.logit_normal.mean = cfg.timestep.logit_normal.mean;
+  o.logit_normal.std = cfg.timestep.logit_normal.std;
+  if (o.kind == "speed") {
+    // SpeeD's weights and m come from the schedule the model trains on (all T steps).
+    o.alphas_cumprod = diffusion::Schedule::from_betas(diffusion::named_beta_schedule(
+                                                           cfg.diffusion.noise_schedule,
+                                                           cfg.diffusion.steps))
+                           .alphas_cumprod;
+  }
   timestep::validate(o, "timestep");
   return o;
 }
@@ -112,6 +129,8 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> 
       .momentum_decay(c.momentum_decay)
       .lr_compensation(c.lr_compensation)
       .beta1_min(c.beta1_min)
+      .lr_schedule(c.lr_schedule)
+      .lr_min_ratio(c.lr_min_ratio)
       .total_iterations(cfg.train.iterations);
   return std::make_unique<optim::MdlrcAdam>(std::move(params), o);
 }

@@ -169,3 +169,58 @@ TEST_F(ConfigTest, DistKeysAreCheckedAndRoundTrip) {
   EXPECT_DOUBLE_EQ(again.dist.timeout_s, 30);
   EXPECT_EQ(again.dist.bucket_mib, 50);
 }
+
+// A diamond (run -> [a, b] -> base): the shared base is read once and below both, so it cannot
+// undo what `a` set; `b`, listed later, wins over `a` where both set a key. The bug this pins:
+// reading `b` re-read `base`, whose value overrode `a`'s (the paper's-method config trained
+// with uniform timesteps).
+TEST_F(ConfigTest, DiamondBasesResolveInC3OrderWithLaterBasesWinning) {
+  write("base.yaml",
+        "train:\n  iterations: 10\n  seed: 1\n  batch_size: 8\ndata:\n  path: /d\n"
+        "timestep:\n  sampler: uniform\noptim:\n  momentum_decay: false\n");
+  write("a.yaml", "base: base.yaml\ntimestep:\n  sampler: clts\ntrain:\n  seed: 2\n");
+  write("b.yaml", "base: base.yaml\noptim:\n  momentum_decay: true\ntrain:\n  seed: 3\n");
+  auto cfg = load_config(write("run.yaml", "base: [a.yaml, b.yaml]\n"));
+  EXPECT_EQ(cfg.timestep.sampler, "clts");  // a's, not base's re-read through b
+  EXPECT_TRUE(cfg.optim.momentum_decay);    // b's
+  EXPECT_EQ(cfg.train.seed, 3u);            // both set it: the later base wins
+  EXPECT_EQ(cfg.train.batch_size, 8);       // only base sets it
+  auto swapped = load_config(write("run2.yaml", "base: [b.yaml, a.yaml]\n"));
+  EXPECT_EQ(swapped.train.seed, 2u);
+  EXPECT_EQ(swapped.timestep.sampler, "clts");
+}
+
+TEST_F(ConfigTest, FileOverridesEveryBaseOfADiamond) {
+  write("base.yaml", "train:\n  iterations: 10\n  seed: 1\ndata:\n  path: /d\n");
+  write("a.yaml", "base: base.yaml\ntrain:\n  seed: 2\n");
+  write("b.yaml", "base: base.yaml\n");
+  auto cfg = load_config(write("run.yaml", "base: [a.yaml, b.yaml]\ntrain:\n  seed: 9\n"));
+  EXPECT_EQ(cfg.train.seed, 9u);
+  // b says nothing about the seed, and its base sits below a: a's value stands.
+  EXPECT_EQ(load_config(write("run3.yaml", "base: [a.yaml, b.yaml]\n")).train.seed, 2u);
+}
+
+TEST_F(ConfigTest, BasesWithNoConsistentOrderAreRefusedNamingBothFiles) {
+  write("x.yaml", "train:\n  iterations: 10\ndata:\n  path: /d\n");
+  write("y.yaml", "train:\n  seed: 1\n");
+  write("p.yaml", "base: [x.yaml, y.yaml]\n");
+  write("q.yaml", "base: [y.yaml, x.yaml]\n");
+  const std::string msg = error_of([&] { load_config(write("run.yaml", "base: [p.yaml, q.yaml]\n")); });
+  EXPECT_NE(msg.find("x.yaml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("y.yaml"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("no consistent order"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, MissingBaseNamesTheFileThatListsIt) {
+  const std::string msg =
+      error_of([&] { load_config(write("run.yaml", "base: [nope.yaml]\ntrain:\n  iterations: 1\n")); });
+  EXPECT_NE(msg.find("run.yaml:1"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("nope.yaml"), std::string::npos) << msg;
+}
+
+TEST_F(ConfigTest, LrScheduleWithCompensationIsRefused) {
+  const std::string msg = error_of([&] {
+    load_config(write("a.yaml", kMinimal), {"optim.lr_compensation=true", "optim.lr_schedule=mdlrc"});
+  });
+  EXPECT_NE(msg.find("optim.lr_schedule"), std::string::npos) << msg;
+}

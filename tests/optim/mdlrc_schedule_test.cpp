@@ -1,6 +1,8 @@
 // MDLRC beta1_k / lr_k against hand-worked values (Eq. 9-10), switches, and validation.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "dmtrain/optim/mdlrc_schedule.hpp"
 #include "dmtrain/util/error.hpp"
 
@@ -76,4 +78,56 @@ TEST(MdlrcSchedule, ValidationNamesKey) {
   EXPECT_NO_THROW(validate(MdlrcSchedule{true, true, 0.9, 0.9, 1e-4, 100}));
   // Momentum decay off: floor and K are unused, so not checked.
   EXPECT_NO_THROW(validate(MdlrcSchedule{false, false, 0.4, 0.5, 1e-4, 0}));
+}
+
+// The lr-decay control: MDLRC's learning rate with beta1 held at beta1_0 (hand-worked values
+// above: 5.5e-5 at k = 50, 2.8e-5 at 80, the floor 2e-5 from k = 89 on).
+TEST(MdlrcSchedule, LrScheduleMdlrcIsTheCompensatedLrWithBeta1Held) {
+  MdlrcSchedule s{false, false, 0.9, 0.5, 1e-4, 100};
+  s.lr_schedule = "mdlrc";
+  EXPECT_EQ(s.beta1(50), 0.9);
+  EXPECT_NEAR(s.lr(0), 1e-4, 1e-16);
+  EXPECT_NEAR(s.lr(50), 5.5e-5, 1e-16);
+  EXPECT_NEAR(s.lr(80), 2.8e-5, 1e-16);
+  EXPECT_NEAR(s.lr(95), 2e-5, 1e-16);
+  // the same lr_k as the full MDLRC schedule at every k
+  MdlrcSchedule full{true, true, 0.9, 0.5, 1e-4, 100};
+  for (int64_t k = 0; k <= 120; ++k) EXPECT_DOUBLE_EQ(s.lr(k), full.lr(k)) << k;
+}
+
+// Linear and cosine decay to a floor: lr_min = 0.2 * 1e-4 = 2e-5, K = 100.
+//   linear: k = 25: 2e-5 + 8e-5 * 0.75 = 8e-5;  k = 50: 6e-5;  k >= 100: 2e-5
+//   cosine: k = 50: 2e-5 + 8e-5 * 0.5 = 6e-5;   k = 25: 2e-5 + 8e-5 (1 + cos(pi/4)) / 2
+TEST(MdlrcSchedule, LinearAndCosineDecayToTheFloor) {
+  MdlrcSchedule lin{false, false, 0.9, 0.5, 1e-4, 100};
+  lin.lr_schedule = "linear";
+  lin.lr_min_ratio = 0.2;
+  EXPECT_NEAR(lin.lr(0), 1e-4, 1e-18);
+  EXPECT_NEAR(lin.lr(25), 8e-5, 1e-18);
+  EXPECT_NEAR(lin.lr(50), 6e-5, 1e-18);
+  EXPECT_NEAR(lin.lr(100), 2e-5, 1e-18);
+  EXPECT_NEAR(lin.lr(300), 2e-5, 1e-18);
+  MdlrcSchedule cos = lin;
+  cos.lr_schedule = "cosine";
+  EXPECT_NEAR(cos.lr(0), 1e-4, 1e-18);
+  EXPECT_NEAR(cos.lr(50), 6e-5, 1e-18);
+  EXPECT_NEAR(cos.lr(25), 2e-5 + 8e-5 * (1 + std::sqrt(0.5)) / 2, 1e-18);
+  EXPECT_NEAR(cos.lr(100), 2e-5, 1e-18);
+}
+
+TEST(MdlrcSchedule, LrScheduleValidationNamesKey) {
+  MdlrcSchedule s{false, true, 0.9, 0.5, 1e-4, 100};
+  s.lr_schedule = "mdlrc";
+  try {
+    validate(s);
+    FAIL() << "lr_schedule with lr_compensation accepted";
+  } catch (const dmtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.lr_schedule"), std::string::npos) << e.what();
+  }
+  s.lr_compensation = false;
+  s.lr_schedule = "step";
+  EXPECT_THROW(validate(s), dmtrain::Error);
+  s.lr_schedule = "linear";
+  s.lr_min_ratio = 1.5;
+  EXPECT_THROW(validate(s), dmtrain::Error);
 }

@@ -2,7 +2,11 @@
 //
 // Contract:
 //  - A YAML file is a map of sections; a top-level `base: other.yaml` (or a list) names files
-//    it extends, resolved relative to the file; bases are merged first, key by key.
+//    it extends, resolved relative to the file; bases are merged first, key by key. Every file
+//    reachable through `base:` is read once, in a C3 order (as Python orders a class's bases):
+//    in `base: [A, B]` B wins over A, and a base shared by A and B (a diamond) sits below both,
+//    so it never overrides what A or B set. Bases that cannot be so ordered are refused,
+//    naming the two files.
 //  - `--set section.key=value` takes any YAML scalar or flow list ("[1,2,2]") as value.
 //  - Unknown keys, wrong types, out-of-range values and inconsistent combinations throw
 //    dmtrain::Error naming file:line (or "--set"), the key, what was expected, and for unknown

@@ -46,9 +46,24 @@ struct CltsConfig {
   bool importance_weighting = false;
 };
 
+struct SpeedConfig {  // SpeeD (timestep/speed_sampler.hpp)
+  double tau = 0.7;
+  double k = 5.0;
+  double lambda = 0.6;
+  bool dual = true;
+  bool weighting = true;
+};
+
+struct LogitNormalConfig {  // SD3's logit-normal t (timestep/logit_normal_sampler.hpp)
+  double mean = 0.0;
+  double std = 1.0;
+};
+
 struct TimestepConfig {
-  std::string sampler = "uniform";  // uniform | clts | loss-second-moment
+  std::string sampler = "uniform";  // uniform | clts | loss-second-moment | speed | logit-normal
   CltsConfig clts;
+  SpeedConfig speed;
+  LogitNormalConfig logit_normal;
 };
 
 struct LossWeightConfig {
@@ -68,6 +83,8 @@ struct OptimConfig {
   bool momentum_decay = false;         // MDLRC: Demon decay of beta1 (Eq. 9)
   double beta1_min = 0.5;
   bool lr_compensation = false;  // MDLRC: lr_k (1 - beta1_k) constant (Eq. 10)
+  std::string lr_schedule = "constant";  // constant | mdlrc | linear | cosine (without compensation)
+  double lr_min_ratio = 0.0;             // linear / cosine floor, a fraction of lr
   double grad_clip = 0.0;        // 0: off; else max global L2 norm
 };
 

@@ -47,6 +47,8 @@ struct MdlrcAdamOptions : public torch::optim::OptimizerCloneableOptions<MdlrcAd
   TORCH_ARG(bool, lr_compensation) = false;
   TORCH_ARG(double, beta1_min) = 0.5;
   TORCH_ARG(int64_t, total_iterations) = 1;         // K
+  TORCH_ARG(std::string, lr_schedule) = "constant";  // see mdlrc_schedule.hpp
+  TORCH_ARG(double, lr_min_ratio) = 0.0;
   TORCH_ARG(std::string, implementation) = "auto";  // auto | plain | fused
 
  public:

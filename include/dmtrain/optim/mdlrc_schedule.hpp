@@ -11,7 +11,17 @@
 // at the floor.
 //
 // MdlrcSchedule switches the two parts independently (the paper's MD / LRC ablation): with
-// momentum_decay off beta1 stays beta1_0, with lr_compensation off lr stays lr_0.
+// momentum_decay off beta1 stays beta1_0, with lr_compensation off lr follows lr_schedule.
+//
+// lr_schedule, the controls that tell momentum decay from a plain learning-rate decay (used when
+// lr_compensation is off; the two together are refused), with s = min(k / K, 1) and
+// lr_min = lr_min_ratio lr_0:
+//   constant: lr_k = lr_0
+//   mdlrc:    lr_k = lr_0 (1 - beta1_0) / (1 - beta1^Demon_k), beta1^Demon_k the Eq. 9 value with
+//             beta1_min, whether or not momentum_decay is on: MDLRC's exact learning rate with
+//             beta1 held at beta1_0 (the "lr decay only" control)
+//   linear:   lr_k = lr_min + (lr_0 - lr_min) (1 - s)
+//   cosine:   lr_k = lr_min + (lr_0 - lr_min) (1 + cos(pi s)) / 2
 #pragma once
 #include <cstdint>
 #include <string>
@@ -21,6 +31,9 @@ namespace dmtrain::optim {
 double mdlrc_beta1(int64_t k, int64_t total_iterations, double beta1_0, double beta1_min);
 double mdlrc_lr(int64_t k, int64_t total_iterations, double lr0, double beta1_0, double beta1_min,
                 bool compensate);
+// The lr_schedule formulas above (lr_compensation aside); throws on an unknown schedule.
+double scheduled_lr(const std::string& schedule, int64_t k, int64_t total_iterations, double lr0,
+                    double lr_min_ratio, double beta1_0, double beta1_min);
 
 struct MdlrcSchedule {
   bool momentum_decay = true;
@@ -29,6 +42,8 @@ struct MdlrcSchedule {
   double beta1_min = 0.5;  // [reading]
   double lr0 = 1e-4;
   int64_t total_iterations = 1;  // K, the run's total iterations
+  std::string lr_schedule = "constant";  // constant | mdlrc | linear | cosine (see above)
+  double lr_min_ratio = 0.0;             // linear / cosine: the floor as a fraction of lr_0
 
   double beta1(int64_t k) const;
   double lr(int64_t k) const;
@@ -37,7 +52,8 @@ struct MdlrcSchedule {
 // Throws dmtrain::Error naming `<prefix>.lr` (lr0 < 0 or not finite), `<prefix>.beta1`
 // (beta1_0 outside [0, 1)), and, when momentum_decay is on, `<prefix>.beta1_min` (outside
 // [0, beta1_0]) and `<prefix>.total_iterations` (<= 0). With momentum decay off those two are
-// unused and not checked.
+// unused and not checked; `<prefix>.lr_schedule` (unknown, or not constant together with
+// lr_compensation) and `<prefix>.lr_min_ratio` (outside [0, 1]).
 void validate(const MdlrcSchedule& schedule, const std::string& prefix = "optim");
 
 }  // namespace dmtrain::optim

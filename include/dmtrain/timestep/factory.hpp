@@ -4,16 +4,22 @@
 #include <string>
 
 #include "dmtrain/timestep/clts.hpp"
+#include "dmtrain/timestep/logit_normal_sampler.hpp"
 #include "dmtrain/timestep/loss_second_moment_sampler.hpp"
 #include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/timestep/speed_sampler.hpp"
 
 namespace dmtrain::timestep {
 
 struct TimestepSamplerOptions {
-  std::string kind = "uniform";  // uniform | clts | loss-second-moment
+  std::string kind = "uniform";  // uniform | clts | loss-second-moment | speed | logit-normal
   int64_t num_timesteps = 1000;  // T; overrides clts.num_timesteps
   CltsOptions clts;
   LossSecondMomentOptions loss_second_moment;
+  SpeedOptions speed;
+  LogitNormalOptions logit_normal;
+  // abar_t of the diffusion process, float64 [T]: needed by "speed" only (its weights and m).
+  at::Tensor alphas_cumprod;
 };
 
 // Throws dmtrain::Error naming the key (`timestep.kind`, `timestep.num_timesteps`,

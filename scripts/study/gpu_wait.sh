@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Waits $1 seconds (less if every arm has ended), printing each arm's progress every minute;
+# then packs every metrics.jsonl and log into $OUT/metrics.tar.gz.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+end=$(( $(date +%s) + $1 ))
+while :; do
+  python3 scripts/study/progress.py /tmp/exp
+  running=$(python3 scripts/study/progress.py /tmp/exp --running)
+  [ "$running" = 0 ] && break
+  [ "$(date +%s)" -ge "$end" ] && break
+  sleep $(( end - $(date +%s) < 60 ? (end - $(date +%s) > 0 ? end - $(date +%s) : 1) : 60 ))
+done
+tail -5 /tmp/exp/watchdog.log 2>/dev/null
+nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
+if [ -n "${OUT:-}" ]; then
+  (cd /tmp/exp && tar czf "$OUT/metrics.tar.gz" --ignore-failed-read arms.txt launched_at \
+     watchdog.log ./*.log ./*/metrics.jsonl ./*/train.log ./*.csv ./*.png 2>/dev/null) || true
+fi

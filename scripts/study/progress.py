@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""Progress of the study's arms: one line per arm (step, img/s, last FID, alive), from
+<exp>/arms.txt ("name pid config sets...") and each <exp>/<name>/metrics.jsonl.
+--running prints only how many arms' processes are alive."""
+import json
+import os
+import sys
+
+
+def alive(pid):
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:  # a zombie (exited, not yet reaped) is not running
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def records(path):
+    out = []
+    try:
+        with open(path) as f:
+            for line in f:
+                try:
+                    out.append(json.loads(line))
+                except ValueError:
+                    pass  # a torn last line
+    except OSError:
+        pass
+    return out
+
+
+def arms(exp):
+    try:
+        with open(os.path.join(exp, "arms.txt")) as f:
+            return [l.split()[:2] for l in f if l.strip()]
+    except OSError:
+        return []
+
+
+def main():
+    exp = sys.argv[1]
+    rows = []
+    for name, pid in arms(exp):
+        recs = records(os.path.join(exp, name, "metrics.jsonl"))
+        steps = [r for r in recs if "loss" in r]
+        fids = [r for r in recs if "fid" in r]
+        rows.append((name, alive(int(pid)), steps[-1]["step"] if steps else 0,
+                     steps[-1].get("img_per_s", 0) if steps else 0,
+                     fids[-1] if fids else None))
+    if "--running" in sys.argv:
+        print(sum(1 for r in rows if r[1]))
+        return
+    total = sum(r[3] for r in rows if r[1])
+    for name, up, step, ips, fid in rows:
+        f = f"fid {fid['fid']:.2f} @ {fid['step']}" if fid else ""
+        print(f"{name:18s} {'run ' if up else 'end '} step {step:6d}  {ips:8.0f} img/s  {f}")
+    print(f"-- {sum(1 for r in rows if r[1])} running, {total:.0f} img/s in all", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,62 @@
+#!/usr/bin/env python3
+"""Keeps a group of arms inside its time budget: every 60 s (from 150 s after the launch) it
+projects each running arm's end from its iteration rate (the last two logged steps) plus the
+time its remaining FID evaluations will take (the mean fid_seconds so far, else 30 s each); if
+the latest end falls after launch + BUDGET, it sends SIGINT to the lowest-priority running arm
+(the last in arms.txt), which checkpoints and stops. Usage: watchdog.py EXP_DIR BUDGET_S."""
+import os
+import signal
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from progress import alive, arms, records  # noqa: E402
+
+ITERATIONS, FID_EVERY = 20000, 4000
+
+
+def projected_end(exp, name, now):
+    recs = records(os.path.join(exp, name, "metrics.jsonl"))
+    steps = [r for r in recs if "loss" in r]
+    if len(steps) < 2:
+        return None
+    # rate over the last ~1000 iterations of wall time
+    mtime = os.path.getmtime(os.path.join(exp, name, "metrics.jsonl"))
+    ips = [r.get("img_per_s", 0) for r in steps[-5:]]
+    batch = steps[-1]["images"] / max(1, steps[-1]["step"])
+    rate = (sum(ips) / len(ips)) / batch  # iterations per second while training
+    if rate <= 0:
+        return None
+    fids = [r.get("fid_seconds", 30.0) for r in recs if "fid" in r]
+    fid_s = sum(fids) / len(fids) if fids else 30.0
+    step = steps[-1]["step"]
+    left_fids = ITERATIONS // FID_EVERY - step // FID_EVERY
+    return mtime + (ITERATIONS - step) / rate + left_fids * fid_s
+
+
+def main():
+    exp, budget = sys.argv[1], float(sys.argv[2])
+    with open(os.path.join(exp, "launched_at")) as f:
+        deadline = float(f.read()) + budget
+    time.sleep(150)
+    while True:
+        now = time.time()
+        running = [(n, int(p)) for n, p in arms(exp) if alive(int(p))]
+        if not running:
+            return
+        ends = {n: projected_end(exp, n, now) for n, _ in running}
+        known = [e for e in ends.values() if e is not None]
+        latest = max(known) if known else now
+        print(f"{time.strftime('%H:%M:%S')} {len(running)} running, latest end in "
+              f"{latest - now:.0f} s, deadline in {deadline - now:.0f} s", flush=True)
+        if latest > deadline and len(running) > 1:
+            name, pid = running[-1]
+            print(f"  SIGINT {name}: the group would not finish in time", flush=True)
+            os.kill(pid, signal.SIGINT)
+            time.sleep(90)  # let the others speed up before judging again
+            continue
+        time.sleep(60)
+
+
+if __name__ == "__main__":
+    main()
