@@ -1,18 +1,21 @@
 // dmtrain sweep: expand a grid of overrides into named runs (dmtrain/train/sweep.hpp), then run
-// them one after another, print one command per run (for job arrays), or run one of them
-// (--index), and write <out>/sweep_summary.csv with an aligned table of the final metrics.
+// them (one after another, or --jobs N at once spread over the GPUs:
+// dmtrain/train/sweep_executor.hpp), print one command per run (for job arrays), or run one of
+// them (--index), and write <out>/sweep_summary.csv with an aligned table of the final metrics.
 //
 // Each run is a child process executing exactly the command --print shows: the trainer's log
-// file sink, signal handling and memory then belong to that run alone, and Ctrl-C (the child
-// checkpoints and exits 130) stops the sweep, which a re-launch continues.
-#include <sys/wait.h>
+// file sink, signal handling and memory then belong to that run alone, and Ctrl-C (forwarded to
+// every running child, which checkpoints and exits 130) stops the sweep, which a re-launch
+// continues.
+#include <unistd.h>
 
-#include <cstdlib>
+#include <cmath>
 #include <filesystem>
 #include <iostream>
 
 #include "commands.hpp"
 #include "dmtrain/train/sweep.hpp"
+#include "dmtrain/train/sweep_executor.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -28,20 +31,16 @@ struct SweepArgs {
   bool summary_only = false;
   int64_t index = -1;
   std::string out;
+  int64_t jobs = 1;
+  std::string gpus;
+  CLI::Option* gpus_option = nullptr;
+  double fid_target = NAN;
 } wargs;
 
 std::string self_exe() {
   std::error_code ec;
   const auto p = std::filesystem::read_symlink("/proc/self/exe", ec);
   return ec ? std::string("dmtrain") : p.string();
-}
-
-int run_child(const std::string& command) {
-  std::cout.flush();
-  const int status = std::system(command.c_str());
-  if (status == -1) throw Error("cannot start a child process for: " + command);
-  if (WIFSIGNALED(status)) return 130;
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 1;
 }
 
 int run_sweep_command() {
@@ -53,6 +52,7 @@ int run_sweep_command() {
   for (const auto& g : wargs.grid) spec.axes.push_back(train::parse_grid(g));
   if (!wargs.out.empty()) spec.out_dir = wargs.out;
 
+  if (wargs.jobs < 1) throw Error("--jobs " + std::to_string(wargs.jobs) + ": expected >= 1");
   const auto runs = train::expand(spec);  // validates every run's config before anything runs
   const auto selected = train::select_runs(runs, wargs.index);
   const std::string exe = self_exe();
@@ -63,13 +63,30 @@ int run_sweep_command() {
   int code = 0;
   if (!wargs.summary_only) {
     log::info(c10::str("sweep: ", runs.size(), " runs, running ", selected.size()));
-    code = train::run_sweep(selected, [&](const train::SweepRun& r) {
-      return run_child(train::run_command_line(spec, r, exe));
-    });
+    train::ParallelSweepOptions opts;
+    opts.jobs = wargs.jobs;
+    // One at a time keeps today's behaviour: the child owns the terminal and every GPU.
+    if (wargs.gpus_option->count() > 0) {
+      opts.gpus = train::parse_gpu_list(wargs.gpus);
+    } else if (wargs.jobs > 1) {
+      opts.gpus = train::visible_gpus();
+    }
+    opts.child_logs = wargs.jobs > 1;                       // parallel outputs would interleave
+    opts.tty = opts.child_logs && ::isatty(STDERR_FILENO);  // jobs = 1: the child's log is there
+    if (wargs.jobs > 1) {
+      log::info(c10::str("sweep: up to ", wargs.jobs, " runs at once on ",
+                         opts.gpus.empty() ? std::string("the CPU (no GPUs)")
+                                           : c10::str(opts.gpus.size(), " GPU(s)")));
+    }
+    std::cout.flush();
+    code = train::run_sweep_parallel(
+        selected, [&](const train::SweepRun& r) { return train::run_argv(spec, r, exe); }, opts);
   }
   const auto rows = train::summarize(runs);
-  const std::string csv = train::write_summary(train::sweep_out_dir(spec), spec.axes, rows);
-  std::cout << train::summary_table(spec.axes, rows) << "summary: " << csv << "\n";
+  const std::string csv =
+      train::write_summary(train::sweep_out_dir(spec), spec.axes, rows, wargs.fid_target);
+  std::cout << train::summary_table(spec.axes, rows, wargs.fid_target) << "summary: " << csv
+            << "\n";
   return code;
 }
 
@@ -79,8 +96,8 @@ void add_sweep_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
       "sweep",
       "Hyper-parameter sweep: expand --grid key=v1,v2 axes (first slowest) into runs named after "
-      "their values, each in <out>/<name>; run them one after another (resuming), print their "
-      "commands, or run one; then write <out>/sweep_summary.csv");
+      "their values, each in <out>/<name>; run them (resuming; --jobs N at once over the GPUs), "
+      "print their commands, or run one; then write <out>/sweep_summary.csv");
   cmd->add_option("--config,-c", wargs.config, "Base YAML run configuration");
   cmd->add_option("--sweep", wargs.sweep_file,
                   "Sweep YAML: base: FILE, grid: {key: [v1, v2]}, optional name:, set:, out:");
@@ -95,6 +112,15 @@ void add_sweep_command(CLI::App& app) {
   cmd->add_option("--out,-o", wargs.out,
                   "Folder of the run dirs and the summary (default: the config's train.run_dir)");
   cmd->add_flag("--summary", wargs.summary_only, "Only write and print the summary");
+  cmd->add_option("--jobs,-j", wargs.jobs,
+                  "Runs at once (default 1), each on the GPU with the fewest runs; outputs go to "
+                  "<run_dir>/sweep_child.log when N > 1");
+  wargs.gpus_option = cmd->add_option(
+      "--gpus", wargs.gpus,
+      "GPUs to spread the runs over, e.g. 0,1,3 or none (default: CUDA_VISIBLE_DEVICES, else "
+      "all; with --jobs 1 the run sees every GPU)");
+  cmd->add_option("--fid-target", wargs.fid_target,
+                  "Add iters_to_fid(_interp) columns: the first step with FID <= X");
   cmd->callback([] { set_exit_code(run_sweep_command()); });
 }
 

@@ -1,16 +1,20 @@
 // Sweeps: grid parsing, expansion into named runs, the command of a run, and the summary of the
-// runs' metrics.jsonl files.
+// runs' metrics.jsonl files (read with a small parser of the flat JSON objects the trainer
+// writes: no JSON library is a dependency).
 #include "dmtrain/train/sweep.hpp"
 
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
+#include <iterator>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -126,17 +130,6 @@ std::string yaml_value_text(const YAML::Node& node) {
 std::string path_relative_to(const std::string& file, const std::string& p) {
   if (p.empty() || fs::path(p).is_absolute()) return p;
   return (fs::path(file).parent_path() / p).lexically_normal().string();
-}
-
-// The number after `"key":` in a JSON line; NaN when absent, null or not a number.
-double json_number(const std::string& line, const std::string& key) {
-  const std::string needle = "\"" + key + "\":";
-  const auto p = line.find(needle);
-  if (p == std::string::npos) return NAN;
-  const char* begin = line.c_str() + p + needle.size();
-  char* end = nullptr;
-  const double v = std::strtod(begin, &end);
-  return end == begin ? NAN : v;
 }
 
 std::string fmt_num(double v, int precision = 6) {
@@ -329,30 +322,165 @@ std::string run_command_line(const SweepSpec& spec, const SweepRun& run, const s
   return line;
 }
 
+double JsonRecord::number(const std::string& key) const {
+  const auto it = numbers.find(key);
+  return it == numbers.end() ? NAN : it->second;
+}
+
+std::optional<JsonRecord> parse_json_record(const std::string& line) {
+  const size_t n = line.size();
+  size_t i = 0;
+  auto skip_ws = [&] {
+    while (i < n && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
+  };
+  auto at = [&](char c) { return i < n && line[i] == c; };
+  // A string starting at line[i]; escapes are decoded except \u, which becomes '?'.
+  auto read_string = [&](std::string& out) {
+    if (!at('"')) return false;
+    for (++i; i < n && line[i] != '"'; ++i) {
+      char c = line[i];
+      if (c == '\\') {
+        if (++i >= n) return false;
+        const char e = line[i];
+        c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'u' ? '?' : e;
+        if (e == 'u') i += 4;
+      }
+      out += c;
+    }
+    return i++ < n;
+  };
+  JsonRecord rec;
+  skip_ws();
+  if (!at('{')) return std::nullopt;
+  ++i;
+  skip_ws();
+  bool closed = at('}');
+  if (closed) ++i;
+  while (!closed) {
+    skip_ws();
+    std::string key;
+    if (!read_string(key)) return std::nullopt;
+    skip_ws();
+    if (!at(':')) return std::nullopt;
+    ++i;
+    skip_ws();
+    if (at('"')) {
+      std::string v;
+      if (!read_string(v)) return std::nullopt;
+      rec.strings[key] = v;
+    } else if (line.compare(i, 4, "null") == 0) {
+      rec.numbers[key] = NAN, i += 4;
+    } else if (line.compare(i, 4, "true") == 0) {
+      rec.numbers[key] = 1, i += 4;
+    } else if (line.compare(i, 5, "false") == 0) {
+      rec.numbers[key] = 0, i += 5;
+    } else {
+      if (i >= n || !(std::isdigit(static_cast<unsigned char>(line[i])) || at('-'))) {
+        return std::nullopt;  // a nested value, or the line ends here
+      }
+      const char* begin = line.c_str() + i;
+      char* end = nullptr;
+      rec.numbers[key] = std::strtod(begin, &end);
+      if (end == begin) return std::nullopt;
+      i += static_cast<size_t>(end - begin);
+    }
+    skip_ws();
+    if (at(',')) {
+      ++i;
+    } else if (at('}')) {
+      ++i, closed = true;
+    } else {
+      return std::nullopt;
+    }
+  }
+  skip_ws();
+  if (i != n) return std::nullopt;
+  return rec;
+}
+
+std::vector<JsonRecord> read_metrics(const std::string& run_dir) {
+  std::vector<JsonRecord> out;
+  std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
+  for (std::string line; std::getline(in, line);) {
+    if (auto rec = parse_json_record(line)) out.push_back(std::move(*rec));
+  }
+  return out;
+}
+
+int64_t last_logged_step(const std::string& run_dir) {
+  std::ifstream in(fs::path(run_dir) / "metrics.jsonl", std::ios::binary);
+  if (!in) return 0;
+  in.seekg(0, std::ios::end);
+  const std::streamoff size = in.tellg();
+  const std::streamoff from = std::max<std::streamoff>(0, size - 65536);  // many records
+  in.seekg(from);
+  const std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::string> lines;
+  std::stringstream ss(tail);
+  for (std::string line; std::getline(ss, line);) lines.push_back(line);
+  if (from > 0 && !lines.empty()) lines.erase(lines.begin());  // starts mid-line
+  for (auto it = lines.rbegin(); it != lines.rend(); ++it) {
+    const auto rec = parse_json_record(*it);
+    if (rec && std::isfinite(rec->number("step"))) return static_cast<int64_t>(rec->number("step"));
+  }
+  return 0;
+}
+
+int64_t iters_to_fid(const std::vector<FidPoint>& curve, double target) {
+  for (const auto& p : curve) {
+    if (std::isfinite(p.fid) && p.fid <= target) return p.step;
+  }
+  return -1;
+}
+
+double iters_to_fid_interp(const std::vector<FidPoint>& curve, double target) {
+  const FidPoint* prev = nullptr;  // the last finite evaluation, which was above target
+  for (const auto& p : curve) {
+    if (!std::isfinite(p.fid)) continue;  // a null FID: interpolate across it
+    if (p.fid <= target) {
+      if (!prev) return static_cast<double>(p.step);
+      const double t = (prev->fid - target) / (prev->fid - p.fid);
+      return static_cast<double>(prev->step) + t * static_cast<double>(p.step - prev->step);
+    }
+    prev = &p;
+  }
+  return NAN;
+}
+
 RunSummary summarize_run(const SweepRun& run) {
   RunSummary s;
   s.name = run.name;
   s.values = run.values;
-  s.final_loss = s.tail_loss = s.img_per_s = NAN;
-  std::ifstream in(fs::path(run.run_dir) / "metrics.jsonl");
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (line.find("\"loss\":") != std::string::npos) lines.push_back(line);  // not FID records
+  s.final_loss = s.tail_loss = s.img_per_s = s.final_fid = s.best_fid = NAN;
+  std::vector<JsonRecord> recs;  // training records (FID records have no loss)
+  std::map<int64_t, double> fid;
+  for (auto& r : read_metrics(run.run_dir)) {
+    const double step = r.number("step");
+    if (r.has("fid") && std::isfinite(step)) {
+      fid[static_cast<int64_t>(step)] = r.number("fid");
+    } else if (r.has("loss")) {
+      recs.push_back(std::move(r));
+    }
   }
-  if (lines.empty()) {
+  for (const auto& [step, v] : fid) {
+    s.fid.push_back({step, v});
+    if (std::isfinite(v) && !(v >= s.best_fid)) s.best_fid = v;  // !(>=): best_fid starts NaN
+  }
+  if (!s.fid.empty()) s.final_fid = s.fid.back().fid;
+  if (recs.empty()) {
     s.status = "missing";
     return s;
   }
   // A resumed run appends; the last record is the furthest step.
-  const double step = json_number(lines.back(), "step");
+  const double step = recs.back().number("step");
   s.final_step = std::isfinite(step) ? static_cast<int64_t>(step) : 0;
-  s.final_loss = json_number(lines.back(), "loss");
-  const size_t tail = std::max<size_t>(1, (lines.size() + 9) / 10);
+  s.final_loss = recs.back().number("loss");
+  const size_t tail = std::max<size_t>(1, (recs.size() + 9) / 10);
   double loss_sum = 0, ips_sum = 0;
   int64_t loss_n = 0, ips_n = 0;
-  for (size_t i = lines.size() - tail; i < lines.size(); ++i) {
-    const double l = json_number(lines[i], "loss");
-    const double ips = json_number(lines[i], "img_per_s");
+  for (size_t i = recs.size() - tail; i < recs.size(); ++i) {
+    const double l = recs[i].number("loss");
+    const double ips = recs[i].number("img_per_s");
     if (std::isfinite(l)) loss_sum += l, ++loss_n;
     if (std::isfinite(ips)) ips_sum += ips, ++ips_n;
   }
@@ -370,13 +498,22 @@ std::vector<RunSummary> summarize(const std::vector<SweepRun>& runs) {
 
 namespace {
 std::vector<std::vector<std::string>> summary_cells(const std::vector<std::string>& header_keys,
-                                                    const std::vector<RunSummary>& rows) {
+                                                    const std::vector<RunSummary>& rows,
+                                                    double fid_target) {
+  const bool target = std::isfinite(fid_target);
+  std::set<int64_t> fid_steps;
+  for (const auto& r : rows) {
+    for (const auto& p : r.fid) fid_steps.insert(p.step);
+  }
+  const bool fid_columns = target || !fid_steps.empty();
   std::vector<std::vector<std::string>> cells;
   std::vector<std::string> head{"run"};
   head.insert(head.end(), header_keys.begin(), header_keys.end());
-  for (const char* h : {"final_step", "final_loss", "tail_loss", "img_per_s", "status"}) {
-    head.push_back(h);
-  }
+  for (const char* h : {"final_step", "final_loss", "tail_loss", "img_per_s"}) head.push_back(h);
+  for (const int64_t step : fid_steps) head.push_back("fid_at_" + std::to_string(step));
+  if (fid_columns) head.insert(head.end(), {"final_fid", "best_fid"});
+  if (target) head.insert(head.end(), {"iters_to_fid", "iters_to_fid_interp"});
+  head.push_back("status");
   cells.push_back(head);
   for (const auto& r : rows) {
     std::vector<std::string> row{r.name};
@@ -386,6 +523,21 @@ std::vector<std::vector<std::string>> summary_cells(const std::vector<std::strin
     row.push_back(missing ? "" : fmt_num(r.final_loss));
     row.push_back(missing ? "" : fmt_num(r.tail_loss));
     row.push_back(missing ? "" : fmt_num(r.img_per_s, 4));
+    for (const int64_t step : fid_steps) {
+      const auto it = std::find_if(r.fid.begin(), r.fid.end(),
+                                   [&](const FidPoint& p) { return p.step == step; });
+      row.push_back(it == r.fid.end() ? "" : fmt_num(it->fid));
+    }
+    if (fid_columns) {
+      row.push_back(r.fid.empty() ? "" : fmt_num(r.final_fid));
+      row.push_back(std::isfinite(r.best_fid) ? fmt_num(r.best_fid) : "");
+    }
+    if (target) {
+      const int64_t first = iters_to_fid(r.fid, fid_target);
+      const double interp = iters_to_fid_interp(r.fid, fid_target);
+      row.push_back(first < 0 ? "" : std::to_string(first));
+      row.push_back(std::isfinite(interp) ? std::to_string(std::llround(interp)) : "");
+    }
     row.push_back(r.status);
     cells.push_back(row);
   }
@@ -393,19 +545,21 @@ std::vector<std::vector<std::string>> summary_cells(const std::vector<std::strin
 }
 }  // namespace
 
-std::string summary_csv(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows) {
+std::string summary_csv(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows,
+                        double fid_target) {
   std::vector<std::string> keys;
   for (const auto& a : axes) keys.push_back(a.key);
   std::string out;
-  for (const auto& row : summary_cells(keys, rows)) {
+  for (const auto& row : summary_cells(keys, rows, fid_target)) {
     for (size_t i = 0; i < row.size(); ++i) out += (i ? "," : "") + csv_field(row[i]);
     out += "\n";
   }
   return out;
 }
 
-std::string summary_table(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows) {
-  const auto cells = summary_cells(leaves(axes), rows);
+std::string summary_table(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows,
+                          double fid_target) {
+  const auto cells = summary_cells(leaves(axes), rows, fid_target);
   std::vector<size_t> width(cells[0].size(), 0);
   for (const auto& row : cells) {
     for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
@@ -422,13 +576,13 @@ std::string summary_table(const std::vector<SweepAxis>& axes, const std::vector<
 }
 
 std::string write_summary(const std::string& out_dir, const std::vector<SweepAxis>& axes,
-                          const std::vector<RunSummary>& rows) {
+                          const std::vector<RunSummary>& rows, double fid_target) {
   fs::create_directories(out_dir);
   const fs::path path = fs::path(out_dir) / "sweep_summary.csv";
   // Write-then-rename: array tasks finishing together each leave a whole file.
   const fs::path tmp = path.string() + ".tmp" + std::to_string(::getpid());
   std::ofstream os(tmp);
-  os << summary_csv(axes, rows);
+  os << summary_csv(axes, rows, fid_target);
   os.close();
   if (!os) throw Error("cannot write '" + tmp.string() + "'");
   fs::rename(tmp, path);

@@ -1,6 +1,7 @@
 // Sweeps: grid parsing, expansion order / names / run dirs, the printed commands (checked by a
-// real /bin/sh), --index selection, the summary of hand-written metrics.jsonl files, and one
-// real 2-run x 2-iteration sweep through the trainer.
+// real /bin/sh), --index selection, the metrics.jsonl parser, the summary (losses, FID columns,
+// iters_to_fid) of hand-written metrics.jsonl files, and one real 2-run x 2-iteration sweep
+// through the trainer. The parallel executor: sweep_executor_test.cpp.
 #include "dmtrain/train/sweep.hpp"
 
 #include <gtest/gtest.h>
@@ -284,6 +285,110 @@ TEST(SweepSummary, FinalLossTailMeanImgPerSecondAndStatus) {
   const std::string csv = train::write_summary((root / "out").string(), axes, rows);
   std::ifstream in(csv);
   EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}), train::summary_csv(axes, rows));
+}
+
+TEST(SweepMetrics, ParsesFlatObjectsAndRejectsTornOrNestedLines) {
+  const auto r = train::parse_json_record(
+      R"( {"step": 10, "loss": null, "lr": -1.5e-4, "ok": true, "name": "a \"b\"\\c"} )");
+  ASSERT_TRUE(r.has_value());
+  EXPECT_DOUBLE_EQ(r->number("step"), 10);
+  EXPECT_TRUE(r->has("loss"));
+  EXPECT_TRUE(std::isnan(r->number("loss")));
+  EXPECT_DOUBLE_EQ(r->number("lr"), -1.5e-4);
+  EXPECT_DOUBLE_EQ(r->number("ok"), 1);
+  EXPECT_EQ(r->strings.at("name"), "a \"b\"\\c");
+  EXPECT_TRUE(std::isnan(r->number("name")));  // a string is not a number
+  EXPECT_FALSE(r->has("fid"));
+  EXPECT_TRUE(train::parse_json_record("{}").has_value());
+  for (const char* bad : {"", "{\"step\": 10, \"lo", "{\"step\": 10,", "{\"step\": 1}{\"step\": 2}",
+                          "{\"a\": [1, 2]}", "{\"a\": {\"b\": 1}}", "{\"a\" 1}", "[1]"}) {
+    EXPECT_FALSE(train::parse_json_record(bad).has_value()) << bad;
+  }
+  // A killed run's torn last line is skipped; the last whole record gives the step.
+  const fs::path root = scratch("metrics");
+  write_file(root / "metrics.jsonl",
+             "{\"step\": 5, \"loss\": 1}\n{\"step\": 10, \"fid\": 3}\n{\"step\": 15, \"lo");
+  EXPECT_EQ(train::read_metrics(root.string()).size(), 2u);
+  EXPECT_EQ(train::last_logged_step(root.string()), 10);
+  EXPECT_EQ(train::last_logged_step((root / "none").string()), 0);
+}
+
+TEST(SweepSummary, FidAtEachEvaluationFinalBestAndItersToFid) {
+  const fs::path root = scratch("fid");
+  auto fid = [](int step, const std::string& v) {
+    return "{\"step\": " + std::to_string(step) + ", \"fid\": " + v +
+           ", \"fid_samples\": 2000, \"fid_seconds\": 16.6}\n";
+  };
+  auto loss = [](int step, const std::string& v, int ips) {
+    return "{\"step\": " + std::to_string(step) + ", \"loss\": " + v +
+           ", \"img_per_s\": " + std::to_string(ips) + "}\n";
+  };
+  // a: FID 100, 60, null, 30, 35 at 1000..5000, and a torn last line.
+  write_file(root / "a" / "metrics.jsonl",
+             loss(1000, "0.5", 10) + fid(1000, "100") + loss(2000, "0.4", 10) + fid(2000, "60") +
+                 fid(3000, "null") + fid(4000, "30") + loss(5000, "0.3", 10) + fid(5000, "35") +
+                 "{\"step\": 5000, \"fi");
+  // b: evaluated at other steps: 80 at 1500, 40 at 3000.
+  write_file(root / "b" / "metrics.jsonl",
+             fid(1500, "80") + fid(3000, "40") + loss(3000, "0.25", 20));
+  // c: never evaluated.
+  write_file(root / "c" / "metrics.jsonl", loss(10, "1", 5));
+  std::vector<SweepRun> runs(3);
+  const char* names[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; ++i) {
+    runs[i].name = names[i];
+    runs[i].values = {std::to_string(i)};
+    runs[i].run_dir = (root / names[i]).string();
+    runs[i].iterations = 5000;
+  }
+  const auto rows = train::summarize(runs);
+  ASSERT_EQ(rows[0].fid.size(), 5u);
+  EXPECT_EQ(rows[0].fid[2].step, 3000);
+  EXPECT_TRUE(std::isnan(rows[0].fid[2].fid));
+  EXPECT_DOUBLE_EQ(rows[0].final_fid, 35);
+  EXPECT_DOUBLE_EQ(rows[0].best_fid, 30);
+  EXPECT_TRUE(std::isnan(rows[2].final_fid) && std::isnan(rows[2].best_fid));
+
+  // Target 40 for a: first evaluation <= 40 is 4000; interpolated across the null at 3000
+  // between (2000, 60) and (4000, 30): 2000 + (60 - 40) / (60 - 30) * 2000 = 3333.3.
+  EXPECT_EQ(train::iters_to_fid(rows[0].fid, 40), 4000);
+  EXPECT_NEAR(train::iters_to_fid_interp(rows[0].fid, 40), 2000 + 2000.0 * 20 / 30, 1e-9);
+  EXPECT_NEAR(train::iters_to_fid_interp(rows[0].fid, 50), 2000 + 2000.0 * 10 / 30, 1e-9);
+  // Already reached at the first evaluation: its step; never reached: -1 / NaN.
+  EXPECT_EQ(train::iters_to_fid(rows[0].fid, 150), 1000);
+  EXPECT_DOUBLE_EQ(train::iters_to_fid_interp(rows[0].fid, 150), 1000);
+  EXPECT_EQ(train::iters_to_fid(rows[0].fid, 20), -1);
+  EXPECT_TRUE(std::isnan(train::iters_to_fid_interp(rows[0].fid, 20)));
+  // b reaches 40 exactly at 3000: 1500 + (80 - 40) / (80 - 40) * 1500.
+  EXPECT_EQ(train::iters_to_fid(rows[1].fid, 40), 3000);
+  EXPECT_DOUBLE_EQ(train::iters_to_fid_interp(rows[1].fid, 40), 3000);
+
+  const std::vector<SweepAxis> axes{{"timestep.clts.mu", {"0", "1", "2"}}};
+  EXPECT_EQ(train::summary_csv(axes, rows, 40),
+            "run,timestep.clts.mu,final_step,final_loss,tail_loss,img_per_s,fid_at_1000,"
+            "fid_at_1500,fid_at_2000,fid_at_3000,fid_at_4000,fid_at_5000,final_fid,best_fid,"
+            "iters_to_fid,iters_to_fid_interp,status\n"
+            "a,0,5000,0.3,0.3,10,100,,60,nan,30,35,35,30,4000,3333,done\n"
+            "b,1,3000,0.25,0.25,20,,80,,40,,,40,40,3000,3000,incomplete\n"
+            "c,2,10,1,1,5,,,,,,,,,,,incomplete\n");
+  // Without a target: no iters_to_fid columns; without any evaluation: no FID columns at all.
+  const std::string plain = train::summary_csv(axes, rows);
+  EXPECT_EQ(
+      plain.substr(0, plain.find('\n')),
+      "run,timestep.clts.mu,final_step,final_loss,tail_loss,img_per_s,fid_at_1000,"
+      "fid_at_1500,fid_at_2000,fid_at_3000,fid_at_4000,fid_at_5000,final_fid,best_fid,status");
+  EXPECT_EQ(train::summary_csv(axes, {rows[2]}),
+            "run,timestep.clts.mu,final_step,final_loss,tail_loss,img_per_s,status\n"
+            "c,2,10,1,1,5,incomplete\n");
+  const std::string table = train::summary_table(axes, rows, 40);
+  EXPECT_EQ(table.substr(0, table.find('\n')),
+            "run  mu  final_step  final_loss  tail_loss  img_per_s  fid_at_1000  fid_at_1500  "
+            "fid_at_2000  fid_at_3000  fid_at_4000  fid_at_5000  final_fid  best_fid  "
+            "iters_to_fid  iters_to_fid_interp  status");
+  const std::string csv = train::write_summary((root / "out").string(), axes, rows, 40);
+  std::ifstream in(csv);
+  EXPECT_EQ(std::string(std::istreambuf_iterator<char>(in), {}),
+            train::summary_csv(axes, rows, 40));
 }
 
 TEST(SweepRunLoop, SkipsDoneRunsGoesOnAfterAFailureStopsOnInterrupt) {

@@ -14,10 +14,15 @@
 //    come out unique.
 //  - A run is what `dmtrain --config BASE --set ... --run-dir DIR --resume auto` does, so a
 //    re-launched sweep continues each run where it stopped and skips finished ones.
-//  - The summary reads only <run_dir>/metrics.jsonl: it never modifies a run.
+//  - The summary reads only <run_dir>/metrics.jsonl: it never modifies a run. Lines that are not
+//    one flat JSON object (a torn last line of a killed run) are skipped. Running many runs at
+//    once: dmtrain/train/sweep_executor.hpp.
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <limits>
+#include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -70,25 +75,63 @@ std::vector<std::string> run_argv(const SweepSpec& spec, const SweepRun& run,
                                   const std::string& exe);
 std::string run_command_line(const SweepSpec& spec, const SweepRun& run, const std::string& exe);
 
+// One metrics.jsonl record: the flat JSON object the trainer writes ({"step": 10, "loss": null}).
+// Numbers land in `numbers` (null as NaN, true/false as 1/0), strings in `strings`.
+struct JsonRecord {
+  std::map<std::string, double> numbers;
+  std::map<std::string, std::string> strings;
+  bool has(const std::string& key) const { return numbers.count(key) || strings.count(key); }
+  // NaN when absent, null or not a number.
+  double number(const std::string& key) const;
+};
+// Parses one flat JSON object (values: numbers, null, true/false, strings); nullopt for anything
+// else, e.g. a line torn by a kill or a nested value.
+std::optional<JsonRecord> parse_json_record(const std::string& line);
+// The parsable records of <run_dir>/metrics.jsonl in file order (none when it does not exist).
+std::vector<JsonRecord> read_metrics(const std::string& run_dir);
+// The "step" of the last parsable record of <run_dir>/metrics.jsonl, 0 when none. Reads only
+// the file's tail: it is polled for the progress of running runs.
+int64_t last_logged_step(const std::string& run_dir);
+
+// One FID evaluation of a run ({"step": 1000, "fid": 468.1, ...}); fid is NaN when logged null.
+struct FidPoint {
+  int64_t step = 0;
+  double fid = 0;
+};
+// The first evaluation step whose FID <= target; -1 when never.
+int64_t iters_to_fid(const std::vector<FidPoint>& curve, double target);
+// The step at which the FID curve, linear between consecutive finite evaluations, first reaches
+// target (the first evaluation's step when that one is already <= target); NaN when never.
+double iters_to_fid_interp(const std::vector<FidPoint>& curve, double target);
+
 // Final metrics of one run, from <run_dir>/metrics.jsonl.
 struct RunSummary {
   std::string name;
   std::vector<std::string> values;
-  std::string status;      // "done" (final step >= iterations), "incomplete", "missing"
-  int64_t final_step = 0;  // 0 when missing
-  double final_loss = 0;   // NaN when missing or when the last record's loss is null
-  double tail_loss = 0;    // mean finite loss over the last ceil(10%) of the logged records
-  double img_per_s = 0;    // mean img_per_s over the same tail records
+  std::string status;         // "done" (final step >= iterations), "incomplete", "missing"
+  int64_t final_step = 0;     // 0 when missing
+  double final_loss = 0;      // NaN when missing or when the last record's loss is null
+  double tail_loss = 0;       // mean finite loss over the last ceil(10%) of the logged records
+  double img_per_s = 0;       // mean img_per_s over the same tail records
+  std::vector<FidPoint> fid;  // by step; of records for one step (a resumed run) the last wins
+  double final_fid = 0;       // the FID of the last evaluation; NaN when none or null
+  double best_fid = 0;        // the lowest finite FID; NaN when none
 };
 RunSummary summarize_run(const SweepRun& run);
 std::vector<RunSummary> summarize(const std::vector<SweepRun>& runs);
-// CSV: run,<one column per axis key>,final_step,final_loss,tail_loss,img_per_s,status.
-std::string summary_csv(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows);
+// CSV: run,<one column per axis key>,final_step,final_loss,tail_loss,img_per_s,[FID],status.
+// [FID], when any run has an FID evaluation or fid_target is finite: fid_at_<step> for every
+// evaluation step of any run (ascending; empty where a run has none), final_fid, best_fid; with
+// a finite fid_target also iters_to_fid and iters_to_fid_interp (rounded; empty when never).
+constexpr double kNoFidTarget = std::numeric_limits<double>::quiet_NaN();
+std::string summary_csv(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows,
+                        double fid_target = kNoFidTarget);
 // The same as an aligned text table (axis columns titled by their leaves).
-std::string summary_table(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows);
+std::string summary_table(const std::vector<SweepAxis>& axes, const std::vector<RunSummary>& rows,
+                          double fid_target = kNoFidTarget);
 // Writes <out>/sweep_summary.csv (creating out); returns its path.
 std::string write_summary(const std::string& out_dir, const std::vector<SweepAxis>& axes,
-                          const std::vector<RunSummary>& rows);
+                          const std::vector<RunSummary>& rows, double fid_target = kNoFidTarget);
 
 // Runs `runs` one after another through `runner` (returns an exit code: 0 ok, 130 interrupted).
 // A run whose summary status is already "done" is skipped. A non-zero code is recorded and the
