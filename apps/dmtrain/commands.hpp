@@ -35,4 +35,7 @@ void add_sweep_command(CLI::App& app);
 // dmtrain bench --config FILE [--steps N] [--batch B]
 void add_bench_command(CLI::App& app);
 
+// dmtrain config keys [--format text|markdown]   (config_command.cpp; docs/config.md)
+void add_config_command(CLI::App& app);
+
 }  // namespace dmtrain::app

@@ -133,7 +133,7 @@ void run_fid() {
   }
   eval::InceptionOptions io;
   io.resize = eval::parse_resize_mode(args.resize);
-  io.device = pick_device(args.model.device);
+  io.device = train::pick_device(args.model.device, "--device");
   const eval::InceptionNet net(args.inception, io);
   const eval::FeatureStats ref = reference_stats(net);
   if (args.samples.empty() && !model) return;

@@ -1,6 +1,7 @@
 // Resolves --checkpoint / --weights into a loaded UNet and its RunConfig (see model_source.hpp).
 #include "model_source.hpp"
 
+#include <c10/util/StringUtil.h>
 #include <torch/cuda.h>
 #include <torch/serialize.h>
 #include <yaml-cpp/yaml.h>
@@ -13,7 +14,7 @@
 #include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
-#include "dmtrain/train/ema.hpp"
+#include "dmtrain/train/train_state.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -59,12 +60,6 @@ bool yaml_chain_has(const fs::path& path, const std::string& key, int depth = 0)
   return false;
 }
 
-std::string rate_name(double rate) {  // as the trainer names a finished run's EMA files
-  std::ostringstream os;
-  os << std::setprecision(6) << rate;
-  return os.str();
-}
-
 size_t ema_index(const config::RunConfig& cfg, int64_t ema, const std::string& where) {
   const auto& rates = cfg.train.ema_rates;
   if (ema < 0 || ema >= static_cast<int64_t>(rates.size())) {
@@ -76,24 +71,6 @@ size_t ema_index(const config::RunConfig& cfg, int64_t ema, const std::string& w
     throw Error(os.str());
   }
   return static_cast<size_t>(ema);
-}
-
-void load_ema_file(models::UNetModel& model, const config::RunConfig& cfg, size_t i,
-                   const fs::path& file) {
-  train::Ema ema(*model, cfg.train.ema_rates);
-  torch::serialize::InputArchive a;
-  try {
-    a.load_from(file.string(), at::kCPU);
-  } catch (const c10::Error& e) {
-    throw Error("cannot read EMA file '" + file.string() + "': " + e.what_without_backtrace());
-  }
-  try {
-    ema.load(i, a);
-  } catch (const Error& e) {
-    throw Error("EMA file '" + file.string() +
-                "' does not match the model of its config.yaml: " + e.what());
-  }
-  ema.copy_to(i, *model);
 }
 
 void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& dir) {
@@ -111,8 +88,9 @@ void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& 
     return;
   }
   const size_t i = ema_index(m.cfg, args.ema, "checkpoint " + dir.string());
-  load_ema_file(m.model, m.cfg, i, dir / ("ema_" + std::to_string(i) + ".pt"));
-  m.description = "EMA " + rate_name(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
+  train::load_ema_weights(m.model, m.cfg.train.ema_rates, i,
+                          (dir / train::checkpoint_ema_file(i)).string());
+  m.description = "EMA " + c10::str(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
 }
 
 void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
@@ -133,13 +111,13 @@ void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
     // A finished run: its final EMA weights beat any (possibly older) checkpoint.
     config::RunConfig cfg = config::load_config((dir / "config.yaml").string(), args.sets);
     const size_t i = ema_index(cfg, args.ema, "run " + args.checkpoint);
-    const fs::path final_ema = dir / ("ema_" + rate_name(cfg.train.ema_rates[i]) + ".pt");
+    const fs::path final_ema = dir / train::final_ema_file(cfg.train.ema_rates[i]);
     if (fs::exists(final_ema)) {
       m.cfg = cfg;
       m.model = models::UNetModel(train::unet_options(m.cfg));
-      load_ema_file(m.model, m.cfg, i, final_ema);
+      train::load_ema_weights(m.model, m.cfg.train.ema_rates, i, final_ema.string());
       m.description =
-          "final EMA " + rate_name(cfg.train.ema_rates[i]) + " of run " + args.checkpoint;
+          "final EMA " + c10::str(cfg.train.ema_rates[i]) + " of run " + args.checkpoint;
       return;
     }
   }
@@ -215,13 +193,6 @@ void add_weight_choice_options(CLI::App& cmd, ModelArgs& a) {
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}));
 }
 
-at::Device pick_device(const std::string& want) {
-  const bool cuda = torch::cuda::is_available();
-  if (want == "cuda" && !cuda) throw Error("--device cuda: no CUDA device is visible");
-  if (want == "cpu" || !cuda) return at::Device(at::kCPU);
-  return at::Device(at::kCUDA, 0);
-}
-
 LoadedModel load_model(const ModelArgs& args) {
   LoadedModel m;
   if (args.checkpoint.empty() == args.weights.empty()) {
@@ -238,7 +209,7 @@ LoadedModel load_model(const ModelArgs& args) {
     if (args.no_ema) throw Error("--no-ema applies to --checkpoint only");
     load_from_weights(m, args);
   }
-  m.device = pick_device(args.device);
+  m.device = train::pick_device(args.device, "--device");
   m.model->to(m.device);
   m.model->eval();
   log::info("model: " + m.description);

@@ -47,7 +47,5 @@ struct LoadedModel {
 
 LoadedModel load_model(const ModelArgs& args);
 
-// "auto" -> CUDA when visible, else CPU; "cpu"; "cuda" (an error when none is visible).
-at::Device pick_device(const std::string& want);
 
 }  // namespace dmtrain::app

@@ -2,6 +2,8 @@
 // the references' flags can be read (and reviewed) at once.
 #include "dmtrain/train/build.hpp"
 
+#include <c10/util/StringUtil.h>
+
 #include <algorithm>
 
 #include "dmtrain/data/dataset.hpp"
@@ -49,6 +51,19 @@ diffusion::GaussianDiffusionOptions diffusion_options(const config::RunConfig& c
   o.rescale_timesteps = d.rescale_timesteps;
   o.timestep_respacing = d.timestep_respacing;
   return o;
+}
+
+at::Device pick_device(const std::string& want, const std::string& what, int local_rank) {
+  const bool cuda = at::hasCUDA();
+  if (want == "cuda" && !cuda) throw Error(what + " is 'cuda' but no CUDA device is visible");
+  if (want == "cpu" || (want == "auto" && !cuda)) return at::Device(at::kCPU);
+  const int n = static_cast<int>(at::getNumGPUs());
+  if (local_rank >= n) {
+    throw Error(c10::str("local rank ", local_rank, " needs GPU ", local_rank, " but only ", n,
+                         " are visible (CUDA_VISIBLE_DEVICES?); start at most ", n,
+                         " processes per node"));
+  }
+  return at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(local_rank));
 }
 
 timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
@@ -117,8 +132,8 @@ std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {
   return std::make_shared<const data::ImageSet>(data::open_dataset(o));
 }
 
-std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> params,
-                                                        const config::RunConfig& cfg) {
+std::unique_ptr<optim::MdlrcAdam> make_optimizer(std::vector<at::Tensor> params,
+                                                 const config::RunConfig& cfg) {
   const auto& c = cfg.optim;
   optim::MdlrcAdamOptions o(c.lr);
   o.beta1(c.beta1)
@@ -133,15 +148,6 @@ std::unique_ptr<torch::optim::Optimizer> make_optimizer(std::vector<at::Tensor> 
       .lr_min_ratio(c.lr_min_ratio)
       .total_iterations(cfg.train.iterations);
   return std::make_unique<optim::MdlrcAdam>(std::move(params), o);
-}
-
-std::pair<double, double> optimizer_beta1_lr(const torch::optim::Optimizer& opt) {
-  const auto& m = dynamic_cast<const optim::MdlrcAdam&>(opt);
-  return {m.beta1(), m.lr()};
-}
-
-void set_optimizer_iteration(torch::optim::Optimizer& opt, int64_t k) {
-  dynamic_cast<optim::MdlrcAdam&>(opt).set_iteration(k);
 }
 
 }  // namespace dmtrain::train

@@ -70,8 +70,9 @@ std::string CheckpointWriter::path(const std::string& name) const {
   return (fs::path(tmp_) / name).string();
 }
 
-std::string CheckpointWriter::commit() {
+std::string CheckpointWriter::commit(int64_t format) {
   std::ostringstream manifest;
+  if (format > 0) manifest << "format " << format << "\n";
   std::vector<fs::path> files;
   for (const auto& e : fs::directory_iterator(tmp_)) files.push_back(e.path());
   std::sort(files.begin(), files.end());
@@ -119,7 +120,14 @@ void verify_checkpoint(const std::string& dir) {
   uintmax_t size = 0;
   std::string hash;
   int files = 0;
-  while (in >> name >> size >> hash) {
+  for (std::string line; std::getline(in, line);) {
+    // The optional version line; file names never contain a space, so "format <N>" is no file.
+    if (line.rfind("format ", 0) == 0 && files == 0) continue;
+    std::istringstream fields(line);
+    if (line.empty()) continue;
+    if (!(fields >> name >> size >> hash)) {
+      throw Error("checkpoint '" + dir + "': unreadable manifest line '" + line + "' (corrupt)");
+    }
     ++files;
     const fs::path f = fs::path(dir) / name;
     if (!fs::exists(f)) throw Error("checkpoint '" + dir + "': file '" + name + "' is missing");
@@ -135,6 +143,14 @@ void verify_checkpoint(const std::string& dir) {
     }
   }
   if (files == 0) throw Error("checkpoint '" + dir + "': empty or unreadable manifest");
+}
+
+int64_t checkpoint_format(const std::string& dir) {
+  std::ifstream in(fs::path(dir) / kManifest);
+  std::string word;
+  int64_t format = 0;
+  if (in >> word >> format && word == "format") return format;
+  return 1;
 }
 
 std::optional<CheckpointInfo> latest_valid_checkpoint(const std::string& root) {

@@ -1,7 +1,8 @@
 // Sweeps: grid parsing, expansion into named runs, the command of a run, and the summary of the
-// runs' metrics.jsonl files (read with a small parser of the flat JSON objects the trainer
-// writes: no JSON library is a dependency).
+// runs' metrics.jsonl files (read with nlohmann/json, as the trainer writes them).
 #include "dmtrain/train/sweep.hpp"
+
+#include <nlohmann/json.hpp>
 
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -328,73 +329,23 @@ double JsonRecord::number(const std::string& key) const {
 }
 
 std::optional<JsonRecord> parse_json_record(const std::string& line) {
-  const size_t n = line.size();
-  size_t i = 0;
-  auto skip_ws = [&] {
-    while (i < n && std::isspace(static_cast<unsigned char>(line[i]))) ++i;
-  };
-  auto at = [&](char c) { return i < n && line[i] == c; };
-  // A string starting at line[i]; escapes are decoded except \u, which becomes '?'.
-  auto read_string = [&](std::string& out) {
-    if (!at('"')) return false;
-    for (++i; i < n && line[i] != '"'; ++i) {
-      char c = line[i];
-      if (c == '\\') {
-        if (++i >= n) return false;
-        const char e = line[i];
-        c = e == 'n' ? '\n' : e == 't' ? '\t' : e == 'r' ? '\r' : e == 'u' ? '?' : e;
-        if (e == 'u') i += 4;
-      }
-      out += c;
-    }
-    return i++ < n;
-  };
+  // nlohmann/json parses; only flat objects of numbers, null, booleans and strings are records.
+  const nlohmann::json j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) return std::nullopt;  // also a line torn by a kill (discarded)
   JsonRecord rec;
-  skip_ws();
-  if (!at('{')) return std::nullopt;
-  ++i;
-  skip_ws();
-  bool closed = at('}');
-  if (closed) ++i;
-  while (!closed) {
-    skip_ws();
-    std::string key;
-    if (!read_string(key)) return std::nullopt;
-    skip_ws();
-    if (!at(':')) return std::nullopt;
-    ++i;
-    skip_ws();
-    if (at('"')) {
-      std::string v;
-      if (!read_string(v)) return std::nullopt;
-      rec.strings[key] = v;
-    } else if (line.compare(i, 4, "null") == 0) {
-      rec.numbers[key] = NAN, i += 4;
-    } else if (line.compare(i, 4, "true") == 0) {
-      rec.numbers[key] = 1, i += 4;
-    } else if (line.compare(i, 5, "false") == 0) {
-      rec.numbers[key] = 0, i += 5;
+  for (const auto& [key, v] : j.items()) {
+    if (v.is_number()) {
+      rec.numbers[key] = v.get<double>();
+    } else if (v.is_null()) {
+      rec.numbers[key] = NAN;
+    } else if (v.is_boolean()) {
+      rec.numbers[key] = v.get<bool>() ? 1 : 0;
+    } else if (v.is_string()) {
+      rec.strings[key] = v.get<std::string>();
     } else {
-      if (i >= n || !(std::isdigit(static_cast<unsigned char>(line[i])) || at('-'))) {
-        return std::nullopt;  // a nested value, or the line ends here
-      }
-      const char* begin = line.c_str() + i;
-      char* end = nullptr;
-      rec.numbers[key] = std::strtod(begin, &end);
-      if (end == begin) return std::nullopt;
-      i += static_cast<size_t>(end - begin);
-    }
-    skip_ws();
-    if (at(',')) {
-      ++i;
-    } else if (at('}')) {
-      ++i, closed = true;
-    } else {
-      return std::nullopt;
+      return std::nullopt;  // nested: not one of the trainer's records
     }
   }
-  skip_ws();
-  if (i != n) return std::nullopt;
   return rec;
 }
 

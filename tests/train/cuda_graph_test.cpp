@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/cuda_graph_step.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
@@ -22,12 +23,8 @@ namespace fs = std::filesystem;
 
 std::vector<std::pair<double, double>> logged(const fs::path& run) {
   std::vector<std::pair<double, double>> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    auto num = [&](const std::string& key) {
-      return std::stod(line.substr(line.find("\"" + key + "\": ") + key.size() + 4));
-    };
-    out.emplace_back(num("loss"), num("grad_norm"));
+  for (const auto& r : dmtrain::train::read_metrics_file((run / "metrics.jsonl").string()).steps) {
+    out.emplace_back(r.loss, r.grad_norm);
   }
   return out;
 }

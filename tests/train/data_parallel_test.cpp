@@ -14,6 +14,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/dist/launcher.hpp"
 #include "tiny_run.hpp"
@@ -145,13 +146,8 @@ TEST_F(DataParallelRun, MicroBatchesAccumulateToTheSameStep) {
 // Every logged number of the recipe's own optimizer (default eps): loss and gradient norm.
 std::vector<std::pair<double, double>> loss_and_grad(const fs::path& run) {
   std::vector<std::pair<double, double>> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    auto num = [&](const std::string& key) {
-      const size_t at = line.find("\"" + key + "\": ");
-      return std::stod(line.substr(at + key.size() + 4));
-    };
-    out.emplace_back(num("loss"), num("grad_norm"));
+  for (const auto& r : dmtrain::train::read_metrics_file((run / "metrics.jsonl").string()).steps) {
+    out.emplace_back(r.loss, r.grad_norm);
   }
   return out;
 }

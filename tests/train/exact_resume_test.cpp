@@ -1,11 +1,14 @@
 // Exact resume: on the CPU, 2N iterations straight and N + resume + N give bit-identical weights,
 // EMAs and logged losses (llm.c's bit-exact resume test, for the whole trainer).
 #include <gtest/gtest.h>
+
+#include <iomanip>
 #include <torch/serialize.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
@@ -24,12 +27,11 @@ fs::path scratch(const std::string& name) {
   return p;
 }
 
+// Every logged loss, as its decimal text: equal texts are equal to the 8 digits the log keeps.
 std::vector<std::string> losses(const fs::path& run_dir) {
-  std::ifstream in(run_dir / "metrics.jsonl");
   std::vector<std::string> out;
-  for (std::string line; std::getline(in, line);) {
-    const auto a = line.find("\"loss\": "), b = line.find(',', a);
-    out.push_back(line.substr(a, b - a));
+  for (const auto& r : train::read_metrics_file((run_dir / "metrics.jsonl").string()).steps) {
+    out.push_back(c10::str(std::setprecision(8), r.loss));
   }
   return out;
 }
@@ -119,7 +121,12 @@ TEST(ExactResume, CorruptNewestCheckpointFallsBackToPrevious) {
   resume.resume = "auto";
   resume.stop_at = 3;
   auto r = train::train(cfg, resume);
-  EXPECT_EQ(r.iteration, 3);  // resumed from 2, trained one iteration
+  EXPECT_EQ(r.iteration, 3);
+  // Resumed from 2, not started afresh (which also ends at 3): the first run logged steps 1..4,
+  // the resume appended only step 3 (a fresh start would have appended 1, 2 and 3).
+  const auto steps = train::read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
+  ASSERT_EQ(steps.size(), 5u);
+  EXPECT_EQ(steps.back().step, 3);
   // An explicitly named corrupt checkpoint is an error, not a silent fallback.
   train::TrainOptions named;
   named.resume = ckpts[1].dir;

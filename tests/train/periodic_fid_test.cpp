@@ -8,6 +8,7 @@
 #include <fstream>
 #include <map>
 
+#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/eval/feature_stats.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
@@ -33,16 +34,10 @@ def forward(self, x):
 
 // step -> fid of the FID records of a run's metrics.jsonl; `losses` counts the other records.
 std::map<int64_t, double> fid_records(const fs::path& run, int* losses) {
+  const auto h = dmtrain::train::read_metrics_file((run / "metrics.jsonl").string());
   std::map<int64_t, double> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    const size_t f = line.find("\"fid\": ");
-    if (f == std::string::npos) {
-      ++*losses;
-      continue;
-    }
-    out[std::stoll(line.substr(line.find("\"step\": ") + 8))] = std::stod(line.substr(f + 7));
-  }
+  for (const auto& r : h.fids) out[r.step] = r.fid;
+  *losses = static_cast<int>(h.steps.size());
   return out;
 }
 

@@ -2,7 +2,8 @@
 // leaves something a resume would trust.
 //
 // Layout: <root>/iter_<12-digit iteration>/ holds the files of one checkpoint plus a manifest
-// COMMITTED (one line per file: name, size in bytes, FNV-1a-64 hash), written last.
+// COMMITTED (an optional first line `format <N>`, the version of what the files hold, set by
+// their writer; then one line per file: name, size in bytes, FNV-1a-64 hash), written last.
 // Protocol (CheckpointWriter): files are written into iter_<k>.tmp/, each fsync'ed; the folder is
 // renamed to iter_<k>/; then COMMITTED.tmp is written, fsync'ed and renamed to COMMITTED, and the
 // folder is fsync'ed. A folder without COMMITTED, or whose files do not match the manifest, is
@@ -22,8 +23,8 @@ class CheckpointWriter {
   // The path to write file `name` to (inside the temporary folder).
   std::string path(const std::string& name) const;
   // Makes the checkpoint visible and trusted; returns its final folder. An existing committed
-  // checkpoint of the same iteration is replaced.
-  std::string commit();
+  // checkpoint of the same iteration is replaced. format > 0 is recorded in the manifest.
+  std::string commit(int64_t format = 0);
 
  private:
   std::string root_, tmp_, final_;
@@ -39,6 +40,9 @@ std::vector<CheckpointInfo> list_checkpoints(const std::string& root);
 // Throws dmtrain::Error naming the folder and the file when `dir` is not a complete,
 // uncorrupted checkpoint (no manifest, missing file, size or hash mismatch).
 void verify_checkpoint(const std::string& dir);
+// The format recorded in the manifest of a committed checkpoint; 1 when it records none (the
+// manifests written before versions existed).
+int64_t checkpoint_format(const std::string& dir);
 // The newest committed checkpoint that verifies; corrupt newer ones are reported through the
 // log and skipped (so a resume falls back to the previous good one).
 std::optional<CheckpointInfo> latest_valid_checkpoint(const std::string& root);

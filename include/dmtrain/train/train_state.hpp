@@ -1,0 +1,106 @@
+// TrainState: everything a checkpoint holds, in one place. Each piece is registered by name
+// (as EDM2's CheckpointIO(state=..., net=..., ema=...)): the name is its file in the checkpoint
+// folder, and one save() and one load() walk the same list, so what is saved is what is loaded.
+//
+//   model.pt        the raw weights (torch::save of the UNet)
+//   ema_<i>.pt      EMA i's shadow weights (rate train.ema_rates[i])
+//   optimizer.pt    MdlrcAdam's state, its iteration k among it
+//   state.pt        the counters (iteration, loader position and world size, non-finite streak,
+//                   skipped steps), every random stream (timestep draws, noise, the default CPU
+//                   and CUDA generators that parameter init and dropout use), the timestep
+//                   sampler's state and the loss scaler's
+//   config.yaml     the resolved config that wrote it
+// The folder is committed by train/checkpoint.hpp's manifest, which records kCheckpointFormat.
+// Format 1 (written before the manifest carried a version) has the same files: read as is.
+// A newer format than this build knows is refused by name.
+//
+// Also here: what a resume decides before loading (which folder, whether it is the same run, how
+// the data position maps onto another world size), and the EMA file names that the apps read.
+#pragma once
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "dmtrain/config/run_config.hpp"
+#include "dmtrain/data/loader.hpp"
+#include "dmtrain/models/unet.hpp"
+#include "dmtrain/optim/mdlrc_adam.hpp"
+#include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/train/ema.hpp"
+#include "dmtrain/train/loss_scaler.hpp"
+
+namespace dmtrain::train {
+
+inline constexpr int64_t kCheckpointFormat = 2;
+
+// The counters of a run (besides the tensors of the model, EMA and optimizer).
+struct TrainCounters {
+  int64_t iteration = 0;
+  data::LoaderPosition position;  // of every rank (ranks advance in lockstep)
+  int64_t world_size = 1;         // the world size the loader position belongs to
+  int64_t consecutive_nonfinite = 0, skipped_total = 0;
+};
+
+class TrainState {
+ public:
+  TrainState(models::UNetModel& model, Ema& ema, optim::MdlrcAdam& optimizer,
+             timestep::TimestepSampler& sampler, LossScaler& scaler, at::Generator t_gen,
+             at::Generator noise_gen);
+
+  TrainCounters counters;
+  at::Generator t_gen, noise_gen;  // timestep draws; noise (a CUDA generator on the GPU)
+
+  // Writes a checkpoint of `counters.iteration` under root, commits it, prunes old ones by
+  // cfg.checkpoint; returns the committed folder.
+  std::string save(const std::string& root, const config::RunConfig& cfg) const;
+  // Verifies and loads a committed checkpoint folder (model and optimizer state land on
+  // `device`); a file that does not fit this run throws dmtrain::Error naming the folder.
+  void load(const std::string& dir, const at::Device& device);
+  // The registered names, in save/load order (for tests and messages).
+  std::vector<std::string> names() const;
+
+ private:
+  struct Entry {
+    std::string file;
+    std::function<void(const std::string& path)> save;
+    std::function<void(const std::string& path)> load;
+  };
+  void add(std::string file, std::function<void(const std::string&)> save,
+           std::function<void(const std::string&)> load);
+  void save_state_file(const std::string& path) const;
+  void load_state_file(const std::string& path);
+
+  models::UNetModel& model_;
+  Ema& ema_;
+  optim::MdlrcAdam& optimizer_;
+  timestep::TimestepSampler& sampler_;
+  LossScaler& scaler_;
+  at::Device device_ = at::kCPU;  // where load() puts model and optimizer state
+  std::vector<Entry> entries_;
+};
+
+// The checkpoint folder to resume from: "" (fresh), "auto" (the newest valid one under root, or
+// "" when none) or a given folder (which must exist).
+std::string resolve_resume(const std::string& resume, const std::string& root);
+// Throws dmtrain::Error (or warns, with allow_change) when the checkpoint's model or diffusion
+// section differs from cfg's: its weights would not mean the same thing in this run.
+void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool allow_change);
+// The loader position for `world` ranks from counters written by counters.world_size ranks.
+// Rank r of W reads positions r, r + W, ... of each epoch's permutation (data/shuffle.hpp), so
+// when both world sizes divide the data set, offset o of W ranks is the global offset o * W.
+data::LoaderPosition reshard_position(const TrainCounters& counters, int64_t n_images,
+                                      int64_t world);
+
+// File names: EMA i inside a checkpoint folder, and the final export of a finished run
+// (<run_dir>/ema_<rate>.pt, the rate printed with 6 significant digits: 0.9999 -> ema_0.9999.pt).
+std::string checkpoint_ema_file(size_t index);
+std::string final_ema_file(double rate);
+// Loads EMA `index` of `rates` from an EMA file (either kind above) into model's weights.
+// Throws dmtrain::Error naming the file when it cannot be read or does not fit the model.
+void load_ema_weights(models::UNetModel& model, const std::vector<double>& rates, size_t index,
+                      const std::string& file);
+
+}  // namespace dmtrain::train

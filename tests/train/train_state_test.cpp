@@ -1,0 +1,181 @@
+// TrainState: what a checkpoint holds, registered by name, saved and loaded as one; its format
+// version in the manifest (older read, newer refused); the resume decisions beside it; and the
+// metrics.jsonl records written and read through one schema.
+#include <gtest/gtest.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dmtrain/timestep/uniform_sampler.hpp"
+#include "dmtrain/train/build.hpp"
+#include "dmtrain/train/checkpoint.hpp"
+#include "dmtrain/train/metrics_log.hpp"
+#include "dmtrain/train/train_state.hpp"
+#include "dmtrain/util/error.hpp"
+#include "tiny_run.hpp"
+
+using namespace dmtrain;
+namespace fs = std::filesystem;
+
+namespace {
+
+// A tiny run's components, seeded, on the CPU.
+struct Parts {
+  config::RunConfig cfg;
+  models::UNetModel model{nullptr};
+  std::unique_ptr<train::Ema> ema;
+  std::unique_ptr<optim::MdlrcAdam> opt;
+  timestep::UniformSampler sampler{50};
+  train::LossScaler scaler{false};
+  std::unique_ptr<train::TrainState> state;
+
+  explicit Parts(uint64_t seed) {
+    cfg = test_support::tiny_config("/unused", "/unused");
+    at::manual_seed(seed);
+    model = models::UNetModel(train::unet_options(cfg));
+    ema = std::make_unique<train::Ema>(*model, cfg.train.ema_rates);
+    opt = train::make_optimizer(model->parameters(), cfg);
+    state = std::make_unique<train::TrainState>(
+        model, *ema, *opt, sampler, scaler, at::make_generator<at::CPUGeneratorImpl>(seed + 1),
+        at::make_generator<at::CPUGeneratorImpl>(seed + 2));
+  }
+};
+
+fs::path scratch(const std::string& name) {
+  auto p = fs::temp_directory_path() / ("dmtrain_state_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(p);
+  return p;
+}
+
+std::string read(const fs::path& f) {
+  std::ifstream in(f);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+TEST(TrainState, SavesEveryRegisteredPieceAndLoadsItBack) {
+  const fs::path root = scratch("roundtrip");
+  Parts a(1);
+  EXPECT_EQ(a.state->names(),
+            (std::vector<std::string>{"model.pt", "ema_0.pt", "ema_1.pt", "optimizer.pt", "state.pt"}));
+  a.state->counters.iteration = 12;
+  a.state->counters.position = {3, 8};
+  a.state->counters.skipped_total = 2;
+  a.opt->set_iteration(12);
+  const at::Tensor t_draw = at::randint(100, {4}, a.state->t_gen);  // the stream moved
+  (void)t_draw;
+  const std::string dir = a.state->save(root.string(), a.cfg);
+  EXPECT_EQ(read(fs::path(dir) / "COMMITTED").rfind("format 2\n", 0), 0u);
+  EXPECT_EQ(train::checkpoint_format(dir), train::kCheckpointFormat);
+
+  Parts b(99);  // other weights and streams until loaded
+  b.state->load(dir, at::kCPU);
+  EXPECT_EQ(b.state->counters.iteration, 12);
+  EXPECT_EQ(b.state->counters.position, (data::LoaderPosition{3, 8}));
+  EXPECT_EQ(b.state->counters.skipped_total, 2);
+  EXPECT_EQ(b.opt->iteration(), 12);
+  const auto pa = a.model->parameters(), pb = b.model->parameters();
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(at::equal(pa[i], pb[i])) << i;
+  // The random streams continue where the saved ones stood.
+  EXPECT_TRUE(at::equal(at::randint(100, {8}, a.state->t_gen), at::randint(100, {8}, b.state->t_gen)));
+  EXPECT_TRUE(at::equal(at::randn({8}, a.state->noise_gen), at::randn({8}, b.state->noise_gen)));
+  fs::remove_all(root);
+}
+
+TEST(TrainState, ReadsFormatOneAndRefusesANewerFormatByName) {
+  const fs::path root = scratch("format");
+  Parts a(1);
+  a.state->counters.iteration = 4;
+  const std::string dir = a.state->save(root.string(), a.cfg);
+  const fs::path manifest = fs::path(dir) / "COMMITTED";
+  const std::string text = read(manifest);
+  const std::string files = text.substr(text.find('\n') + 1);
+  // Format 1: the manifest of the files alone, as checkpoints were written before versions.
+  std::ofstream(manifest) << files;
+  EXPECT_EQ(train::checkpoint_format(dir), 1);
+  Parts b(2);
+  b.state->load(dir, at::kCPU);
+  EXPECT_EQ(b.state->counters.iteration, 4);
+  std::ofstream(manifest) << "format 3\n" << files;
+  try {
+    b.state->load(dir, at::kCPU);
+    FAIL() << "format 3 accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("format 3"), std::string::npos) << e.what();
+  }
+  fs::remove_all(root);
+}
+
+TEST(TrainState, ResumeDecisions) {
+  const fs::path root = scratch("resume");
+  EXPECT_EQ(train::resolve_resume("", root.string()), "");
+  EXPECT_EQ(train::resolve_resume("auto", root.string()), "");  // nothing there: fresh
+  EXPECT_THROW(train::resolve_resume((root / "nope").string(), root.string()), Error);
+  Parts a(1);
+  a.state->counters.iteration = 6;
+  const std::string dir = a.state->save(root.string(), a.cfg);
+  EXPECT_EQ(train::resolve_resume("auto", root.string()), dir);
+  train::check_same_run(dir, a.cfg, false);  // the same config: fine
+  auto wider = a.cfg;
+  wider.model.model_channels = 64;
+  EXPECT_THROW(train::check_same_run(dir, wider, false), Error);
+  train::check_same_run(dir, wider, true);  // allowed: a warning
+  auto other_lr = a.cfg;
+  other_lr.optim.lr = 1e-5;  // not what the weights mean: no refusal
+  train::check_same_run(dir, other_lr, false);
+  fs::remove_all(root);
+}
+
+// Rank r of W reads positions r, r + W, ...: offset 4 of 2 ranks is image 8 of the epoch.
+TEST(TrainState, ReshardsTheDataPositionWhenBothWorldSizesDivideTheData) {
+  train::TrainCounters c;
+  c.world_size = 2;
+  c.position = {1, 4};
+  EXPECT_EQ(train::reshard_position(c, 32, 2), (data::LoaderPosition{1, 4}));
+  EXPECT_EQ(train::reshard_position(c, 32, 1), (data::LoaderPosition{1, 8}));
+  EXPECT_EQ(train::reshard_position(c, 32, 4), (data::LoaderPosition{1, 2}));
+  EXPECT_THROW(train::reshard_position(c, 32, 3), Error);  // 32 images do not split over 3
+}
+
+TEST(TrainState, EmaFileNames) {
+  EXPECT_EQ(train::checkpoint_ema_file(1), "ema_1.pt");
+  EXPECT_EQ(train::final_ema_file(0.9999), "ema_0.9999.pt");
+  EXPECT_EQ(train::final_ema_file(0.99), "ema_0.99.pt");
+}
+
+TEST(MetricsRecords, RoundTripWithNullForNonFiniteAndTornLinesSkipped) {
+  const fs::path root = scratch("metrics");
+  fs::create_directories(root);
+  train::StepRecord s;
+  s.step = 200;
+  s.images = 25600;
+  s.loss = 0.3253717;
+  s.grad_norm = NAN;
+  s.lr = 2e-4;
+  s.loss_q = {0.5, NAN, 0.25, 0.125};
+  const std::string line = train::to_json_line(s);
+  EXPECT_NE(line.find("\"grad_norm\":null"), std::string::npos) << line;
+  EXPECT_NE(line.find("\"loss\":0.3253717"), std::string::npos) << line;
+  train::FidRecord f{4000, 23.160162, 5000, 17.9};
+  std::ofstream(root / "m.jsonl") << line << "\n" << train::to_json_line(f) << "\n{\"step\": 4";
+  const auto h = train::read_metrics_file((root / "m.jsonl").string());
+  ASSERT_EQ(h.steps.size(), 1u);
+  ASSERT_EQ(h.fids.size(), 1u);
+  EXPECT_EQ(h.steps[0].step, 200);
+  EXPECT_EQ(h.steps[0].images, 25600);
+  EXPECT_DOUBLE_EQ(h.steps[0].loss, 0.3253717);
+  EXPECT_TRUE(std::isnan(h.steps[0].grad_norm));
+  EXPECT_TRUE(std::isnan(h.steps[0].loss_q[1]));
+  EXPECT_DOUBLE_EQ(h.steps[0].loss_q[3], 0.125);
+  EXPECT_EQ(h.fids[0].step, 4000);
+  EXPECT_DOUBLE_EQ(h.fids[0].fid, 23.160162);
+  EXPECT_EQ(h.fids[0].fid_samples, 5000);
+  fs::remove_all(root);
+}
