@@ -399,6 +399,10 @@ std::vector<Field> build() {
   f.push_back(nested_timestep<Sp, bool>(&T::speed, &Sp::weighting, "timestep.speed.weighting",
                                         "true or false", any_bool,
                                         "SpeeD: change-aware loss weight"));
+  f.push_back(nested_timestep<Sp, double>(
+      &T::speed, &Sp::threshold, "timestep.speed.threshold", "a number > 0", positive,
+      "SpeeD: m is the first t where d sqrt(1-abar)/d(t/T) falls below this (the reference's "
+      "1e-4 per step at T = 1000 is 0.1)"));
   f.push_back(nested_timestep<Ln, double>(
       &T::logit_normal, &Ln::mean, "timestep.logit_normal.mean", "a finite number",
       [](const double& v) { return std::isfinite(v); }, "logit-normal: mean of logit(t/T)"));

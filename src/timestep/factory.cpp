@@ -31,7 +31,7 @@ void validate(const TimestepSamplerOptions& o, const std::string& prefix) {
     validate(o.logit_normal, prefix);
     return;
   }
-  throw Error(c10::str(prefix, ".kind = '", o.kind,
+  throw Error(c10::str(prefix, ".sampler = '", o.kind,
                        "': expected one of uniform, clts, loss-second-moment, speed, logit-normal"));
 }
 

@@ -7,8 +7,7 @@
 #include <algorithm>
 
 #include "dmtrain/data/dataset.hpp"
-#include "dmtrain/diffusion/beta_schedule.hpp"
-#include "dmtrain/diffusion/schedule.hpp"
+#include "dmtrain/diffusion/gaussian_diffusion.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/util/error.hpp"
 
@@ -69,7 +68,10 @@ at::Device pick_device(const std::string& want, const std::string& what, int loc
 timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
   timestep::TimestepSamplerOptions o;
   o.kind = cfg.timestep.sampler;
-  o.num_timesteps = cfg.diffusion.steps;
+  // The process the model trains on: with diffusion.timestep_respacing its t runs over the kept
+  // steps only (drawing from all diffusion.steps indexed past its tables).
+  const diffusion::GaussianDiffusion process(diffusion_options(cfg));
+  o.num_timesteps = process.num_timesteps();
   o.clts.mu = cfg.timestep.clts.mu;
   o.clts.sigma = cfg.timestep.clts.sigma;
   o.clts.target_iteration = cfg.timestep.clts.target_iteration;
@@ -80,15 +82,11 @@ timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
   o.speed.lambda = sp.lambda;
   o.speed.dual = sp.dual;
   o.speed.weighting = sp.weighting;
+  o.speed.threshold = sp.threshold;
   o.logit_normal.mean = cfg.timestep.logit_normal.mean;
   o.logit_normal.std = cfg.timestep.logit_normal.std;
-  if (o.kind == "speed") {
-    // SpeeD's weights and m come from the schedule the model trains on (all T steps).
-    o.alphas_cumprod = diffusion::Schedule::from_betas(diffusion::named_beta_schedule(
-                                                           cfg.diffusion.noise_schedule,
-                                                           cfg.diffusion.steps))
-                           .alphas_cumprod;
-  }
+  // SpeeD's weights and m come from that process's abar.
+  if (o.kind == "speed") o.alphas_cumprod = process.alphas_cumprod();
   timestep::validate(o, "timestep");
   return o;
 }

@@ -100,10 +100,10 @@ TEST(LossWeighting, ValidationNamesKey) {
       EXPECT_NE(std::string(e.what()).find(key), std::string::npos) << e.what();
     }
   };
-  expect_key({"snr", 5, 1, 1}, "loss_weighting.kind");
-  expect_key({"min-snr", 0, 1, 1}, "loss_weighting.gamma");
-  expect_key({"p2", 5, 0, 1}, "loss_weighting.p2_k");
-  expect_key({"p2", 5, 1, -1}, "loss_weighting.p2_gamma");
+  expect_key({"snr", 5, 1, 1}, "loss_weight.kind");
+  expect_key({"min-snr", 0, 1, 1}, "loss_weight.gamma");
+  expect_key({"p2", 5, 0, 1}, "loss_weight.p2_k");
+  expect_key({"p2", 5, 1, -1}, "loss_weight.p2_gamma");
   EXPECT_NO_THROW(validate(LossWeightingOptions{"p2", 5, 1, 0.5}));
   EXPECT_EQ(parse_loss_weighting("min-snr"), LossWeightingKind::kMinSnr);
 }

@@ -98,7 +98,7 @@ TEST(Sampler, FactoryBuildsEachKindAndValidates) {
   };
   TimestepSamplerOptions bad;
   bad.kind = "gaussian";
-  expect_key(bad, "timestep.kind");
+  expect_key(bad, "timestep.sampler");
   bad = {};
   bad.num_timesteps = 0;
   expect_key(bad, "timestep.num_timesteps");

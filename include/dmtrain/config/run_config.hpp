@@ -52,6 +52,7 @@ struct SpeedConfig {  // SpeeD (timestep/speed_sampler.hpp)
   double lambda = 0.6;
   bool dual = true;
   bool weighting = true;
+  double threshold = 0.1;  // m's threshold on d sqrt(1 - abar) / d(t/T) [reading]
 };
 
 struct LogitNormalConfig {  // SD3's logit-normal t (timestep/logit_normal_sampler.hpp)

@@ -22,7 +22,7 @@ struct TimestepSamplerOptions {
   at::Tensor alphas_cumprod;
 };
 
-// Throws dmtrain::Error naming the key (`timestep.kind`, `timestep.num_timesteps`,
+// Throws dmtrain::Error naming the key (`timestep.sampler`, `timestep.num_timesteps`,
 // `timestep.clts.mu`, ...). Only the options of the chosen kind are checked.
 void validate(const TimestepSamplerOptions& options, const std::string& prefix = "timestep");
 

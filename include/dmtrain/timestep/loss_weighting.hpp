@@ -25,10 +25,10 @@ struct LossWeightingOptions {
 
 // Parses the kind; throws dmtrain::Error naming `<key>` otherwise.
 LossWeightingKind parse_loss_weighting(const std::string& kind,
-                                       const std::string& key = "loss_weighting.kind");
+                                       const std::string& key = "loss_weight.kind");
 // Throws dmtrain::Error naming `<prefix>.kind|gamma|p2_k|p2_gamma`: unknown kind, gamma <= 0,
 // p2_k <= 0 (would give 1/0 at SNR 0), p2_gamma < 0.
-void validate(const LossWeightingOptions& options, const std::string& prefix = "loss_weighting");
+void validate(const LossWeightingOptions& options, const std::string& prefix = "loss_weight");
 
 // SNR_t for every t: float64 [T].
 at::Tensor snr(const at::Tensor& alphas_cumprod);

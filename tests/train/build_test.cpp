@@ -1,0 +1,41 @@
+// The components the trainer builds from a config: the timestep sampler draws from the process
+// the model trains on.
+#include <gtest/gtest.h>
+
+#include <unistd.h>
+
+#include <filesystem>
+
+#include "dmtrain/timestep/factory.hpp"
+#include "dmtrain/train/build.hpp"
+#include "dmtrain/train/trainer.hpp"
+#include "tiny_run.hpp"
+
+using namespace dmtrain;
+namespace fs = std::filesystem;
+
+// The bug: with diffusion.timestep_respacing the sampler drew t over all diffusion.steps, past
+// the respaced tables ("index out of range" at the first step).
+TEST(Build, SamplerDrawsFromTheRespacedProcess) {
+  auto cfg = test_support::tiny_config("/unused", "/unused");  // 50 steps
+  cfg.diffusion.timestep_respacing = "10";
+  for (const char* kind : {"uniform", "clts", "speed", "logit-normal"}) {
+    cfg.timestep.sampler = kind;
+    const auto o = train::sampler_options(cfg);
+    EXPECT_EQ(o.num_timesteps, 10) << kind;
+    EXPECT_EQ(timestep::make_sampler(o)->num_timesteps(), 10) << kind;
+  }
+  cfg.diffusion.timestep_respacing = "";
+  EXPECT_EQ(train::sampler_options(cfg).num_timesteps, 50);
+}
+
+TEST(Build, ARespacedRunTrains) {
+  const fs::path root = fs::temp_directory_path() / ("dmtrain_build_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  test_support::write_tiny_idx(root / "data");
+  auto cfg = test_support::tiny_config(root / "data", root / "run");
+  cfg.diffusion.timestep_respacing = "10";
+  cfg.train.iterations = 2;
+  EXPECT_EQ(train::train(cfg).iteration, 2);
+  fs::remove_all(root);
+}
