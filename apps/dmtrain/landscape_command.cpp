@@ -77,7 +77,7 @@ void run_landscape() {
   if (args.checkpoints.size() != 2) throw Error("landscape: give exactly 2 --checkpoints");
   LoadedModel a = load(args.checkpoints[0]);
   LoadedModel b = load(args.checkpoints[1]);
-  if (a.data_placeholder) throw Error("landscape: the config of A names no data set");
+  if (!a.has_data()) throw Error("landscape: the config of A names no data set");
   const auto [images, labels] = pick_images(a.cfg);
   const diffusion::GaussianDiffusion diffusion(train::diffusion_options(a.cfg));
   const eval::FixedBatch batch =

@@ -4,7 +4,6 @@
 #include <c10/util/StringUtil.h>
 #include <torch/cuda.h>
 #include <torch/serialize.h>
-#include <yaml-cpp/yaml.h>
 
 #include <filesystem>
 #include <iomanip>
@@ -22,44 +21,6 @@ namespace dmtrain::app {
 namespace fs = std::filesystem;
 namespace {
 
-// Whether the YAML file `path` or one of its `base:` files sets the dotted key (e.g. "model" or
-// "train.iterations"). Parse errors are left to load_config, which reports them with lines.
-bool yaml_chain_has(const fs::path& path, const std::string& key, int depth = 0) {
-  if (depth > 16) return false;
-  YAML::Node doc;
-  try {
-    doc = YAML::LoadFile(path.string());
-  } catch (const YAML::Exception&) {
-    return false;
-  }
-  if (!doc.IsMap()) return false;
-  YAML::Node node = doc;
-  bool found = true;
-  std::stringstream ss(key);
-  std::string part;
-  while (std::getline(ss, part, '.')) {
-    if (!node.IsMap() || !node[part]) {
-      found = false;
-      break;
-    }
-    node.reset(node[part]);
-  }
-  if (found) return true;
-  if (YAML::Node base = doc["base"]) {
-    std::vector<std::string> bases;
-    if (base.IsScalar()) bases.push_back(base.Scalar());
-    if (base.IsSequence()) {
-      for (const auto& b : base) {
-        if (b.IsScalar()) bases.push_back(b.Scalar());
-      }
-    }
-    for (const auto& b : bases) {
-      if (yaml_chain_has(path.parent_path() / b, key, depth + 1)) return true;
-    }
-  }
-  return false;
-}
-
 size_t ema_index(const config::RunConfig& cfg, int64_t ema, const std::string& where) {
   const auto& rates = cfg.train.ema_rates;
   if (ema < 0 || ema >= static_cast<int64_t>(rates.size())) {
@@ -75,7 +36,7 @@ size_t ema_index(const config::RunConfig& cfg, int64_t ema, const std::string& w
 
 void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& dir) {
   train::verify_checkpoint(dir.string());
-  m.cfg = config::load_config((dir / "config.yaml").string(), args.sets);
+  m.cfg = config::load_config((dir / "config.yaml").string(), args.sets, config::ConfigUse::kModel);
   m.model = models::UNetModel(train::unet_options(m.cfg));
   if (args.no_ema) {
     try {
@@ -109,7 +70,8 @@ void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
   }
   if (!args.no_ema) {
     // A finished run: its final EMA weights beat any (possibly older) checkpoint.
-    config::RunConfig cfg = config::load_config((dir / "config.yaml").string(), args.sets);
+    config::RunConfig cfg =
+        config::load_config((dir / "config.yaml").string(), args.sets, config::ConfigUse::kModel);
     const size_t i = ema_index(cfg, args.ema, "run " + args.checkpoint);
     const fs::path final_ema = dir / train::final_ema_file(cfg.train.ema_rates[i]);
     if (fs::exists(final_ema)) {
@@ -142,26 +104,17 @@ void load_from_weights(LoadedModel& m, const ModelArgs& args) {
   }
   if (!fs::exists(args.weights)) throw Error("--weights '" + args.weights + "' does not exist");
   if (!fs::exists(args.config)) throw Error("--config '" + args.config + "' does not exist");
-  if (!yaml_chain_has(args.config, "model")) {
+  if (!config::config_sets(args.config, "model")) {
     throw Error("config '" + args.config +
                 "' has no model section (nor do its base files): with --weights it must describe "
                 "the network (model.image_size, model.model_channels, ...)");
   }
-  if (!yaml_chain_has(args.config, "diffusion")) {
+  if (!config::config_sets(args.config, "diffusion")) {
     log::warn("config '" + args.config +
               "' has no diffusion section: using the default diffusion settings");
   }
-  std::vector<std::string> sets;
-  if (!yaml_chain_has(args.config, "train.iterations")) sets.push_back("train.iterations=1");
-  if (!yaml_chain_has(args.config, "data.path")) {
-    sets.push_back("data.path=<none>");
-    m.data_placeholder = true;
-  }
-  for (const auto& s : args.sets) {
-    if (s.rfind("data.path=", 0) == 0) m.data_placeholder = false;
-    sets.push_back(s);
-  }
-  m.cfg = config::load_config(args.config, sets);
+  // Only the model and diffusion sections matter here: training-only keys are not required.
+  m.cfg = config::load_config(args.config, args.sets, config::ConfigUse::kModel);
   m.model = models::UNetModel(train::unet_options(m.cfg));
   try {
     models::load_state_dict(*m.model, args.weights, /*strict=*/true);

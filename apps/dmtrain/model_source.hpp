@@ -41,11 +41,11 @@ struct LoadedModel {
   config::RunConfig cfg;
   models::UNetModel model{nullptr};  // on `device`, in eval mode
   at::Device device = at::kCPU;
-  std::string description;        // what was loaded, for the log
-  bool data_placeholder = false;  // data.path was filled with a placeholder
+  std::string description;  // what was loaded, for the log
+  // Whether the config names a data set (commands that need images check this).
+  bool has_data() const { return !cfg.data.path.empty() || cfg.data.format == "synthetic"; }
 };
 
 LoadedModel load_model(const ModelArgs& args);
-
 
 }  // namespace dmtrain::app

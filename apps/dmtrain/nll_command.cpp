@@ -27,7 +27,7 @@ struct NllArgs {
 
 data::ImageSet open_split(const LoadedModel& m) {
   const auto& cfg = m.cfg;
-  if (m.data_placeholder) {
+  if (!m.has_data()) {
     throw Error("nll: config '" + args.model.config +
                 "' names no data set: add a data section or --set data.path=DIR");
   }

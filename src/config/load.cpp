@@ -191,14 +191,25 @@ void apply_flat(const Flat& flat, RunConfig& cfg) {
 
 }  // namespace
 
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides) {
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides,
+                      ConfigUse use) {
   Flat flat;
   load_flat(path, flat);
   add_overrides(overrides, flat);
   RunConfig cfg;
   apply_flat(flat, cfg);
-  validate(cfg);
+  validate(cfg, use);
   return cfg;
+}
+
+bool config_sets(const std::string& path, const std::string& key) {
+  Flat flat;
+  load_flat(path, flat);
+  for (const auto& [k, entry] : flat) {
+    (void)entry;
+    if (k == key || k.rfind(key + ".", 0) == 0) return true;
+  }
+  return false;
 }
 
 void apply_overrides(RunConfig& cfg, const std::vector<std::string>& overrides) {
@@ -207,7 +218,7 @@ void apply_overrides(RunConfig& cfg, const std::vector<std::string>& overrides) 
   apply_flat(flat, cfg);
 }
 
-void validate(const RunConfig& cfg) {
+void validate(const RunConfig& cfg, ConfigUse use) {
   const auto& o = cfg.optim;
   if (o.beta1_min > o.beta1) {
     throw Error("optim.beta1_min (" + std::to_string(o.beta1_min) +
@@ -218,7 +229,7 @@ void validate(const RunConfig& cfg) {
                 "' together with optim.lr_compensation: true gives two rules for the learning "
                 "rate; use one (lr_schedule: mdlrc is the compensation's lr with beta1 held)");
   }
-  if (cfg.train.iterations <= 0) {
+  if (use == ConfigUse::kTrain && cfg.train.iterations <= 0) {
     throw Error("train.iterations is required: set it to the run's total number of iterations");
   }
   const auto& m = cfg.model;
@@ -245,12 +256,13 @@ void validate(const RunConfig& cfg) {
     throw Error("loss_weight.kind '" + cfg.loss_weight.kind +
                 "' is defined for diffusion.mean_type 'epsilon' only");
   }
-  if (cfg.eval.fid_every > 0 && (cfg.eval.inception.empty() || cfg.eval.reference.empty())) {
+  if (use == ConfigUse::kTrain && cfg.eval.fid_every > 0 &&
+      (cfg.eval.inception.empty() || cfg.eval.reference.empty())) {
     throw Error("eval.fid_every is " + std::to_string(cfg.eval.fid_every) +
                 " but eval.inception and eval.reference are not both set (the FID network file "
                 "and the reference statistics .npz; see docs/evaluation.md)");
   }
-  if (cfg.data.path.empty() && cfg.data.format != "synthetic") {
+  if (use == ConfigUse::kTrain && cfg.data.path.empty() && cfg.data.format != "synthetic") {
     throw Error("data.path is required: the data set to train on");
   }
 }

@@ -31,8 +31,9 @@ void validate(const TimestepSamplerOptions& o, const std::string& prefix) {
     validate(o.logit_normal, prefix);
     return;
   }
-  throw Error(c10::str(prefix, ".sampler = '", o.kind,
-                       "': expected one of uniform, clts, loss-second-moment, speed, logit-normal"));
+  throw Error(
+      c10::str(prefix, ".sampler = '", o.kind,
+               "': expected one of uniform, clts, loss-second-moment, speed, logit-normal"));
 }
 
 std::unique_ptr<TimestepSampler> make_sampler(const TimestepSamplerOptions& o) {

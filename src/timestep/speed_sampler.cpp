@@ -61,7 +61,9 @@ SpeedSampler::SpeedSampler(const at::Tensor& alphas_cumprod, const SpeedOptions&
   weights_.slice(0, 0, tau_steps_).copy_((c + (1.0 - 2.0 * c) * scaled).slice(0, 0, tau_steps_));
 }
 
-at::Tensor SpeedSampler::probabilities(int64_t /*iteration*/) const { return p_; }
+at::Tensor SpeedSampler::probabilities(int64_t /*iteration*/) const {
+  return p_;
+}
 
 TimestepSampler::Draw SpeedSampler::sample(int64_t batch, int64_t iteration, at::Generator& gen) {
   if (!options_.dual) return TimestepSampler::sample(batch, iteration, gen);

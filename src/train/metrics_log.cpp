@@ -83,8 +83,8 @@ MetricsHistory read_metrics_file(const std::string& path) {
     const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object()) continue;  // a torn last line
     if (j.contains("fid")) {
-      h.fids.push_back({get_int(j, "step"), get(j, "fid"), get_int(j, "fid_samples"),
-                        get(j, "fid_seconds")});
+      h.fids.push_back(
+          {get_int(j, "step"), get(j, "fid"), get_int(j, "fid_samples"), get(j, "fid_seconds")});
       continue;
     }
     StepRecord r;
@@ -174,7 +174,9 @@ StepRecord MetricsLog::flush(int64_t iteration, double lr, double beta1, int64_t
   return r;
 }
 
-void MetricsLog::write(const FidRecord& r) { append(to_json_line(r)); }
+void MetricsLog::write(const FidRecord& r) {
+  append(to_json_line(r));
+}
 
 void MetricsLog::append(const std::string& line) {
   if (file_.is_open()) file_ << line << "\n" << std::flush;

@@ -109,7 +109,8 @@ void TrainState::save_state_file(const std::string& path) const {
   a.write("rng_noise", noise_gen.get_state());
   a.write("rng_cpu_default", at::detail::getDefaultCPUGenerator().get_state());
   if (noise_gen.device().is_cuda()) {
-    a.write("rng_cuda_default", at::globalContext().defaultGenerator(noise_gen.device()).get_state());
+    a.write("rng_cuda_default",
+            at::globalContext().defaultGenerator(noise_gen.device()).get_state());
   }
   torch::serialize::OutputArchive s;
   sampler_.save(s);
@@ -163,16 +164,17 @@ void TrainState::load(const std::string& dir, const at::Device& device) {
   verify_checkpoint(dir);
   const int64_t format = checkpoint_format(dir);
   if (format > kCheckpointFormat) {
-    throw Error(c10::str("checkpoint '", dir, "' has format ", format, "; this dmtrain reads up to ",
-                         kCheckpointFormat, " (written by a newer dmtrain?)"));
+    throw Error(c10::str("checkpoint '", dir, "' has format ", format,
+                         "; this dmtrain reads up to ", kCheckpointFormat,
+                         " (written by a newer dmtrain?)"));
   }
   device_ = device;
   for (const auto& e : entries_) {
     try {
       e.load(dir + "/" + e.file);
     } catch (const c10::Error& err) {
-      throw Error("checkpoint '" + dir + "': " + e.file + " cannot be loaded into this run: " +
-                  err.what_without_backtrace());
+      throw Error("checkpoint '" + dir + "': " + e.file +
+                  " cannot be loaded into this run: " + err.what_without_backtrace());
     }
   }
 }
@@ -187,7 +189,8 @@ std::string resolve_resume(const std::string& resume, const std::string& root) {
     }
     return latest->dir;
   }
-  if (!fs::is_directory(resume)) throw Error("--resume '" + resume + "' is not a checkpoint folder");
+  if (!fs::is_directory(resume))
+    throw Error("--resume '" + resume + "' is not a checkpoint folder");
   return resume;
 }
 
@@ -223,7 +226,9 @@ data::LoaderPosition reshard_position(const TrainCounters& c, int64_t n_images, 
   return {c.position.epoch, global / world};
 }
 
-std::string checkpoint_ema_file(size_t index) { return "ema_" + std::to_string(index) + ".pt"; }
+std::string checkpoint_ema_file(size_t index) {
+  return "ema_" + std::to_string(index) + ".pt";
+}
 
 std::string final_ema_file(double rate) {
   std::ostringstream os;

@@ -317,7 +317,8 @@ ForwardBackward eager_forward_backward(Run& r) {
         return a.defined() && chunks > 1 ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
       };
       if (last) r.reducer->prepare_for_forward();
-      const at::Tensor part = example_losses(r, rows(in.x0), rows(in.t), rows(in.noise), rows(in.y));
+      const at::Tensor part =
+          example_losses(r, rows(in.x0), rows(in.t), rows(in.noise), rows(in.y));
       const at::Tensor weighted = part.to(at::kFloat) * rows(in.w);
       // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
       const at::Tensor share =
@@ -382,8 +383,7 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
   metrics.add_data_wait(std::chrono::duration<double>(Clock::now() - t0).count());
   at::Tensor x0 = batch.images.to(r.device, /*non_blocking=*/true);
   if (r.device.is_cuda() && tc.channels_last) x0 = x0.contiguous(at::MemoryFormat::ChannelsLast);
-  const at::Tensor y =
-      r.cfg.model.num_classes > 0 ? batch.labels.to(r.device, true) : at::Tensor();
+  const at::Tensor y = r.cfg.model.num_classes > 0 ? batch.labels.to(r.device, true) : at::Tensor();
 
   // Timesteps, weights and noise are drawn for the whole global batch on every rank (same
   // generators, same decisions everywhere) and each rank takes its rows. Host-to-device copies
@@ -415,9 +415,9 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
   const auto flag = [&](bool on) {
     return at::full({}, on ? 1.f : 0.f, out.loss.options().dtype(at::kFloat));
   };
-  at::Tensor both = at::stack({out.loss.to(at::kFloat), gnorm_t.to(out.loss.device(), at::kFloat),
-                               flag(local_sig == SIGINT || local_sig == SIGTERM),
-                               flag(local_sig == SIGUSR1)});
+  at::Tensor both =
+      at::stack({out.loss.to(at::kFloat), gnorm_t.to(out.loss.device(), at::kFloat),
+                 flag(local_sig == SIGINT || local_sig == SIGTERM), flag(local_sig == SIGUSR1)});
   r.group.all_reduce_sum(both);
   both = both.to(at::kCPU);
   const double loss = both[0].item<double>() / r.ctx.world_size;
@@ -494,8 +494,8 @@ void benchmark(Run& r, const ForwardBackward& fb, MetricsLog& metrics, const Tra
                              : 0.0;
   result.peak_gpu_gib = peak_gpu_gib(r.device);
   if (profile.recording()) {
-    result.profile_summary = profile.stop(options.profile_trace,
-                                          std::max<int64_t>(result.timed_iterations, 1));
+    result.profile_summary =
+        profile.stop(options.profile_trace, std::max<int64_t>(result.timed_iterations, 1));
   }
 }
 

@@ -224,3 +224,23 @@ TEST_F(ConfigTest, LrScheduleWithCompensationIsRefused) {
   });
   EXPECT_NE(msg.find("optim.lr_schedule"), std::string::npos) << msg;
 }
+
+// A command that samples or evaluates a model needs the model and diffusion sections only.
+TEST_F(ConfigTest, ModelUseDoesNotNeedTrainingOnlyKeys) {
+  const auto file = write("net.yaml", "model:\n  model_channels: 64\n");
+  EXPECT_NE(error_of([&] { load_config(file); }).find("train.iterations"), std::string::npos);
+  const auto cfg = load_config(file, {}, dmtrain::config::ConfigUse::kModel);
+  EXPECT_EQ(cfg.model.model_channels, 64);
+  EXPECT_TRUE(cfg.data.path.empty());
+}
+
+TEST_F(ConfigTest, ConfigSetsSeesKeysOfEveryBase) {
+  write("base.yaml", "model:\n  dropout: 0.2\ntrain:\n  iterations: 3\n");
+  const auto file = write("run.yaml", "base: base.yaml\ndata:\n  path: /d\n");
+  using dmtrain::config::config_sets;
+  EXPECT_TRUE(config_sets(file, "model"));
+  EXPECT_TRUE(config_sets(file, "train.iterations"));
+  EXPECT_TRUE(config_sets(file, "data.path"));
+  EXPECT_FALSE(config_sets(file, "diffusion"));
+  EXPECT_FALSE(config_sets(file, "train.batch_size"));
+}

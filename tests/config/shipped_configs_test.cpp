@@ -27,8 +27,8 @@ std::set<std::string> words_of(const fs::path& file) {
 
 // Words that name no method (data sets, model sizes, the paper's reading of a value).
 const std::set<std::string> kNeutral = {"cifar10", "imagenet128", "small", "baseline", "paper"};
-const std::set<std::string> kMethods = {"clts",    "mdlrc", "minsnr", "speed",     "logitnormal",
-                                        "lrdecay", "mdnocomp", "x0",  "quickstart"};
+const std::set<std::string> kMethods = {"clts",    "mdlrc",    "minsnr", "speed",     "logitnormal",
+                                        "lrdecay", "mdnocomp", "x0",     "quickstart"};
 
 std::vector<fs::path> shipped_configs() {
   std::vector<fs::path> files;
@@ -54,9 +54,9 @@ TEST(ShippedConfigs, EachResolvesToWhatItsNamePromises) {
     // The quickstart is documented as the paper's CLTS + MDLRC.
     if (w.count("quickstart")) w.insert({"clts", "mdlrc"});
     // Placeholders for the paths that configs leave to the command line.
-    const RunConfig cfg = load_config(file.string(), {"data.path=/placeholder",
-                                                      "eval.inception=/placeholder.pt",
-                                                      "eval.reference=/placeholder.npz"});
+    const RunConfig cfg =
+        load_config(file.string(), {"data.path=/placeholder", "eval.inception=/placeholder.pt",
+                                    "eval.reference=/placeholder.npz"});
     const std::string want_sampler = w.count("clts")          ? "clts"
                                      : w.count("speed")       ? "speed"
                                      : w.count("logitnormal") ? "logit-normal"

@@ -16,18 +16,26 @@ using namespace dmtrain::timestep;
 namespace {
 
 const std::vector<double> kAbar = {0.99, 0.95, 0.88, 0.75, 0.55, 0.35, 0.2, 0.1, 0.09, 0.088};
-const std::vector<double> kSpeedW = {0.43838383838383843, 0.4535353535353535, 0.498989898989899,
-                                     0.5646464646464646,  0.6,                0.5747474747474748,
-                                     0.5242424242424242,  1.0,                1.0,
+const std::vector<double> kSpeedW = {0.43838383838383843,
+                                     0.4535353535353535,
+                                     0.498989898989899,
+                                     0.5646464646464646,
+                                     0.6,
+                                     0.5747474747474748,
+                                     0.5242424242424242,
+                                     1.0,
+                                     1.0,
                                      1.0};
 const std::vector<double> kLogitNormal01 = {
-    0.025832766804592122, 0.11013584083683231, 0.1687679748688073, 0.19526341748976828,
+    0.025832766804592122, 0.11013584083683231, 0.1687679748688073,  0.19526341748976828,
     0.19526341748976828,  0.16876797486880735, 0.11013584083683226, 0.025832766804592122};
 const std::vector<double> kLogitNormal0507 = {
     0.00023778031432469815, 0.010955867459819524, 0.06317069161826083, 0.1631609226345715,
     0.2686442049478831,     0.29759935865380027,  0.1767973771930793,  0.01943379717826077};
 
-at::Tensor abar() { return at::tensor(kAbar, at::kDouble); }
+at::Tensor abar() {
+  return at::tensor(kAbar, at::kDouble);
+}
 
 void expect_near(const at::Tensor& x, const std::vector<double>& want, double tol = 1e-12) {
   ASSERT_EQ(x.numel(), static_cast<int64_t>(want.size()));
@@ -80,7 +88,7 @@ TEST(SpeedSampler, FirstHalfFollowsTheAsymmetricDistribution) {
   auto gen = at::make_generator<at::CPUGeneratorImpl>(3);
   const auto d = s.sample(200000, 0, gen);
   const double low = (d.t < 7).to(at::kDouble).mean().item<double>();
-  EXPECT_NEAR(low, 35.0 / 38.0, 0.003);  // 7 steps of weight 5 against 3 of weight 1
+  EXPECT_NEAR(low, 35.0 / 38.0, 0.003);                 // 7 steps of weight 5 against 3 of weight 1
   EXPECT_EQ(d.weights.sum().item<float>(), 200000.0f);  // weighting off: all ones
 }
 

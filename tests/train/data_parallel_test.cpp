@@ -14,9 +14,9 @@
 #include <sstream>
 #include <thread>
 
-#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/dist/launcher.hpp"
+#include "dmtrain/train/metrics_log.hpp"
 #include "tiny_run.hpp"
 
 namespace dmtrain::train {

@@ -8,8 +8,8 @@
 #include <fstream>
 #include <map>
 
-#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/eval/feature_stats.hpp"
+#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "tiny_run.hpp"

@@ -39,9 +39,9 @@ struct Parts {
     model = models::UNetModel(train::unet_options(cfg));
     ema = std::make_unique<train::Ema>(*model, cfg.train.ema_rates);
     opt = train::make_optimizer(model->parameters(), cfg);
-    state = std::make_unique<train::TrainState>(
-        model, *ema, *opt, sampler, scaler, at::make_generator<at::CPUGeneratorImpl>(seed + 1),
-        at::make_generator<at::CPUGeneratorImpl>(seed + 2));
+    state = std::make_unique<train::TrainState>(model, *ema, *opt, sampler, scaler,
+                                                at::make_generator<at::CPUGeneratorImpl>(seed + 1),
+                                                at::make_generator<at::CPUGeneratorImpl>(seed + 2));
   }
 };
 
@@ -63,8 +63,8 @@ std::string read(const fs::path& f) {
 TEST(TrainState, SavesEveryRegisteredPieceAndLoadsItBack) {
   const fs::path root = scratch("roundtrip");
   Parts a(1);
-  EXPECT_EQ(a.state->names(),
-            (std::vector<std::string>{"model.pt", "ema_0.pt", "ema_1.pt", "optimizer.pt", "state.pt"}));
+  EXPECT_EQ(a.state->names(), (std::vector<std::string>{"model.pt", "ema_0.pt", "ema_1.pt",
+                                                        "optimizer.pt", "state.pt"}));
   a.state->counters.iteration = 12;
   a.state->counters.position = {3, 8};
   a.state->counters.skipped_total = 2;
@@ -84,7 +84,8 @@ TEST(TrainState, SavesEveryRegisteredPieceAndLoadsItBack) {
   const auto pa = a.model->parameters(), pb = b.model->parameters();
   for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(at::equal(pa[i], pb[i])) << i;
   // The random streams continue where the saved ones stood.
-  EXPECT_TRUE(at::equal(at::randint(100, {8}, a.state->t_gen), at::randint(100, {8}, b.state->t_gen)));
+  EXPECT_TRUE(
+      at::equal(at::randint(100, {8}, a.state->t_gen), at::randint(100, {8}, b.state->t_gen)));
   EXPECT_TRUE(at::equal(at::randn({8}, a.state->noise_gen), at::randn({8}, b.state->noise_gen)));
   fs::remove_all(root);
 }

@@ -20,11 +20,18 @@
 
 namespace dmtrain::config {
 
-RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+// What a config is loaded for: a training run needs train.iterations and data.path (and the FID
+// files when eval.fid_every is on); a command that only samples or evaluates a model does not.
+enum class ConfigUse { kTrain, kModel };
+
+RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides = {},
+                      ConfigUse use = ConfigUse::kTrain);
 // Applies `section.key=value` overrides to an existing config (e.g. to defaults).
 void apply_overrides(RunConfig& cfg, const std::vector<std::string>& overrides);
 // Cross-field checks (called by load_config): throws dmtrain::Error naming the keys.
-void validate(const RunConfig& cfg);
+void validate(const RunConfig& cfg, ConfigUse use = ConfigUse::kTrain);
+// Whether the file or one of its bases sets `key` or a key under it ("model", "data.path").
+bool config_sets(const std::string& path, const std::string& key);
 std::string dump_config(const RunConfig& cfg);
 
 }  // namespace dmtrain::config

@@ -27,10 +27,10 @@
 namespace dmtrain::timestep {
 
 struct SpeedOptions {
-  double tau = 0.7;        // boundary of the suppressed large-t area, fraction of T [SpeeD: 700/1000]
-  double k = 5.0;          // how much more likely t < tau_T is than t >= tau_T [SpeeD configs: 5]
-  double lambda = 0.6;     // change-aware weight's lambda [SpeeD configs: 0.6]
-  bool dual = true;        // pair each draw with its dual |m - t| [SpeeD: on]
+  double tau = 0.7;     // boundary of the suppressed large-t area, fraction of T [SpeeD: 700/1000]
+  double k = 5.0;       // how much more likely t < tau_T is than t >= tau_T [SpeeD configs: 5]
+  double lambda = 0.6;  // change-aware weight's lambda [SpeeD configs: 0.6]
+  bool dual = true;     // pair each draw with its dual |m - t| [SpeeD: on]
   bool weighting = true;   // change-aware weight on (off: weight 1)
   double threshold = 0.1;  // m's threshold on d sqrt(1-abar) / d(t/T) (see above)
 };

@@ -55,13 +55,13 @@ MetricsHistory read_metrics_file(const std::string& path);
 class MetricsLog {
  public:
   struct Options {
-    std::string path;  // metrics.jsonl; "" = no file (ranks other than 0)
-    bool print = true;  // the status line on the console/log (rank 0)
+    std::string path;        // metrics.jsonl; "" = no file (ranks other than 0)
+    bool print = true;       // the status line on the console/log (rank 0)
     int64_t batch_size = 1;  // global
     int64_t num_timesteps = 1;
-    int64_t total_iterations = 1;  // K, for "iter k/K"
+    int64_t total_iterations = 1;           // K, for "iter k/K"
     int64_t first_iteration = 0, stop = 1;  // for the ETA
-    at::Device device = at::kCPU;  // where the quartile sums accumulate
+    at::Device device = at::kCPU;           // where the quartile sums accumulate
   };
   explicit MetricsLog(Options options);
 
