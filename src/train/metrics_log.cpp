@@ -3,6 +3,7 @@
 
 #include <c10/util/StringUtil.h>
 
+#include <filesystem>
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -103,6 +104,31 @@ MetricsHistory read_metrics_file(const std::string& path) {
     h.steps.push_back(r);
   }
   return h;
+}
+
+int64_t truncate_metrics_file(const std::string& path, int64_t last_step) {
+  std::ifstream in(path);
+  if (!in) return 0;
+  std::string kept;
+  int64_t removed = 0;
+  for (std::string line; std::getline(in, line);) {
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (j.is_object() && get_int(j, "step") <= last_step) {
+      kept += line + "\n";
+    } else {
+      ++removed;
+    }
+  }
+  in.close();
+  if (removed == 0) return 0;
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << kept;
+    if (!out.flush()) throw Error("cannot write '" + tmp + "' (cutting metrics back on resume)");
+  }
+  std::filesystem::rename(tmp, path);
+  return removed;
 }
 
 MetricsLog::MetricsLog(Options options) : o_(std::move(options)) {

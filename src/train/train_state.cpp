@@ -11,8 +11,10 @@
 #include <sstream>
 
 #include "dmtrain/config/load.hpp"
+#include "dmtrain/config/schema.hpp"
 #include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/file_hash.hpp"
 #include "dmtrain/util/log.hpp"
 
 namespace dmtrain::train {
@@ -26,19 +28,27 @@ int64_t read_int(torch::serialize::InputArchive& a, const std::string& key) {
   return t.item<int64_t>();
 }
 
-// The model: and diffusion: blocks of a config's dump: what a checkpoint's weights mean.
-std::string identity_sections(const config::RunConfig& cfg) {
-  config::RunConfig probe;
-  probe.model = cfg.model;
-  probe.diffusion = cfg.diffusion;
-  std::istringstream in(config::dump_config(probe));
-  std::string line, out;
-  bool keep = false;
-  while (std::getline(in, line)) {
-    if (!line.empty() && line[0] != ' ') {
-      keep = line.rfind("model:", 0) == 0 || line.rfind("diffusion:", 0) == 0;
-    }
-    if (keep) out += line + "\n";
+// Keys whose change on resume would make the checkpoint mean something else: the network and
+// its process (what the weights are), the data and its order (the loader position), the batch
+// (the position's unit), the seed (the data order and the streams) and the EMA rates (the EMA
+// files). Everything else (optim.*, schedules, cadences, eval, ...) may change and takes effect.
+bool fixed_on_resume(const std::string& key) {
+  static const std::vector<std::string> prefixes = {
+      "model.",          "diffusion.",  "data.format",     "data.path",      "data.split",
+      "data.labels",     "data.random_flip", "train.batch_size", "train.seed", "train.ema_rates"};
+  for (const auto& p : prefixes) {
+    if (key.rfind(p, 0) == 0) return true;
+  }
+  return false;
+}
+
+// The keys whose value differs between two configs, as "key: old -> new".
+std::vector<std::pair<std::string, std::string>> changed_keys(const config::RunConfig& saved,
+                                                               const config::RunConfig& now) {
+  std::vector<std::pair<std::string, std::string>> out;
+  for (const auto& f : config::schema()) {
+    const std::string a = config::yaml_text(f.get(saved)), b = config::yaml_text(f.get(now));
+    if (a != b) out.emplace_back(f.key, a + " -> " + b);
   }
   return out;
 }
@@ -79,7 +89,18 @@ TrainState::TrainState(models::UNetModel& model, Ema& ema, optim::MdlrcAdam& opt
   }
   add(
       "optimizer.pt", [this](const std::string& p) { torch::save(optimizer_, p); },
-      [this](const std::string& p) { torch::load(optimizer_, p, device_); });
+      [this](const std::string& p) {
+        // The checkpoint brings the moments and the step counts; the options (lr, betas, the
+        // schedules, K) stay the configured ones, so a changed optim.* takes effect on resume
+        // as the run's config.yaml records (check_same_run logs each change).
+        std::vector<std::unique_ptr<torch::optim::OptimizerOptions>> configured;
+        for (auto& g : optimizer_.param_groups()) configured.push_back(g.options().clone());
+        torch::load(optimizer_, p, device_);
+        auto& groups = optimizer_.param_groups();
+        TORCH_CHECK(groups.size() == configured.size(), "optimizer.pt has ", groups.size(),
+                    " parameter groups, the run ", configured.size());
+        for (size_t i = 0; i < groups.size(); ++i) groups[i].set_options(std::move(configured[i]));
+      });
   add(
       "state.pt", [this](const std::string& p) { save_state_file(p); },
       [this](const std::string& p) { load_state_file(p); });
@@ -202,12 +223,19 @@ void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool a
   } catch (const Error& e) {
     throw Error(std::string("cannot read the resolved config of the checkpoint: ") + e.what());
   }
-  if (identity_sections(saved) != identity_sections(cfg)) {
-    const std::string msg =
-        "the model or diffusion section differs from the checkpoint's (" + path + ")";
-    if (!allow_change) throw Error(msg + "; pass --allow-config-change to resume anyway");
-    log::warn(msg + "; resuming anyway (--allow-config-change)");
+  std::string fixed;
+  for (const auto& [key, change] : changed_keys(saved, cfg)) {
+    if (fixed_on_resume(key)) {
+      fixed += (fixed.empty() ? "" : ", ") + key + " (" + change + ")";
+    } else if (key.rfind("train.run_dir", 0) != 0) {
+      log::info("resume: " + key + " " + change + " (takes effect from the checkpoint on)");
+    }
   }
+  if (fixed.empty()) return;
+  const std::string msg = "cannot change on resume: " + fixed + " differ from the checkpoint's " +
+                          path + " (what its weights, data position or EMA files mean)";
+  if (!allow_change) throw Error(msg + "; pass --allow-config-change to resume anyway");
+  log::warn(msg + "; resuming anyway (--allow-config-change)");
 }
 
 data::LoaderPosition reshard_position(const TrainCounters& c, int64_t n_images, int64_t world) {
@@ -236,8 +264,30 @@ std::string final_ema_file(double rate) {
   return os.str();
 }
 
+std::string export_final_ema(const Ema& ema, size_t index, const std::string& run_dir) {
+  const fs::path file = fs::path(run_dir) / final_ema_file(ema.rates().at(index));
+  const std::string tmp = file.string() + ".tmp";
+  // A stale sidecar (a re-exported run) must never vouch for the new bytes: until the new one is
+  // written, the file loads as one without a checksum.
+  fs::remove(util::hash_sidecar_path(file.string()));
+  torch::serialize::OutputArchive a;
+  ema.save(index, a);
+  a.save_to(tmp);
+  util::fsync_path(tmp);
+  fs::rename(tmp, file);
+  util::write_hash_sidecar(file.string());
+  return file.string();
+}
+
 void load_ema_weights(models::UNetModel& model, const std::vector<double>& rates, size_t index,
                       const std::string& file) {
+  if (!fs::is_regular_file(file)) throw Error("EMA file '" + file + "' does not exist");
+  // Before parsing: flipped bits in a tensor's data parse fine and give NaN samples.
+  if (!util::verify_hash_sidecar(file) &&
+      !fs::exists(fs::path(file).parent_path() / "COMMITTED")) {
+    log::warn("EMA file '" + file + "' has no checksum file " + util::hash_sidecar_path(file) +
+              " (written by an older dmtrain): loading it unverified");
+  }
   Ema ema(*model, rates);
   torch::serialize::InputArchive a;
   try {
@@ -249,6 +299,9 @@ void load_ema_weights(models::UNetModel& model, const std::vector<double>& rates
     ema.load(index, a);
   } catch (const Error& e) {
     throw Error("EMA file '" + file + "' does not match the model of its config.yaml: " + e.what());
+  } catch (const c10::Error& e) {
+    throw Error("EMA file '" + file + "' does not match the model of its config.yaml: " +
+                e.what_without_backtrace());
   }
   ema.copy_to(index, *model);
 }

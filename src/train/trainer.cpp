@@ -272,6 +272,14 @@ void resume(Run& r, const TrainOptions& options) {
   if (dir.empty()) return;
   check_same_run(dir, r.cfg, options.allow_config_change);
   r.state.load(dir, r.device);
+  if (r.main_rank()) {
+    const std::string metrics = (r.run_dir / "metrics.jsonl").string();
+    const int64_t cut = truncate_metrics_file(metrics, r.iteration());
+    if (cut > 0) {
+      log::info(c10::str("resume: ", cut, " records after iteration ", r.iteration(),
+                         " removed from ", metrics, " (they are trained again)"));
+    }
+  }
   r.loader.restore(reshard_position(r.state.counters, r.images->size(), r.ctx.world_size));
   r.state.counters.world_size = r.ctx.world_size;
   r.state.counters.position = r.loader.position();
@@ -436,8 +444,9 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
     if (c.consecutive_nonfinite >= tc.max_consecutive_nonfinite) {
       throw Error(c10::str("training diverged: ", c.consecutive_nonfinite,
                            " consecutive non-finite steps at iteration ", k,
-                           " (train.max_consecutive_nonfinite). Lower optim.lr, enable "
-                           "optim.grad_clip, or use train.precision fp32/bf16."));
+                           " (train.max_consecutive_nonfinite). Resume from the last good "
+                           "checkpoint (--resume auto; none is written inside the streak) with a "
+                           "lower optim.lr, optim.grad_clip, or train.precision fp32/bf16."));
     }
   } else {
     c.consecutive_nonfinite = 0;
@@ -555,8 +564,17 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     const StepResult step = train_step(r, fb, metrics, r.iteration());
     const int64_t k = r.iteration();  // iterations done
     if (k % cfg.log.every == 0 || k == stop) flush_metrics(r, metrics);
-    if ((cfg.checkpoint.every > 0 && k % cfg.checkpoint.every == 0) || step.signal != 0 ||
-        k == stop) {
+    const bool checkpoint_due =
+        (cfg.checkpoint.every > 0 && k % cfg.checkpoint.every == 0) || step.signal != 0 || k == stop;
+    if (checkpoint_due && r.state.counters.consecutive_nonfinite > 0) {
+      // Inside a non-finite streak the state is not one to resume from (the advice on
+      // divergence is to lower optim.lr and resume from the last good checkpoint): keep that.
+      log::warn(c10::str("iteration ", k, ": no checkpoint inside a streak of ",
+                         r.state.counters.consecutive_nonfinite,
+                         " non-finite steps; the last good one stays ",
+                         result.last_checkpoint.empty() ? std::string("the newest")
+                                                        : result.last_checkpoint));
+    } else if (checkpoint_due) {
       on_main_rank(r, [&] {
         result.last_checkpoint = r.state.save(r.checkpoint_root(), cfg);
         log::info("checkpoint " + result.last_checkpoint);
@@ -589,10 +607,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   if (options.benchmark) benchmark(r, fb, metrics, options, stop, result);
   result.iteration = r.iteration();
   if (!options.benchmark && r.iteration() == K && !result.interrupted && r.main_rank()) {
+    // Each export carries a checksum sidecar that the sample/eval commands verify.
     for (size_t i = 0; i < r.ema.rates().size(); ++i) {
-      torch::serialize::OutputArchive a;
-      r.ema.save(i, a);
-      a.save_to((r.run_dir / final_ema_file(r.ema.rates()[i])).string());
+      export_final_ema(r.ema, i, r.run_dir.string());
     }
     write_sample_grid(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), K);
   }

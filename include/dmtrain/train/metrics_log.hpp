@@ -51,6 +51,10 @@ struct MetricsHistory {
   std::vector<FidRecord> fids;
 };
 MetricsHistory read_metrics_file(const std::string& path);
+// Cuts a metrics.jsonl back to the records of steps <= last_step (a resumed run then appends
+// from there, with no duplicated steps from the iterations after its checkpoint); torn lines
+// go too. Atomic: written beside and renamed. Returns the number of records removed.
+int64_t truncate_metrics_file(const std::string& path, int64_t last_step);
 
 class MetricsLog {
  public:

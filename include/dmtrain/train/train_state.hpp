@@ -57,7 +57,8 @@ class TrainState {
   // cfg.checkpoint; returns the committed folder.
   std::string save(const std::string& root, const config::RunConfig& cfg) const;
   // Verifies and loads a committed checkpoint folder (model and optimizer state land on
-  // `device`); a file that does not fit this run throws dmtrain::Error naming the folder.
+  // `device`); a file that does not fit this run throws dmtrain::Error naming the folder. The
+  // optimizer keeps its configured options (lr, betas, schedules): only its state is loaded.
   void load(const std::string& dir, const at::Device& device);
   // The registered names, in save/load order (for tests and messages).
   std::vector<std::string> names() const;
@@ -85,8 +86,11 @@ class TrainState {
 // The checkpoint folder to resume from: "" (fresh), "auto" (the newest valid one under root, or
 // "" when none) or a given folder (which must exist).
 std::string resolve_resume(const std::string& resume, const std::string& root);
-// Throws dmtrain::Error (or warns, with allow_change) when the checkpoint's model or diffusion
-// section differs from cfg's: its weights would not mean the same thing in this run.
+// Compares the checkpoint's config with cfg key by key. Keys that cannot change on resume (the
+// model and diffusion sections, the data set and its order: data.format/path/split/labels/
+// random_flip, train.batch_size, train.seed, train.ema_rates) throw dmtrain::Error naming each
+// (or warn, with allow_change); every other changed key is logged and takes effect (the
+// optimizer's options come from cfg, see TrainState::load).
 void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool allow_change);
 // The loader position for `world` ranks from counters written by counters.world_size ranks.
 // Rank r of W reads positions r, r + W, ... of each epoch's permutation (data/shuffle.hpp), so
@@ -98,8 +102,13 @@ data::LoaderPosition reshard_position(const TrainCounters& counters, int64_t n_i
 // (<run_dir>/ema_<rate>.pt, the rate printed with 6 significant digits: 0.9999 -> ema_0.9999.pt).
 std::string checkpoint_ema_file(size_t index);
 std::string final_ema_file(double rate);
+// Writes EMA `index` of `ema` as <run_dir>/final_ema_file(rate): into a temporary file, fsync'ed,
+// renamed, then its checksum sidecar <file>.fnv (util/file_hash.hpp). Returns the file's path.
+std::string export_final_ema(const Ema& ema, size_t index, const std::string& run_dir);
 // Loads EMA `index` of `rates` from an EMA file (either kind above) into model's weights.
-// Throws dmtrain::Error naming the file when it cannot be read or does not fit the model.
+// Throws dmtrain::Error naming the file when it cannot be read, does not fit the model, or does
+// not match its checksum sidecar; a final export without a sidecar (older runs) loads with a
+// warning (a checkpoint's EMA files are covered by the checkpoint's manifest instead).
 void load_ema_weights(models::UNetModel& model, const std::vector<double>& rates, size_t index,
                       const std::string& file);
 
