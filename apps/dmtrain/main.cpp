@@ -1,5 +1,7 @@
 // dmtrain: the command-line entry point. Parses arguments (CLI11), hands them to the library, and
-// turns a dmtrain::Error into a one-line message and exit code 2.
+// turns a dmtrain::Error into a one-line message and exit code 2. As a last resort any other
+// exception (a c10::Error from LibTorch, a std::exception from the standard library or yaml-cpp)
+// also ends with a message and exit code 2, never with std::terminate's abort (exit 134).
 #include <c10/util/Exception.h>
 #include <torch/version.h>
 #include <CLI/CLI.hpp>
@@ -53,6 +55,20 @@ int nproc_per_node(int argc, char** argv) {
   return -1;
 }
 
+// The message and exit code of an exception that reached main. Only dmtrain::Error is an
+// expected user error; anything else is a failure dmtrain did not turn into one (a bug to report),
+// named as such, with LibTorch's message without its C++ backtrace.
+int report(const std::exception& e) {
+  if (dynamic_cast<const dmtrain::Error*>(&e) != nullptr) {
+    std::cerr << "dmtrain: error: " << e.what() << "\n";
+  } else if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
+    std::cerr << "dmtrain: internal error: " << torch_error->what_without_backtrace() << "\n";
+  } else {
+    std::cerr << "dmtrain: internal error: " << e.what() << "\n";
+  }
+  return 2;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -68,9 +84,8 @@ int main(int argc, char** argv) {
       args[0] = std::filesystem::read_symlink("/proc/self/exe").string();
       return dmtrain::dist::launch_local(nproc, args, /*master_port=*/0);
     }
-  } catch (const dmtrain::Error& e) {
-    std::cerr << "dmtrain: error: " << e.what() << "\n";
-    return 2;
+  } catch (const std::exception& e) {
+    return report(e);
   }
   CLI::App app{
       "dmtrain: train image diffusion models (Improved/Guided Diffusion UNets) on LibTorch"};
@@ -109,11 +124,10 @@ int main(int argc, char** argv) {
     return dmtrain::app::exit_code();
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
-  } catch (const dmtrain::Error& e) {
-    std::cerr << "dmtrain: error: " << e.what() << "\n";
+  } catch (const std::exception& e) {
+    return report(e);
+  } catch (...) {
+    std::cerr << "dmtrain: internal error: an unknown exception\n";
     return 2;
-  } catch (const c10::Error& e) {
-    std::cerr << "dmtrain: internal error: " << e.what_without_backtrace() << "\n";
-    return 3;
   }
 }

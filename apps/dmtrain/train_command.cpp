@@ -17,6 +17,7 @@ struct TrainArgs {
   bool dry_run = false;
   std::string resume;
   bool allow_config_change = false;
+  bool restart = false;
   std::string run_dir;
   int64_t stop_at = -1;
 } args;
@@ -33,6 +34,9 @@ void add_train_options(CLI::App& app) {
                  "'auto' (newest valid checkpoint of the run dir) or a checkpoint folder");
   app.add_flag("--allow-config-change", args.allow_config_change,
                "Resume even if the model or diffusion section changed");
+  app.add_flag("--restart", args.restart,
+               "Start afresh in a run dir that holds checkpoints: move the old run aside into "
+               "<run_dir>/previous-<UTC time>/ (nothing is deleted)");
   app.add_option("--run-dir", args.run_dir, "Run directory (overrides train.run_dir)");
   app.add_option("--stop-at", args.stop_at,
                  "Stop with a checkpoint after this iteration (the schedule still spans "
@@ -42,6 +46,9 @@ void add_train_options(CLI::App& app) {
 int run_train() {
   if (!args.run_dir.empty()) args.sets.push_back("train.run_dir=" + args.run_dir);
   const config::RunConfig cfg = config::load_config(args.config, args.sets);
+  // Everything that can be built without training, so that neither a dry run nor a real one
+  // accepts what would fail at the first sample grid or after the last iteration.
+  train::check_run_config(cfg);
   if (args.dry_run) {
     std::cout << "# resolved config of " << args.config << "\n" << config::dump_config(cfg);
     // Counted from the architecture plan: a dry run of the 421M-parameter ImageNet128 recipe
@@ -60,6 +67,7 @@ int run_train() {
   train::TrainOptions opts;
   opts.resume = args.resume;
   opts.allow_config_change = args.allow_config_change;
+  opts.restart = args.restart;
   opts.stop_at = args.stop_at;
   const auto result = train::train(cfg, opts);
   return result.interrupted ? 130 : 0;

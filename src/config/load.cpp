@@ -24,13 +24,29 @@ std::string where_of(const std::string& file, const YAML::Node& node) {
   return file + ":" + std::to_string(node.Mark().line + 1);
 }
 
+// Whether `key` names a section (a prefix of schema keys: "model", "timestep.clts").
+bool is_section(const std::string& key) {
+  for (const auto& f : schema()) {
+    if (f.key.rfind(key + ".", 0) == 0) return true;
+  }
+  return false;
+}
+
 // A key is a leaf when the schema knows it; maps under unknown keys are sections to descend into.
+// A section left empty (`model:` with its keys commented out) sets nothing.
 void flatten(const YAML::Node& map, const std::string& prefix, const std::string& file, Flat& out) {
   for (const auto& kv : map) {
-    const std::string key = prefix + kv.first.as<std::string>();
+    if (!kv.first.IsScalar()) {
+      // yaml-cpp's as<std::string>() would throw a bare YAML::Exception (an abort in main).
+      throw Error(where_of(file, kv.first) + ": a key must be a name, got " + yaml_text(kv.first) +
+                  (prefix.empty() ? "" : " (under '" + prefix + "')"));
+    }
+    const std::string key = prefix + kv.first.Scalar();
     const YAML::Node& value = kv.second;
     if (value.IsMap() && !find_field(key)) {
       flatten(value, key + ".", file, out);
+    } else if (value.IsNull() && !find_field(key) && is_section(key)) {
+      continue;
     } else {
       out[key] = Entry{value, where_of(file, kv.first)};
     }
@@ -39,11 +55,16 @@ void flatten(const YAML::Node& map, const std::string& prefix, const std::string
 
 YAML::Node parse_file(const fs::path& path) {
   if (!fs::exists(path)) throw Error("config file '" + path.string() + "' does not exist");
+  if (!fs::is_regular_file(path)) {
+    throw Error("config file '" + path.string() + "' is not a file (a folder?)");
+  }
   try {
     return YAML::LoadFile(path.string());
   } catch (const YAML::Exception& e) {
     throw Error(path.string() + ":" + std::to_string(e.mark.line + 1) +
                 ": not valid YAML: " + e.msg);
+  } catch (const std::exception& e) {  // I/O errors of the stream yaml-cpp reads
+    throw Error("cannot read config file '" + path.string() + "': " + e.what());
   }
 }
 
@@ -80,7 +101,13 @@ std::vector<std::string> linearize(const fs::path& path, Files& files,
         if (base.IsScalar()) {
           written.push_back(base.Scalar());
         } else if (base.IsSequence()) {
-          for (const auto& b : base) written.push_back(b.as<std::string>());
+          for (const auto& b : base) {
+            if (!b.IsScalar()) {
+              throw Error(where_of(path.string(), b) + ": key 'base' expects file names, got " +
+                          yaml_text(b) + " in its list");
+            }
+            written.push_back(b.Scalar());
+          }
         } else {
           throw Error(where_of(path.string(), base) + ": key 'base' expects a file name or a list");
         }
@@ -180,6 +207,10 @@ void add_overrides(const std::vector<std::string>& overrides, Flat& out) {
 void apply_flat(const Flat& flat, RunConfig& cfg) {
   for (const auto& [key, entry] : flat) {
     const Field* field = find_field(key);
+    if (!field && is_section(key)) {
+      throw Error(entry.where + ": key '" + key + "' is a section: it expects a map of its keys (" +
+                  key + ".<name>: value), got " + yaml_text(entry.value));
+    }
     if (!field) {
       std::string hint = closest_key(key);
       throw Error(entry.where + ": unknown key '" + key + "'" +

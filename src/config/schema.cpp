@@ -14,15 +14,28 @@
 namespace dmtrain::config {
 namespace {
 
+// Flow style all the way down, so that a value from a block-style file prints on one line.
+void set_flow(YAML::Node node) {
+  if (node.IsSequence()) {
+    node.SetStyle(YAML::EmitterStyle::Flow);
+    for (YAML::Node item : node) set_flow(item);
+  } else if (node.IsMap()) {
+    node.SetStyle(YAML::EmitterStyle::Flow);
+    for (auto kv : node) set_flow(kv.second);
+  }
+}
+
 [[noreturn]] void fail(const std::string& where, const std::string& key,
                        const std::string& expected, const YAML::Node& node) {
   std::string found;
   if (node.IsScalar()) {
     found = "'" + node.Scalar() + "'";
-  } else if (node.IsSequence()) {
-    found = "a list";
-  } else if (node.IsMap()) {
-    found = "a map";
+  } else if (node.IsSequence() || node.IsMap()) {
+    // The value itself ("[0.999, 1.0]"), not only its kind: which item is wrong shows.
+    YAML::Node copy = YAML::Clone(node);
+    set_flow(copy);
+    found = (node.IsSequence() ? "the list " : "the map ") + yaml_text(copy);
+    if (found.size() > 120) found = found.substr(0, 117) + "...";
   } else {
     found = "nothing";
   }
@@ -474,9 +487,11 @@ std::vector<Field> build() {
                   "run directory (config, logs, checkpoints, samples)"));
   f.push_back(with_example(
       make<Tr, std::vector<double>>(
-          "train.ema_rates", &R::train, &Tr::ema_rates, "a list of numbers in [0, 1)",
+          // Non-empty: the sample grids, FID and the final export read EMA 0.
+          "train.ema_rates", &R::train, &Tr::ema_rates, "a non-empty list of numbers in [0, 1)",
           [](const std::vector<double>& v) {
-            return std::all_of(v.begin(), v.end(), [](double x) { return x >= 0 && x < 1; });
+            return !v.empty() &&
+                   std::all_of(v.begin(), v.end(), [](double x) { return x >= 0 && x < 1; });
           },
           "EMA decay rates, one EMA of the weights each"),
       "[0.999, 0.9999]"));
@@ -506,6 +521,9 @@ std::vector<Field> build() {
                            "iterations between status lines and metrics records"));
   f.push_back(
       choice("log.level", &R::log, &L::level, {"debug", "info", "warn", "error"}, "log level"));
+  f.push_back(any("log.tensorboard", &R::log, &L::tensorboard, "true or false",
+                  "TensorBoard event files in <run_dir>/tensorboard (scalars, sample grids, "
+                  "p_k(t)); rank 0"));
   // sample
   f.push_back(int_at_least("sample.every", &R::sample, &S::every, 0,
                            "iterations between sample grids (0: only at the end)"));

@@ -36,11 +36,17 @@ ImageSet read_source(const DatasetOptions& o, const std::string& format) {
     std::string images = o.path, labels;
     if (fs::is_directory(o.path)) {
       std::tie(images, labels) = find_idx_files(o.path, o.split);
+    } else if (!fs::exists(o.path)) {
+      throw Error(c10::str("data.path '", o.path, "' (data.format: idx) does not exist"));
     } else {
-      labels = images;
-      const size_t k = labels.find("images-idx3");
-      labels.replace(k, 11, "labels-idx1");
-      if (!fs::exists(labels)) labels.clear();
+      // The labels file is the images file's sibling ("...-images-idx3-..." ->
+      // "...-labels-idx1-..."); a file named otherwise has none to find.
+      const size_t k = images.rfind("images-idx3");
+      if (k != std::string::npos) {
+        labels = images;
+        labels.replace(k, 11, "labels-idx1");
+        if (!fs::exists(labels)) labels.clear();
+      }
     }
     return read_idx(images, o.labels == "none" ? "" : labels, 1);
   }

@@ -62,6 +62,16 @@ ImageSet read_idx(const std::string& images_path, const std::string& labels_path
     if (h <= 0 || w <= 0 || h > 65536 || w > 65536) {
       throw Error(c10::str("IDX images file '", images_path, "' has bad size ", h, "x", w));
     }
+    // A damaged header must not become a huge allocation (an overflow or bad_alloc abort): an
+    // uncompressed file must hold what its header claims, a gzip'ed one at most 1 TiB.
+    const uint64_t bytes = static_cast<uint64_t>(n) * static_cast<uint64_t>(h * w);
+    const uint64_t on_disk = gzdirect(f.get()) ? std::filesystem::file_size(images_path) : 0;
+    if ((on_disk > 0 && 16 + bytes > on_disk) || bytes > (uint64_t{1} << 40)) {
+      throw Error(c10::str("IDX images file '", images_path,
+                           "' is truncated or corrupt: its header claims ", n, " images of ", h,
+                           "x", w, " (", bytes, " bytes)",
+                           on_disk > 0 ? c10::str(" but the file has ", on_disk, " bytes") : ""));
+    }
     set.images = at::empty({n, h, w, 1}, at::kByte);
     read_exact(f.get(), set.images.data_ptr(), set.images.nbytes(), images_path);
   }

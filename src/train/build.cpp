@@ -5,13 +5,52 @@
 #include <c10/util/StringUtil.h>
 
 #include <algorithm>
+#include <set>
 
 #include "dmtrain/data/dataset.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
+#include "dmtrain/train/train_state.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/log.hpp"
 
 namespace dmtrain::train {
+namespace {
+
+// The resolutions (pixels) of the net's levels: image_size / 2^level.
+std::vector<int64_t> net_resolutions(const config::ModelConfig& m) {
+  std::vector<int64_t> out;
+  for (size_t level = 0; level < m.channel_mult.size(); ++level) {
+    out.push_back(m.image_size >> level);
+  }
+  return out;
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s;
+  for (size_t i = 0; i < v.size(); ++i) s += (i ? ", " : "") + std::to_string(v[i]);
+  return s;
+}
+
+// model.attention_resolutions as downsample rates. A resolution the net never reaches (above the
+// image, where the references' image_size // res is 0, or below its last level) adds nothing:
+// dropped here, warned of by check_run_config. One that does not divide the image size is
+// refused: the references would round it to another level.
+std::vector<int64_t> attention_ds(const config::ModelConfig& m) {
+  const std::vector<int64_t> have = net_resolutions(m);
+  std::vector<int64_t> kept;
+  for (int64_t r : m.attention_resolutions) {
+    if (r > m.image_size) continue;
+    if (m.image_size % r != 0) {
+      throw Error(c10::str("model.attention_resolutions: ", r, " does not divide model.image_size ",
+                           m.image_size, " (the net has resolutions ", join(have), ")"));
+    }
+    if (std::find(have.begin(), have.end(), r) != have.end()) kept.push_back(r);
+  }
+  return models::attention_ds_from_resolutions(m.image_size, kept);
+}
+
+}  // namespace
 
 models::UNetOptions unet_options(const config::RunConfig& cfg) {
   const auto& m = cfg.model;
@@ -20,8 +59,7 @@ models::UNetOptions unet_options(const config::RunConfig& cfg) {
       .in_channels(m.in_channels)
       .model_channels(m.model_channels)
       .num_res_blocks(m.num_res_blocks)
-      .attention_resolutions(models::attention_ds_from_resolutions(m.image_size,
-                                                                   m.attention_resolutions))
+      .attention_resolutions(attention_ds(m))
       .dropout(m.dropout)
       .channel_mult(std::vector<double>(m.channel_mult.begin(), m.channel_mult.end()))
       .num_classes(m.num_classes)
@@ -32,7 +70,15 @@ models::UNetOptions unet_options(const config::RunConfig& cfg) {
       .resblock_updown(m.resblock_updown)
       .use_new_attention_order(m.use_new_attention_order);
   o.learn_sigma(m.learn_sigma);
-  o.validate();
+  try {
+    o.validate();
+  } catch (const Error& e) {
+    // Its messages name the option ("UNetOptions.num_heads: ..."); the user wrote the key.
+    std::string msg = e.what();
+    const std::string from = "UNetOptions.";
+    if (msg.rfind(from, 0) == 0) msg = "model." + msg.substr(from.size());
+    throw Error(msg);
+  }
   return o;
 }
 
@@ -130,8 +176,7 @@ std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {
   return std::make_shared<const data::ImageSet>(data::open_dataset(o));
 }
 
-std::unique_ptr<optim::MdlrcAdam> make_optimizer(std::vector<at::Tensor> params,
-                                                 const config::RunConfig& cfg) {
+optim::MdlrcAdamOptions optimizer_options(const config::RunConfig& cfg) {
   const auto& c = cfg.optim;
   optim::MdlrcAdamOptions o(c.lr);
   o.beta1(c.beta1)
@@ -145,7 +190,61 @@ std::unique_ptr<optim::MdlrcAdam> make_optimizer(std::vector<at::Tensor> params,
       .lr_schedule(c.lr_schedule)
       .lr_min_ratio(c.lr_min_ratio)
       .total_iterations(cfg.train.iterations);
-  return std::make_unique<optim::MdlrcAdam>(std::move(params), o);
+  return o;
+}
+
+std::unique_ptr<optim::MdlrcAdam> make_optimizer(std::vector<at::Tensor> params,
+                                                 const config::RunConfig& cfg) {
+  return std::make_unique<optim::MdlrcAdam>(std::move(params), optimizer_options(cfg));
+}
+
+namespace {
+
+// `spec` respaces the trained process as the sample grids and FID do, or an error names `key`.
+void check_respacing(const diffusion::GaussianDiffusion& process, const std::string& spec,
+                     const std::string& key) {
+  try {
+    (void)process.respaced(spec);
+  } catch (const Error& e) {
+    throw Error(c10::str(key, " '", spec, "' is not a respacing of the trained process's ",
+                         process.num_timesteps(), " steps: ", e.what()));
+  }
+}
+
+}  // namespace
+
+std::vector<std::string> check_run_config(const config::RunConfig& cfg) {
+  std::vector<std::string> warnings;
+  const auto& m = cfg.model;
+  (void)unet_options(cfg);
+  const std::vector<int64_t> have = net_resolutions(m);
+  std::vector<int64_t> unreached;
+  for (int64_t r : m.attention_resolutions) {
+    if (std::find(have.begin(), have.end(), r) == have.end()) unreached.push_back(r);
+  }
+  if (!unreached.empty()) {
+    warnings.push_back(c10::str("model.attention_resolutions: the net never reaches ",
+                                join(unreached), " (its resolutions are ", join(have),
+                                ": model.image_size / 2^level for the ", have.size(),
+                                " levels of model.channel_mult), so no attention is added there"));
+  }
+  const diffusion::GaussianDiffusion process(diffusion_options(cfg));
+  // The grids at sample.every and at the end; FID (eval.steps) only runs with eval.fid_every.
+  check_respacing(process, cfg.sample.steps, "sample.steps");
+  if (cfg.eval.fid_every > 0) check_respacing(process, cfg.eval.steps, "eval.steps");
+  (void)timestep::make_sampler(sampler_options(cfg));
+  (void)weighting_options(cfg);
+  optim::validate(optimizer_options(cfg), "optim");
+  // The final exports are named by the rate's 6 significant digits: two must not share a file.
+  std::set<std::string> files;
+  for (double rate : cfg.train.ema_rates) {
+    if (!files.insert(final_ema_file(rate)).second) {
+      throw Error(c10::str("train.ema_rates: two rates export to the same file ",
+                           final_ema_file(rate), " (rates must differ in 6 significant digits)"));
+    }
+  }
+  for (const auto& w : warnings) log::warn(w);
+  return warnings;
 }
 
 }  // namespace dmtrain::train

@@ -7,6 +7,7 @@
 #include <iomanip>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <tuple>
 
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
@@ -51,20 +52,33 @@ std::string duration(double seconds) {
 
 }  // namespace
 
+// The number fields of a step record, in file order, with their TensorBoard tags: the one list
+// that the JSON writer and the event writer share (step, images and skipped are integers).
+std::vector<std::tuple<std::string, std::string, double>> number_fields(const StepRecord& r) {
+  std::vector<std::tuple<std::string, std::string, double>> f = {
+      {"loss", "train/loss", r.loss},
+      {"grad_norm", "train/grad_norm", r.grad_norm},
+      {"lr", "train/lr", r.lr},
+      {"beta1", "train/beta1", r.beta1},
+      {"img_per_s", "perf/img_per_s", r.img_per_s},
+      {"data_wait_s", "perf/data_wait_s", r.data_wait_s},
+      {"loss_scale", "train/loss_scale", r.loss_scale},
+      {"gpu_mem_gib", "perf/gpu_mem_gib", r.gpu_mem_gib}};
+  for (int q = 0; q < 4; ++q) {
+    f.emplace_back("loss_q" + std::to_string(q), "loss_by_t/q" + std::to_string(q), r.loss_q[q]);
+  }
+  return f;
+}
+
 std::string to_json_line(const StepRecord& r) {
   json j;
   j["step"] = r.step;
   j["images"] = r.images;
-  j["loss"] = num(r.loss);
-  j["grad_norm"] = num(r.grad_norm);
-  j["lr"] = num(r.lr);
-  j["beta1"] = num(r.beta1);
-  j["img_per_s"] = num(r.img_per_s);
-  j["data_wait_s"] = num(r.data_wait_s);
-  j["skipped"] = r.skipped;
-  j["loss_scale"] = num(r.loss_scale);
-  j["gpu_mem_gib"] = num(r.gpu_mem_gib);
-  for (int q = 0; q < 4; ++q) j["loss_q" + std::to_string(q)] = num(r.loss_q[q]);
+  const auto fields = number_fields(r);
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (i == 6) j["skipped"] = r.skipped;  // where the records always had it
+    j[std::get<0>(fields[i])] = num(std::get<2>(fields[i]));
+  }
   return j.dump();
 }
 
@@ -139,6 +153,7 @@ MetricsLog::MetricsLog(Options options) : o_(std::move(options)) {
   const auto opts = at::TensorOptions(o_.device).dtype(at::kDouble);
   q_sum_ = at::zeros({4}, opts);
   q_count_ = at::zeros({4}, opts);
+  if (!o_.tensorboard_dir.empty()) events_ = std::make_unique<EventWriter>(o_.tensorboard_dir);
   interval_start_ = run_start_ = std::chrono::steady_clock::now();
 }
 
@@ -192,6 +207,14 @@ StepRecord MetricsLog::flush(int64_t iteration, double lr, double beta1, int64_t
     log::info(line.str());
   }
   append(to_json_line(r));
+  if (events_) {
+    for (const auto& [name, tag, v] : number_fields(r)) {
+      (void)name;
+      if (std::isfinite(v)) events_->scalar(tag, iteration, v);
+    }
+    events_->scalar("train/skipped", iteration, static_cast<double>(r.skipped));
+    events_->flush();
+  }
   loss_sum_ = gnorm_sum_ = data_wait_ = 0;
   steps_ = 0;
   q_sum_.zero_();
@@ -202,6 +225,10 @@ StepRecord MetricsLog::flush(int64_t iteration, double lr, double beta1, int64_t
 
 void MetricsLog::write(const FidRecord& r) {
   append(to_json_line(r));
+  if (events_) {
+    if (std::isfinite(r.fid)) events_->scalar("eval/fid", r.step, r.fid);
+    events_->flush();
+  }
 }
 
 void MetricsLog::append(const std::string& line) {

@@ -173,9 +173,14 @@ void TrainState::load_state_file(const std::string& path) {
 }
 
 std::string TrainState::save(const std::string& root, const config::RunConfig& cfg) const {
+  // A failing write throws dmtrain::Error naming the file and the cause; the writer then removes
+  // its temporary folder, and the committed checkpoints stay as they were.
   CheckpointWriter w(root, counters.iteration);
-  for (const auto& e : entries_) e.save(w.path(e.file));
-  std::ofstream(w.path("config.yaml")) << config::dump_config(cfg);
+  for (const auto& e : entries_) w.write(e.file, e.save);
+  w.write("config.yaml", [&cfg](const std::string& p) {
+    std::ofstream out(p);
+    if (!(out << config::dump_config(cfg)).flush()) throw Error("cannot write '" + p + "'");
+  });
   const std::string dir = w.commit(kCheckpointFormat);
   prune_checkpoints(root, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every);
   return dir;
@@ -283,8 +288,7 @@ void load_ema_weights(models::UNetModel& model, const std::vector<double>& rates
                       const std::string& file) {
   if (!fs::is_regular_file(file)) throw Error("EMA file '" + file + "' does not exist");
   // Before parsing: flipped bits in a tensor's data parse fine and give NaN samples.
-  if (!util::verify_hash_sidecar(file) &&
-      !fs::exists(fs::path(file).parent_path() / "COMMITTED")) {
+  if (!util::verify_hash_sidecar(file) && !fs::exists(fs::path(file).parent_path() / "COMMITTED")) {
     log::warn("EMA file '" + file + "' has no checksum file " + util::hash_sidecar_path(file) +
               " (written by an older dmtrain): loading it unverified");
   }
@@ -300,8 +304,8 @@ void load_ema_weights(models::UNetModel& model, const std::vector<double>& rates
   } catch (const Error& e) {
     throw Error("EMA file '" + file + "' does not match the model of its config.yaml: " + e.what());
   } catch (const c10::Error& e) {
-    throw Error("EMA file '" + file + "' does not match the model of its config.yaml: " +
-                e.what_without_backtrace());
+    throw Error("EMA file '" + file +
+                "' does not match the model of its config.yaml: " + e.what_without_backtrace());
   }
   ema.copy_to(index, *model);
 }

@@ -14,6 +14,8 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <optional>
 
 #ifdef DMTRAIN_TORCH_HAS_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -32,12 +34,15 @@
 #include "dmtrain/models/group_norm_act.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
+#include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/train/cuda_graph_step.hpp"
 #include "dmtrain/train/ema.hpp"
 #include "dmtrain/train/kernel_profile.hpp"
 #include "dmtrain/train/loss_scaler.hpp"
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/periodic_fid.hpp"
+#include "dmtrain/train/run_dir.hpp"
+#include "dmtrain/train/run_dir_lock.hpp"
 #include "dmtrain/train/sample_grid.hpp"
 #include "dmtrain/train/train_state.hpp"
 #include "dmtrain/util/error.hpp"
@@ -144,16 +149,19 @@ int64_t checked_local_batch(const config::RunConfig& cfg, const dist::Context& c
   return local;
 }
 
-// Logging and the resolved config go to the run dir before anything else can fail.
+// Logging goes to the run dir before anything else can fail (rank 0 holds its lock already: see
+// train()); a log that cannot be written fails here, naming the file and the cause. The resolved
+// config is written by train() once the run has passed its checks.
 fs::path open_run_dir(const config::RunConfig& cfg, const dist::Context& ctx) {
   const fs::path run_dir = cfg.train.run_dir;
-  fs::create_directories(run_dir / "samples");
+  create_run_dir((run_dir / "samples").string());
   log::set_level(log::parse_level(cfg.log.level));
   if (!ctx.is_main()) log::set_console_level(log::Level::kError);
-  log::add_file_sink((run_dir / (ctx.is_main() ? std::string("train.log")
-                                               : c10::str("train.rank", ctx.rank, ".log")))
-                         .string());
-  if (ctx.is_main()) std::ofstream(run_dir / "config.yaml") << config::dump_config(cfg);
+  const fs::path log_file = run_dir / (ctx.is_main() ? std::string("train.log")
+                                                     : c10::str("train.rank", ctx.rank, ".log"));
+  check_appendable(log_file.string());
+  log::add_file_sink(log_file.string());
+  if (ctx.is_main()) check_appendable((run_dir / "metrics.jsonl").string());
   return run_dir;
 }
 
@@ -473,6 +481,28 @@ void flush_metrics(Run& r, MetricsLog& metrics) {
                 [&r](at::Tensor& t) { r.group.all_reduce_sum(t); });
 }
 
+// A sample point in TensorBoard: the grid (EMA 0, as the PNG) and the timestep distribution
+// p_k(t) the sampler draws from at k, as a histogram of 50 buckets of t.
+void log_progress(Run& r, MetricsLog& metrics, const std::string& grid_png, int64_t k) {
+  EventWriter* events = metrics.events();
+  if (!events) return;
+  std::ifstream in(grid_png, std::ios::binary);
+  const std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  events->png(c10::str("samples/ema_", r.ema.rates().front()), k, png);
+  const at::Tensor p = r.sampler->probabilities(k).to(at::kDouble).contiguous();
+  const int64_t T = p.numel(), buckets = std::min<int64_t>(50, T);
+  std::vector<double> edges, mass;
+  for (int64_t b = 0; b < buckets; ++b) {
+    const int64_t lo = b * T / buckets, hi = (b + 1) * T / buckets;
+    edges.push_back(static_cast<double>(hi - 1));
+    mass.push_back(p.slice(0, lo, hi).sum().item<double>());
+  }
+  const at::Tensor t = at::arange(T, at::kDouble);
+  events->histogram("timestep/p_k", k, edges, mass, 0, static_cast<double>(T - 1),
+                    (p * t).sum().item<double>(), (p * t * t).sum().item<double>());
+  events->flush();
+}
+
 // Rank 0 does `f`; every rank waits for it, so no rank runs ahead of (or exits before) it.
 template <class F>
 void on_main_rank(Run& r, F f) {
@@ -521,8 +551,20 @@ std::string device_name(const std::string& device_config) {
 TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   // Who we are in a (possibly) multi-process job: rank 0 owns the console, the metrics, the
   // checkpoints and the samples; every rank logs to its own file (docs/distributed.md).
-  Run r(cfg, dist::from_env());
+  const dist::Context ctx = dist::from_env();
+  // The run dir belongs to this run from here on (run_dir_lock.hpp, run_dir.hpp): a second
+  // trainer fails now, before it touches anything, and a fresh start does not mix with an old run.
+  std::optional<RunDirLock> lock;
+  if (ctx.is_main()) lock.emplace(cfg.train.run_dir);
+  if (!options.benchmark) prepare_run_dir(cfg.train.run_dir, options, ctx.is_main());
+  Run r(cfg, ctx);
+  if (r.main_rank() && !options.benchmark) remove_uncommitted(r.checkpoint_root());
   resume(r, options);
+  if (!options.benchmark) check_resumed(cfg.train.run_dir, options, r.iteration());
+  // Written once the config is validated, the data opened and the resume checked.
+  if (r.main_rank()) {
+    write_file_atomically((r.run_dir / "config.yaml").string(), config::dump_config(cfg));
+  }
   r.reducer = std::make_unique<dist::GradientReducer>(r.group, r.params, cfg.dist.bucket_mib);
   // Built before training so that a bad network or statistics file fails now, not at the first
   // evaluation.
@@ -551,6 +593,8 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   mo.first_iteration = r.iteration();
   mo.stop = stop;
   mo.device = r.device;
+  if (r.main_rank() && cfg.log.tensorboard)
+    mo.tensorboard_dir = (r.run_dir / "tensorboard").string();
   MetricsLog metrics(mo);
   SignalScope signals;
   TrainResult result;
@@ -564,16 +608,15 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     const StepResult step = train_step(r, fb, metrics, r.iteration());
     const int64_t k = r.iteration();  // iterations done
     if (k % cfg.log.every == 0 || k == stop) flush_metrics(r, metrics);
-    const bool checkpoint_due =
-        (cfg.checkpoint.every > 0 && k % cfg.checkpoint.every == 0) || step.signal != 0 || k == stop;
+    const bool checkpoint_due = (cfg.checkpoint.every > 0 && k % cfg.checkpoint.every == 0) ||
+                                step.signal != 0 || k == stop;
     if (checkpoint_due && r.state.counters.consecutive_nonfinite > 0) {
       // Inside a non-finite streak the state is not one to resume from (the advice on
       // divergence is to lower optim.lr and resume from the last good checkpoint): keep that.
-      log::warn(c10::str("iteration ", k, ": no checkpoint inside a streak of ",
-                         r.state.counters.consecutive_nonfinite,
-                         " non-finite steps; the last good one stays ",
-                         result.last_checkpoint.empty() ? std::string("the newest")
-                                                        : result.last_checkpoint));
+      log::warn(c10::str(
+          "iteration ", k, ": no checkpoint inside a streak of ",
+          r.state.counters.consecutive_nonfinite, " non-finite steps; the last good one stays ",
+          result.last_checkpoint.empty() ? std::string("the newest") : result.last_checkpoint));
     } else if (checkpoint_due) {
       on_main_rank(r, [&] {
         result.last_checkpoint = r.state.save(r.checkpoint_root(), cfg);
@@ -583,7 +626,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     }
     if (cfg.sample.every > 0 && k % cfg.sample.every == 0 && k != K) {
       on_main_rank(r, [&] {
-        write_sample_grid(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), k);
+        const std::string png =
+            write_sample_grid(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), k);
+        log_progress(r, metrics, png, k);
       });
     }
     if (cfg.eval.fid_every > 0 && step.signal == 0 && (k % cfg.eval.fid_every == 0 || k == K)) {
@@ -611,7 +656,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     for (size_t i = 0; i < r.ema.rates().size(); ++i) {
       export_final_ema(r.ema, i, r.run_dir.string());
     }
-    write_sample_grid(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), K);
+    log_progress(
+        r, metrics,
+        write_sample_grid(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), K), K);
   }
   r.group.barrier();  // nobody tears down the process group while another rank still writes
   result.rank = r.ctx.rank;

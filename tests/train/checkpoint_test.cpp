@@ -95,3 +95,21 @@ TEST(Checkpoint, PruneKeepsLastAndEveryMth) {
   EXPECT_EQ(left, (std::vector<int64_t>{300, 500, 600}));
   fs::remove_all(root);
 }
+
+TEST(Checkpoint, PruneKeepsTheMostRecentlyCommittedNotTheHighestIterations) {
+  // An older run's 10, 20, 30, then a newer run's 10 (replacing the old one) and 12: the newer
+  // run's checkpoints are the newest, whatever their iterations.
+  auto root = fresh_dir("prune_order");
+  for (int64_t it : {10, 20, 30}) write_checkpoint(root, it, "old");
+  write_checkpoint(root, 10, "new");
+  write_checkpoint(root, 12, "new");
+  EXPECT_EQ(newest_committed(list_checkpoints(root.string())).iteration, 12);
+  prune_checkpoints(root.string(), /*keep_last=*/2, /*keep_every=*/0);
+  std::vector<int64_t> left;
+  for (const auto& c : list_checkpoints(root.string())) {
+    left.push_back(c.iteration);
+    EXPECT_NO_THROW(verify_checkpoint(c.dir));
+  }
+  EXPECT_EQ(left, (std::vector<int64_t>{10, 12}));
+  fs::remove_all(root);
+}

@@ -128,6 +128,7 @@ struct CheckpointConfig {
 struct LogConfig {
   int64_t every = 100;
   std::string level = "info";
+  bool tensorboard = true;  // <run_dir>/tensorboard/events.out.tfevents.*
 };
 
 struct SampleConfig {

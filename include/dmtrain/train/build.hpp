@@ -3,6 +3,8 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <vector>
 
 #include "dmtrain/config/run_config.hpp"
 #include "dmtrain/data/image_set.hpp"
@@ -24,7 +26,16 @@ timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg);
 // The whole data set of cfg.data, with the model's channel count.
 std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg);
 // MDLRC Adam(W) over `params`, driven by cfg.optim and K = cfg.train.iterations.
+optim::MdlrcAdamOptions optimizer_options(const config::RunConfig& cfg);
 std::unique_ptr<optim::MdlrcAdam> make_optimizer(std::vector<at::Tensor> params,
                                                  const config::RunConfig& cfg);
+
+// What a run builds from cfg before its first step, built (or checked) without data, weights or
+// training, so that `--dry-run` and the start of a run refuse what would otherwise fail later: the
+// UNet options, the diffusion process, the respacings of sample.steps (the grids) and eval.steps
+// (when eval.fid_every is on), the timestep sampler, the loss weighting, the optimizer's options
+// and the final EMA file names. Throws dmtrain::Error naming the key. Returns the warnings it also
+// logs: model.attention_resolutions the net never reaches, with the resolutions it has.
+std::vector<std::string> check_run_config(const config::RunConfig& cfg);
 
 }  // namespace dmtrain::train

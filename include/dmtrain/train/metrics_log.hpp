@@ -1,8 +1,9 @@
 // MetricsLog: the run's numbers, written once. It owns the interval accumulators (loss, gradient
 // norm, data wait, the loss per timestep quartile), the status line, and the one writer of
 // metrics.jsonl; the records' keys are listed once, in StepRecord / FidRecord and their
-// to_json_line / from_json (nlohmann/json, in metrics_log.cpp), which the readers (sweep
-// summaries, tests) use too.
+// to_json_line / read_metrics_file (nlohmann/json, in metrics_log.cpp), which the readers (sweep
+// summaries, tests) use too. With Options::tensorboard_dir the same numbers also go to a
+// TensorBoard event file (train/tensorboard.hpp), tags train/*, perf/*, loss_by_t/q*, eval/fid.
 //
 // metrics.jsonl: one JSON object per line, appended and flushed per record, so a kill leaves at
 // most one torn last line (readers skip it). JSON has no NaN or infinity: such values are null,
@@ -20,9 +21,12 @@
 #include <cstdint>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "dmtrain/train/tensorboard.hpp"
 
 namespace dmtrain::train {
 
@@ -66,6 +70,7 @@ class MetricsLog {
     int64_t total_iterations = 1;           // K, for "iter k/K"
     int64_t first_iteration = 0, stop = 1;  // for the ETA
     at::Device device = at::kCPU;           // where the quartile sums accumulate
+    std::string tensorboard_dir;            // "": no event file; else the numbers go there too
   };
   explicit MetricsLog(Options options);
 
@@ -80,12 +85,15 @@ class MetricsLog {
   StepRecord flush(int64_t iteration, double lr, double beta1, int64_t skipped, double loss_scale,
                    double gpu_mem_gib, const std::function<void(at::Tensor&)>& reduce_sum);
   void write(const FidRecord& r);
+  // The TensorBoard writer (for images and histograms), or nullptr when off.
+  EventWriter* events() { return events_.get(); }
 
  private:
   void append(const std::string& line);
 
   Options o_;
   std::ofstream file_;
+  std::unique_ptr<EventWriter> events_;
   double loss_sum_ = 0, gnorm_sum_ = 0, data_wait_ = 0;
   int64_t steps_ = 0;
   at::Tensor q_sum_, q_count_;

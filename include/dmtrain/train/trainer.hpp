@@ -13,7 +13,8 @@
 // At the end (and every sample.every iterations) a fixed-noise sample grid from the first EMA.
 //
 // Run directory (train.run_dir): config.yaml (resolved), train.log, metrics.jsonl,
-// checkpoints/iter_<k>/, samples/iter_<k>.png, ema_<rate>.pt (exported at the end).
+// checkpoints/iter_<k>/, samples/iter_<k>.png, ema_<rate>.pt (exported at the end); locked by
+// rank 0 for the whole run, holding one run only (train/run_dir_lock.hpp, train/run_dir.hpp).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -26,6 +27,8 @@ struct TrainOptions {
   std::string resume;                // "": fresh run; "auto": newest valid checkpoint, if any;
                                      // else a checkpoint folder
   bool allow_config_change = false;  // resume although model/diffusion sections changed
+  bool restart = false;              // fresh start in a run dir with checkpoints: move the old
+                                     // run aside into <run_dir>/previous-<UTC time>/
   int64_t stop_at = -1;              // stop (with a checkpoint) after this iteration; for tests
                                      // and for splitting a run over several jobs
   bool benchmark = false;            // time the steps after `warmup`; no checkpoints, samples
