@@ -201,11 +201,25 @@ void CheckpointWriter::write(const std::string& name,
     if (in >= 0) keep = ::open(fifo.c_str(), O_WRONLY | O_CLOEXEC);
   }
   if (keep < 0) {
+    // A filesystem without FIFOs (some network and FUSE mounts): the writer writes the file
+    // itself. Failures then surface as the writer reports them (a full disk may abort there).
     const int err = errno;
     if (in >= 0) ::close(in);
     ::close(out);
     ::unlink(fifo.c_str());
-    fail("create", fifo, err);
+    static std::once_flag warned;
+    std::call_once(warned, [&] {
+      log::warn("cannot make a FIFO in '" + tmp_ + "' (" + std::strerror(err) +
+                "): checkpoint files are written directly, without checked writes");
+    });
+    try {
+      writer(dest);
+    } catch (const c10::Error& e) {
+      throw Error("cannot write checkpoint file '" + dest + "': " + e.what_without_backtrace());
+    } catch (const std::exception& e) {
+      throw Error("cannot write checkpoint file '" + dest + "': " + e.what());
+    }
+    return;
   }
   ::fcntl(in, F_SETFL, 0);             // blocking reads from here on
   ::fcntl(in, F_SETPIPE_SZ, 1 << 20);  // best effort: fewer wake-ups for large files
