@@ -38,4 +38,8 @@ void add_bench_command(CLI::App& app);
 // dmtrain config keys [--format text|markdown]   (config_command.cpp; docs/config.md)
 void add_config_command(CLI::App& app);
 
+// dmtrain ema --run RUN_DIR --sigma-rel 0.05,0.10 [--step K] [--out DIR]   (ema_command.cpp):
+// post-hoc EMA reconstruction from the snapshots of train.posthoc_ema (EDM2)
+void add_ema_command(CLI::App& app);
+
 }  // namespace dmtrain::app

@@ -125,13 +125,32 @@ void load_from_weights(LoadedModel& m, const ModelArgs& args) {
   m.description = "weights " + args.weights;
 }
 
+// --checkpoint DIR --weights FILE: a dmtrain EMA file (ema_<rate>.pt, dmtrain ema's
+// ema_phema_<sigma_rel>.pt, a post-hoc EMA snapshot) with the config of a run or checkpoint.
+void load_ema_file_of_run(LoadedModel& m, const ModelArgs& args) {
+  const fs::path dir(args.checkpoint);
+  if (!fs::is_regular_file(dir / "config.yaml")) {
+    throw Error("--checkpoint '" + args.checkpoint +
+                "' with --weights: expected a run directory or checkpoint folder with a "
+                "config.yaml");
+  }
+  if (args.no_ema) throw Error("--no-ema does not apply to --checkpoint DIR --weights FILE");
+  m.cfg = config::load_config((dir / "config.yaml").string(), args.sets, config::ConfigUse::kModel);
+  m.model = models::UNetModel(train::unet_options(m.cfg));
+  // Any EMA archive loads as EMA 0 of one rate: the rate only sizes Ema's copies.
+  train::load_ema_weights(m.model, {0.0}, 0, args.weights);
+  m.description = "EMA file " + args.weights + " with the config of " + args.checkpoint;
+}
+
 }  // namespace
 
 void add_model_options(CLI::App& cmd, ModelArgs& a) {
   cmd.add_option("--checkpoint", a.checkpoint,
                  "Checkpoint folder (iter_<k>) or run directory of a dmtrain run");
   cmd.add_option("--weights", a.weights,
-                 "State-dict file (.pt or .safetensors), e.g. a reference release; needs --config");
+                 "State-dict file (.pt or .safetensors), e.g. a reference release; needs "
+                 "--config. With --checkpoint RUN_DIR instead: a dmtrain EMA file (e.g. "
+                 "dmtrain ema's ema_phema_<sigma_rel>.pt) read with the run's config");
   cmd.add_option("--config,-c", a.config,
                  "YAML config describing the --weights model (model and diffusion sections)");
   add_weight_choice_options(cmd, a);
@@ -148,10 +167,15 @@ void add_weight_choice_options(CLI::App& cmd, ModelArgs& a) {
 
 LoadedModel load_model(const ModelArgs& args) {
   LoadedModel m;
-  if (args.checkpoint.empty() == args.weights.empty()) {
-    throw Error("give exactly one of --checkpoint DIR or --weights FILE --config FILE");
+  if (args.checkpoint.empty() && args.weights.empty()) {
+    throw Error(
+        "give --checkpoint DIR, --weights FILE --config FILE, or --checkpoint RUN_DIR "
+        "--weights EMA_FILE");
   }
-  if (!args.checkpoint.empty()) {
+  if (!args.checkpoint.empty() && !args.weights.empty()) {
+    if (!args.config.empty()) throw Error("--config is not used with --checkpoint");
+    load_ema_file_of_run(m, args);
+  } else if (!args.checkpoint.empty()) {
     if (!args.config.empty()) {
       throw Error(
           "--config is not used with --checkpoint (its config.yaml is); override keys "

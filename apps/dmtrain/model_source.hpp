@@ -10,7 +10,10 @@
 //                      model and diffusion sections describe it. train.iterations and data.path
 //                      are filled with placeholders when that config has none (not needed to
 //                      sample).
-// Both accept --set section.key=value overrides. Errors are dmtrain::Error naming the path.
+//   --checkpoint DIR --weights FILE
+//                      a dmtrain EMA file (ema_<rate>.pt, or `dmtrain ema`'s post-hoc
+//                      ema_phema_<sigma_rel>.pt) with the config.yaml of the run or checkpoint DIR.
+// All accept --set section.key=value overrides. Errors are dmtrain::Error naming the path.
 #pragma once
 #include <ATen/ATen.h>
 #include <CLI/CLI.hpp>

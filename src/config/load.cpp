@@ -293,6 +293,12 @@ void validate(const RunConfig& cfg, ConfigUse use) {
                 " but eval.inception and eval.reference are not both set (the FID network file "
                 "and the reference statistics .npz; see docs/evaluation.md)");
   }
+  if (use == ConfigUse::kTrain && !cfg.train.posthoc_ema.sigma_rels.empty() &&
+      cfg.train.posthoc_ema.snapshot_every <= 0) {
+    throw Error("train.posthoc_ema.sigma_rels is set but train.posthoc_ema.snapshot_every is " +
+                std::to_string(cfg.train.posthoc_ema.snapshot_every) +
+                ": set the iterations between snapshots (> 0)");
+  }
   if (use == ConfigUse::kTrain && cfg.data.path.empty() && cfg.data.format != "synthetic") {
     throw Error("data.path is required: the data set to train on");
   }

@@ -495,6 +495,12 @@ std::vector<Field> build() {
           },
           "EMA decay rates, one EMA of the weights each"),
       "[0.999, 0.9999]"));
+  f.push_back(any("train.ema_warmup", &R::train, &Tr::ema_warmup, "true or false",
+                  "ramp each EMA rate as min(rate, (1 + k) / (10 + k)) (k-diffusion, EDM); off "
+                  "in the paper's recipes"));
+  f.push_back(int_at_least("train.threads", &R::train, &Tr::threads, 0,
+                           "CPU intra-op threads (0: OMP_NUM_THREADS if set, else LibTorch's "
+                           "default of one per core)"));
   f.push_back(int_at_least("train.max_consecutive_nonfinite", &R::train,
                            &Tr::max_consecutive_nonfinite, 1,
                            "stop after this many non-finite steps in a row"));
@@ -508,6 +514,24 @@ std::vector<Field> build() {
                   "dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels"));
   f.push_back(any("train.cuda_graphs", &R::train, &Tr::cuda_graphs, "true or false",
                   "replay forward+backward as a CUDA graph (one GPU, one micro-batch)"));
+  f.push_back(with_example(
+      bind<std::vector<double>>(
+          "train.posthoc_ema.sigma_rels",
+          [](auto& cfg) -> decltype(auto) { return (cfg.train.posthoc_ema.sigma_rels); },
+          "a list of numbers in (0, 0.288] (sigma_rel <= 1/sqrt(12): exponent gamma >= 0)",
+          [](const std::vector<double>& v) {
+            return std::all_of(v.begin(), v.end(),
+                               [](double x) { return x > 0 && x <= 1 / std::sqrt(12.0); });
+          },
+          "post-hoc EMA (EDM2): relative lengths of the power-function EMA profiles kept for "
+          "`dmtrain ema` (EDM2: [0.05, 0.1]; []: off)"),
+      "[0.05, 0.1]"));
+  f.push_back(bind<int64_t>(
+      "train.posthoc_ema.snapshot_every",
+      [](auto& cfg) -> decltype(auto) { return (cfg.train.posthoc_ema.snapshot_every); },
+      "an integer >= 0", [](const int64_t& v) { return v >= 0; },
+      "post-hoc EMA: iterations between snapshots of the profiles, and at the end (> 0 when "
+      "sigma_rels is set)"));
   // checkpoint
   f.push_back(
       int_at_least("checkpoint.every", &R::checkpoint, &C::every, 0,
@@ -537,6 +561,8 @@ std::vector<Field> build() {
                         "DDIM eta (0: deterministic)"));
   f.push_back(any("sample.seed", &R::sample, &S::seed, "an integer >= 0",
                   "seed of the grids' fixed noise"));
+  f.push_back(any("sample.raw", &R::sample, &S::raw, "true or false",
+                  "also a grid of the raw weights next to each EMA's (same noise)"));
   // eval
   f.push_back(int_at_least("eval.fid_every", &R::eval, &E::fid_every, 0,
                            "FID of the EMA every N iterations (0: off)"));

@@ -1,5 +1,7 @@
 #include "dmtrain/train/ema.hpp"
 
+#include <algorithm>
+
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
 
@@ -32,6 +34,19 @@ void Ema::update(const torch::nn::Module& model) {
   for (size_t i = 0; i < rates_.size(); ++i) {
     // lerp(ema, p, 1 - rate) = ema + (1 - rate)(p - ema) = rate * ema + (1 - rate) * p
     at::_foreach_lerp_(ema_[i], params, at::Scalar(1.0 - rates_[i]));
+  }
+}
+
+double Ema::rate_at(size_t i, int64_t step) const {
+  const double k = static_cast<double>(step);
+  return warmup_ ? std::min(rates_[i], (1.0 + k) / (10.0 + k)) : rates_[i];
+}
+
+void Ema::update(const torch::nn::Module& model, int64_t step) {
+  at::NoGradGuard no_grad;
+  auto params = param_list(model);
+  for (size_t i = 0; i < rates_.size(); ++i) {
+    at::_foreach_lerp_(ema_[i], params, at::Scalar(1.0 - rate_at(i, step)));
   }
 }
 

@@ -37,7 +37,7 @@ bool belongs_to_a_run(const std::string& name) {
     return name.size() >= s.size() && name.compare(name.size() - s.size(), s.size(), s) == 0;
   };
   if (name == "checkpoints" || name == "metrics.jsonl" || name == "samples" ||
-      name == "config.yaml" || name == "tensorboard") {
+      name == "config.yaml" || name == "tensorboard" || name == "posthoc_ema") {
     return true;
   }
   // ema_<rate>.pt with its checksum ema_<rate>.pt.fnv

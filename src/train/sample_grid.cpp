@@ -1,5 +1,6 @@
 #include "dmtrain/train/sample_grid.hpp"
 
+#include <cmath>
 #include <filesystem>
 #include <iomanip>
 #include <sstream>
@@ -11,15 +12,14 @@
 
 namespace dmtrain::train {
 
-std::string write_sample_grid(const config::RunConfig& cfg, const models::UNetModelImpl& model,
-                              const Ema& ema, const diffusion::GaussianDiffusion& diffusion,
-                              const at::Device& device, const std::string& run_dir,
-                              int64_t iteration) {
+namespace {
+
+// One grid from `weights` (a copy of the network holding them) to `path`.
+void write_grid(const config::RunConfig& cfg, models::UNetModelImpl& weights,
+                const diffusion::GaussianDiffusion& diffusion, const at::Device& device,
+                const std::string& path) {
   const auto& s = cfg.sample;
-  // A copy of the network holding the EMA weights: sampling never disturbs training state.
-  auto copy = std::dynamic_pointer_cast<models::UNetModelImpl>(model.clone(device));
-  ema.copy_to(0, *copy);
-  copy->eval();
+  weights.eval();
   const auto sampling = diffusion.respaced(s.steps);
   const int64_t n = s.count, c = cfg.model.in_channels, hw = cfg.model.image_size;
   diffusion::NoiseSource noise(s.seed, {n, c, hw, hw});
@@ -27,17 +27,47 @@ std::string write_sample_grid(const config::RunConfig& cfg, const models::UNetMo
   o.device = device;
   if (cfg.model.num_classes > 0) o.y = at::arange(n, at::kLong).remainder(cfg.model.num_classes);
   const diffusion::ModelFn fn = [&](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
-    return copy->forward(x, t, y);
+    return weights.forward(x, t, y);
   };
   at::Tensor images = s.sampler == "ddim" ? diffusion::ddim_sample_loop(sampling, fn, noise, s.eta, o)
                                           : diffusion::p_sample_loop(sampling, fn, noise, o);
   const int64_t nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
-  std::ostringstream name;
-  name << "iter_" << std::setw(6) << std::setfill('0') << iteration << ".png";
-  const std::string path = (std::filesystem::path(run_dir) / "samples" / name.str()).string();
   util::write_png(path, util::make_grid(images.to(at::kCPU, at::kFloat), nrow));
   log::info("samples " + path);
-  return path;
+}
+
+std::string rate_text(double rate) {
+  std::ostringstream os;
+  os << std::setprecision(6) << rate;
+  return os.str();
+}
+
+}  // namespace
+
+std::vector<SampleGrid> write_sample_grids(const config::RunConfig& cfg,
+                                           const models::UNetModelImpl& model, const Ema& ema,
+                                           const diffusion::GaussianDiffusion& diffusion,
+                                           const at::Device& device, const std::string& run_dir,
+                                           int64_t iteration) {
+  std::ostringstream stem;
+  stem << "iter_" << std::setw(6) << std::setfill('0') << iteration;
+  const auto file = [&](const std::string& suffix) {
+    return (std::filesystem::path(run_dir) / "samples" / (stem.str() + suffix + ".png")).string();
+  };
+  std::vector<SampleGrid> grids;
+  for (size_t i = 0; i < ema.rates().size(); ++i) {
+    auto copy = std::dynamic_pointer_cast<models::UNetModelImpl>(model.clone(device));
+    ema.copy_to(i, *copy);
+    const std::string rate = rate_text(ema.rates()[i]);
+    grids.push_back({"ema_" + rate, file(i == 0 ? "" : "_ema" + rate)});
+    write_grid(cfg, *copy, diffusion, device, grids.back().path);
+  }
+  if (cfg.sample.raw) {
+    auto copy = std::dynamic_pointer_cast<models::UNetModelImpl>(model.clone(device));
+    grids.push_back({"raw", file("_raw")});
+    write_grid(cfg, *copy, diffusion, device, grids.back().path);
+  }
+  return grids;
 }
 
 }  // namespace dmtrain::train

@@ -111,6 +111,12 @@ void TrainState::add(std::string file, std::function<void(const std::string&)> s
   entries_.push_back({std::move(file), std::move(save), std::move(load)});
 }
 
+void TrainState::add_entry(std::string file, std::function<void(const std::string&)> save,
+                           std::function<void(const std::string&)> load) {
+  for (const auto& e : entries_) TORCH_CHECK(e.file != file, "checkpoint file ", file, " twice");
+  add(std::move(file), std::move(save), std::move(load));
+}
+
 std::vector<std::string> TrainState::names() const {
   std::vector<std::string> out;
   for (const auto& e : entries_) out.push_back(e.file);

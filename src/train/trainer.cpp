@@ -41,6 +41,7 @@
 #include "dmtrain/train/loss_scaler.hpp"
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/periodic_fid.hpp"
+#include "dmtrain/train/posthoc_ema.hpp"
 #include "dmtrain/train/run_dir.hpp"
 #include "dmtrain/train/run_dir_lock.hpp"
 #include "dmtrain/train/sample_grid.hpp"
@@ -219,6 +220,12 @@ at::Generator noise_generator(const config::RunConfig& cfg, const at::Device& de
   return g;
 }
 
+Ema make_ema(const torch::nn::Module& model, const config::RunConfig& cfg) {
+  Ema ema(model, cfg.train.ema_rates);
+  ema.set_warmup(cfg.train.ema_warmup);
+  return ema;
+}
+
 // Everything one run is made of, built in this order from the config.
 struct Run {
   Run(const Run&) = delete;
@@ -239,7 +246,7 @@ struct Run {
         sampler(timestep::make_sampler(sampler_options(c))),
         weighting(weighting_options(c)),
         optimizer(make_optimizer(params, c)),
-        ema(*model, c.train.ema_rates),
+        ema(make_ema(*model, c)),
         scaler(precision == at::kHalf),
         images(checked_data(c)),
         loader(images, loader_options(c, context, local_batch, device)),
@@ -460,7 +467,7 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
     c.consecutive_nonfinite = 0;
     r.optimizer->set_iteration(k);  // the trainer's count, which also advances over skipped steps
     r.optimizer->step();
-    r.ema.update(*r.model);
+    r.ema.update(*r.model, k);
     if (r.sampler->uses_losses()) {
       // The global batch's losses in the order of draw.t: rank r's i-th example is row i W + r.
       const at::Tensor gathered = r.group.all_gather(out.per_example.to(at::kFloat));
@@ -481,14 +488,16 @@ void flush_metrics(Run& r, MetricsLog& metrics) {
                 [&r](at::Tensor& t) { r.group.all_reduce_sum(t); });
 }
 
-// A sample point in TensorBoard: the grid (EMA 0, as the PNG) and the timestep distribution
+// A sample point in TensorBoard: the grids (each EMA's and the raw weights') and the distribution
 // p_k(t) the sampler draws from at k, as a histogram of 50 buckets of t.
-void log_progress(Run& r, MetricsLog& metrics, const std::string& grid_png, int64_t k) {
+void log_progress(Run& r, MetricsLog& metrics, const std::vector<SampleGrid>& grids, int64_t k) {
   EventWriter* events = metrics.events();
   if (!events) return;
-  std::ifstream in(grid_png, std::ios::binary);
-  const std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  events->png(c10::str("samples/ema_", r.ema.rates().front()), k, png);
+  for (const auto& g : grids) {
+    std::ifstream in(g.path, std::ios::binary);
+    const std::string png((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    events->png("samples/" + g.tag, k, png);
+  }
   const at::Tensor p = r.sampler->probabilities(k).to(at::kDouble).contiguous();
   const int64_t T = p.numel(), buckets = std::min<int64_t>(50, T);
   std::vector<double> edges, mass;
@@ -552,6 +561,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   // Who we are in a (possibly) multi-process job: rank 0 owns the console, the metrics, the
   // checkpoints and the samples; every rank logs to its own file (docs/distributed.md).
   const dist::Context ctx = dist::from_env();
+  // CPU intra-op threads: train.threads, else OMP_NUM_THREADS (LibTorch reads it), else its
+  // default (one per core).
+  if (cfg.train.threads > 0) at::set_num_threads(static_cast<int>(cfg.train.threads));
   // The run dir belongs to this run from here on (run_dir_lock.hpp, run_dir.hpp): a second
   // trainer fails now, before it touches anything, and a fresh start does not mix with an old run.
   std::optional<RunDirLock> lock;
@@ -560,6 +572,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   Run r(cfg, ctx);
   if (r.main_rank() && !options.benchmark) remove_uncommitted(r.checkpoint_root());
   resume(r, options);
+  std::unique_ptr<PosthocEmaRun> phema;  // train.posthoc_ema (rank 0), after the resume it follows
+  if (r.main_rank() && !options.benchmark)
+    phema = PosthocEmaRun::start(cfg, *r.model, r.state, options.resume, r.iteration());
   if (!options.benchmark) check_resumed(cfg.train.run_dir, options, r.iteration());
   // Written once the config is validated, the data opened and the resume checked.
   if (r.main_rank()) {
@@ -577,7 +592,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   int64_t n_params = 0;
   for (const auto& p : r.params) n_params += p.numel();
   log::info(c10::str(
-      "dmtrain: ", n_params, " parameters on ", r.device, ", precision ",
+      "dmtrain: ", n_params, " parameters on ", r.device,
+      r.device.is_cpu() ? c10::str(" (", at::get_num_threads(), " threads)") : std::string(),
+      ", precision ",
       r.precision == at::kFloat ? "fp32" : (r.precision == at::kHalf ? "fp16" : "bf16"), ", ",
       r.images->size(), " images, batch ", cfg.train.batch_size,
       r.ctx.distributed() ? c10::str(" (", r.local_batch, " x ", r.ctx.world_size, " ranks)")
@@ -606,6 +623,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   }
   while (!options.benchmark && r.iteration() < stop) {
     const StepResult step = train_step(r, fb, metrics, r.iteration());
+    if (phema) phema->after_step(*r.model, r.iteration(), !r.state.counters.consecutive_nonfinite);
     const int64_t k = r.iteration();  // iterations done
     if (k % cfg.log.every == 0 || k == stop) flush_metrics(r, metrics);
     const bool checkpoint_due = (cfg.checkpoint.every > 0 && k % cfg.checkpoint.every == 0) ||
@@ -626,8 +644,8 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     }
     if (cfg.sample.every > 0 && k % cfg.sample.every == 0 && k != K) {
       on_main_rank(r, [&] {
-        const std::string png =
-            write_sample_grid(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), k);
+        const auto png =
+            write_sample_grids(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), k);
         log_progress(r, metrics, png, k);
       });
     }
@@ -658,7 +676,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     }
     log_progress(
         r, metrics,
-        write_sample_grid(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), K), K);
+        write_sample_grids(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), K), K);
   }
   r.group.barrier();  // nobody tears down the process group while another rank still writes
   result.rank = r.ctx.rank;

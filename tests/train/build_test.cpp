@@ -2,6 +2,7 @@
 // the model trains on.
 #include <gtest/gtest.h>
 
+#include <ATen/Parallel.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -37,5 +38,20 @@ TEST(Build, ARespacedRunTrains) {
   cfg.diffusion.timestep_respacing = "10";
   cfg.train.iterations = 2;
   EXPECT_EQ(train::train(cfg).iteration, 2);
+  fs::remove_all(root);
+}
+
+// train.threads sets LibTorch's intra-op thread count for the run (and the log says so).
+TEST(Build, TrainThreadsSetsTheCpuThreadCount) {
+  const fs::path root = fs::temp_directory_path() / ("dmtrain_threads_" + std::to_string(::getpid()));
+  fs::remove_all(root);
+  test_support::write_tiny_idx(root / "data");
+  auto cfg = test_support::tiny_config(root / "data", root / "run");
+  cfg.train.iterations = 1;
+  const int before = at::get_num_threads();
+  cfg.train.threads = before == 1 ? 2 : 1;
+  train::train(cfg);
+  EXPECT_EQ(at::get_num_threads(), cfg.train.threads);
+  at::set_num_threads(before);
   fs::remove_all(root);
 }

@@ -87,11 +87,16 @@ TEST(TensorBoard, ARunsScalarsImagesAndTimestepHistogramReadBack) {
   for (int q = 0; q < 4; ++q)
     quartile_points += ev["scalars"]["loss_by_t/q" + std::to_string(q)].size();
   EXPECT_GE(quartile_points, 4);
-  const auto& img = ev["images"]["samples/ema_0.9"];  // the grid at 2 and the final one at 4
-  ASSERT_EQ(img.size(), 2u) << ev.dump();
-  EXPECT_EQ(img[0][0].get<int64_t>(), 2);
-  EXPECT_EQ(img[1][0].get<int64_t>(), 4);
-  EXPECT_GT(img[0][1].get<int64_t>(), 0);
+  // Each EMA's grid and the raw weights', at 2 and at the end (4).
+  for (const char* tag : {"samples/ema_0.9", "samples/ema_0.99", "samples/raw"}) {
+    const auto& img = ev["images"][tag];
+    ASSERT_EQ(img.size(), 2u) << tag << ": " << ev.dump();
+    EXPECT_EQ(img[0][0].get<int64_t>(), 2);
+    EXPECT_EQ(img[1][0].get<int64_t>(), 4);
+    EXPECT_GT(img[0][1].get<int64_t>(), 0);
+  }
+  EXPECT_TRUE(fs::exists(root / "run" / "samples" / "iter_000002_raw.png"));
+  EXPECT_TRUE(fs::exists(root / "run" / "samples" / "iter_000002_ema0.99.png"));
   const auto& hist = ev["histograms"]["timestep/p_k"];
   ASSERT_EQ(hist.size(), 2u) << ev.dump();
   EXPECT_NEAR(hist[0][1].get<double>(), 1.0, 1e-9);  // p_k sums to 1

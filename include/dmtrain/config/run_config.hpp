@@ -100,6 +100,14 @@ struct DataConfig {
   int64_t num_workers = 2;
 };
 
+// Post-hoc EMA (EDM2; train/posthoc_ema.hpp): power-function EMA profiles kept during training
+// and snapshotted, combined afterwards by `dmtrain ema` into the EMA of any length. Off when
+// sigma_rels is empty; snapshot_every must then be > 0 (load.cpp).
+struct PosthocEmaConfig {
+  std::vector<double> sigma_rels;  // relative EMA lengths of the profiles (EDM2: [0.05, 0.10])
+  int64_t snapshot_every = 0;      // iterations between snapshots of the profiles (and at the end)
+};
+
 struct TrainConfig {
   int64_t iterations = 0;  // required, > 0
   int64_t batch_size = 128;  // global, split over ranks
@@ -108,6 +116,8 @@ struct TrainConfig {
   std::string device = "auto";     // auto | cpu | cuda
   std::string run_dir = "runs/default";
   std::vector<double> ema_rates = {0.9999};
+  bool ema_warmup = false;  // rate_k = min(rate, (1 + k) / (10 + k)), as k-diffusion / EDM
+  int64_t threads = 0;      // CPU intra-op threads; 0: OMP_NUM_THREADS, else LibTorch's default
   int64_t max_consecutive_nonfinite = 10;
   int64_t micro_batches = 1;  // gradient accumulation: each rank's batch in this many chunks
                               // (less activation memory, the same optimizer step)
@@ -117,6 +127,7 @@ struct TrainConfig {
   bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
   bool fused_kernels = true;    // dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels
   bool cuda_graphs = true;      // replay forward+backward as a CUDA graph (one GPU, one chunk)
+  PosthocEmaConfig posthoc_ema;
 };
 
 struct CheckpointConfig {
@@ -138,6 +149,7 @@ struct SampleConfig {
   std::string steps = "50";      // respacing spec for sampling ("250", "ddim50", ...)
   double eta = 0.0;
   uint64_t seed = 0;
+  bool raw = true;  // also a grid of the raw weights (early EMA grids are mostly noise)
 };
 
 // Periodic FID of the first EMA during training (rank 0; eval/fid.hpp). Off when fid_every = 0.

@@ -1,12 +1,17 @@
-// write_sample_grid: the run's fixed-noise progress picture. Samples cfg.sample.count images
-// from EMA rate index 0 (a copy of the model, so training state is untouched) with the
-// configured sampler and respacing, starting from noise seeded by cfg.sample.seed (the same
-// images every time, so grids of a run are comparable), and writes
-// <run_dir>/samples/iter_<iteration>.png. Class-conditional models get labels 0, 1, 2, ...
+// write_sample_grids: the run's fixed-noise progress pictures. Samples cfg.sample.count images
+// from each EMA and (sample.raw) from the raw weights, each from a copy of the model (training
+// state is untouched), with the configured sampler and respacing, every grid starting from the
+// same noise seeded by cfg.sample.seed: the grids of one run are a film of it, and the raw and
+// EMA grids of one iteration differ only by their weights. Files under <run_dir>/samples/:
+//   iter_<k>.png            EMA 0 (the grid the run always wrote)
+//   iter_<k>_ema<rate>.png  EMA 1, 2, ...
+//   iter_<k>_raw.png        the raw weights
+// Class-conditional models get labels 0, 1, 2, ...
 #pragma once
 #include <ATen/ATen.h>
 
 #include <string>
+#include <vector>
 
 #include "dmtrain/config/run_config.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
@@ -15,10 +20,15 @@
 
 namespace dmtrain::train {
 
-// Returns the PNG's path.
-std::string write_sample_grid(const config::RunConfig& cfg, const models::UNetModelImpl& model,
-                              const Ema& ema, const diffusion::GaussianDiffusion& diffusion,
-                              const at::Device& device, const std::string& run_dir,
-                              int64_t iteration);
+struct SampleGrid {
+  std::string tag;   // "ema_<rate>" or "raw" (the TensorBoard image tag under samples/)
+  std::string path;  // the PNG
+};
+
+std::vector<SampleGrid> write_sample_grids(const config::RunConfig& cfg,
+                                           const models::UNetModelImpl& model, const Ema& ema,
+                                           const diffusion::GaussianDiffusion& diffusion,
+                                           const at::Device& device, const std::string& run_dir,
+                                           int64_t iteration);
 
 }  // namespace dmtrain::train

@@ -62,6 +62,10 @@ class TrainState {
   void load(const std::string& dir, const at::Device& device);
   // The registered names, in save/load order (for tests and messages).
   std::vector<std::string> names() const;
+  // Registers one more checkpoint file (e.g. train/posthoc_ema.hpp's profiles), saved after and
+  // loaded after the ones above; `file` must be new.
+  void add_entry(std::string file, std::function<void(const std::string&)> save,
+                 std::function<void(const std::string&)> load);
 
  private:
   struct Entry {
