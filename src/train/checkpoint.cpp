@@ -18,6 +18,7 @@
 #include <tuple>
 
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/file_hash.hpp"
 #include "dmtrain/util/log.hpp"
 
 namespace dmtrain::train {
@@ -68,22 +69,7 @@ int copy_all(int in, int out) {
   }
 }
 
-uint64_t fnv1a(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  if (!in) fail("read", p, errno);
-  uint64_t h = 1469598103934665603ull;
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    const std::streamsize n = in.gcount();
-    for (std::streamsize i = 0; i < n; ++i) {
-      h ^= static_cast<unsigned char>(buf[static_cast<size_t>(i)]);
-      h *= 1099511628211ull;
-    }
-  }
-  if (in.bad()) fail("read", p, errno);
-  return h;
-}
+uint64_t fnv1a(const fs::path& p) { return util::fnv1a64_file(p.string()); }
 
 std::string folder_name(int64_t iteration) {
   std::ostringstream os;

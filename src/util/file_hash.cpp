@@ -4,7 +4,9 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -18,7 +20,7 @@ namespace fs = std::filesystem;
 
 uint64_t fnv1a64_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error("cannot read '" + path + "' to hash it");
+  if (!in) throw Error("cannot read '" + path + "' to hash it: " + std::strerror(errno));
   uint64_t h = 1469598103934665603ull;
   std::vector<char> buf(1 << 20);
   while (in) {
@@ -29,7 +31,7 @@ uint64_t fnv1a64_file(const std::string& path) {
       h *= 1099511628211ull;
     }
   }
-  if (in.bad()) throw Error("cannot read '" + path + "' to hash it");
+  if (in.bad()) throw Error("cannot read '" + path + "' to hash it: " + std::strerror(errno));
   return h;
 }
 
