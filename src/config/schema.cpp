@@ -499,8 +499,8 @@ std::vector<Field> build() {
                   "ramp each EMA rate as min(rate, (1 + k) / (10 + k)) (k-diffusion, EDM); off "
                   "in the paper's recipes"));
   f.push_back(int_at_least("train.threads", &R::train, &Tr::threads, 0,
-                           "CPU intra-op threads (0: OMP_NUM_THREADS if set, else LibTorch's "
-                           "default of one per core)"));
+                           "CPU intra-op threads (0: OMP_NUM_THREADS if set, else the cores "
+                           "that the machine's load average leaves free, at least one)"));
   f.push_back(int_at_least("train.max_consecutive_nonfinite", &R::train,
                            &Tr::max_consecutive_nonfinite, 1,
                            "stop after this many non-finite steps in a row"));

@@ -5,6 +5,7 @@
 #include <c10/util/StringUtil.h>
 
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "dmtrain/data/dataset.hpp"
@@ -90,12 +91,17 @@ diffusion::GaussianDiffusionOptions diffusion_options(const config::RunConfig& c
   o.mean_type = diffusion::parse_mean_type(d.mean_type);
   // As the references' create_gaussian_diffusion: a learned sigma is the learned range between
   // beta~_t and beta_t; otherwise the fixed large variance (sigma_small = False).
-  o.var_type = cfg.model.learn_sigma ? diffusion::VarType::kLearnedRange
-                                     : diffusion::VarType::kFixedLarge;
+  o.var_type =
+      cfg.model.learn_sigma ? diffusion::VarType::kLearnedRange : diffusion::VarType::kFixedLarge;
   o.loss_type = diffusion::parse_loss_type(d.loss);
   o.rescale_timesteps = d.rescale_timesteps;
   o.timestep_respacing = d.timestep_respacing;
   return o;
+}
+
+int auto_cpu_threads(int cores, double load_average) {
+  const int busy = static_cast<int>(std::lround(std::max(0.0, load_average)));
+  return std::max(1, cores - busy);
 }
 
 at::Device pick_device(const std::string& want, const std::string& what, int local_rank) {
@@ -155,11 +161,13 @@ std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {
     auto set = std::make_shared<data::ImageSet>();
     const int64_t n = std::max<int64_t>(1024, 4 * cfg.train.batch_size);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed);
-    set->images = at::randint(0, 256, {n, cfg.model.image_size, cfg.model.image_size,
-                                       cfg.model.in_channels}, gen, at::kByte);
+    set->images =
+        at::randint(0, 256, {n, cfg.model.image_size, cfg.model.image_size, cfg.model.in_channels},
+                    gen, at::kByte);
     if (cfg.model.num_classes > 0) {
       set->labels = at::randint(0, cfg.model.num_classes, {n}, gen, at::kLong);
-      for (int64_t c = 0; c < cfg.model.num_classes; ++c) set->class_names.push_back(std::to_string(c));
+      for (int64_t c = 0; c < cfg.model.num_classes; ++c)
+        set->class_names.push_back(std::to_string(c));
     }
     return set;
   }

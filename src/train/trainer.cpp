@@ -12,10 +12,12 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <optional>
+#include <thread>
 
 #ifdef DMTRAIN_TORCH_HAS_CUDA
 #include <ATen/cuda/CUDAContext.h>
@@ -561,9 +563,16 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   // Who we are in a (possibly) multi-process job: rank 0 owns the console, the metrics, the
   // checkpoints and the samples; every rank logs to its own file (docs/distributed.md).
   const dist::Context ctx = dist::from_env();
-  // CPU intra-op threads: train.threads, else OMP_NUM_THREADS (LibTorch reads it), else its
-  // default (one per core).
-  if (cfg.train.threads > 0) at::set_num_threads(static_cast<int>(cfg.train.threads));
+  // CPU intra-op threads: train.threads, else OMP_NUM_THREADS (LibTorch reads it), else the
+  // cores the machine's load leaves free (auto_cpu_threads).
+  if (cfg.train.threads > 0) {
+    at::set_num_threads(static_cast<int>(cfg.train.threads));
+  } else if (!std::getenv("OMP_NUM_THREADS")) {
+    double load = 0;
+    std::ifstream("/proc/loadavg") >> load;
+    at::set_num_threads(
+        auto_cpu_threads(static_cast<int>(std::thread::hardware_concurrency()), load));
+  }
   // The run dir belongs to this run from here on (run_dir_lock.hpp, run_dir.hpp): a second
   // trainer fails now, before it touches anything, and a fresh start does not mix with an old run.
   std::optional<RunDirLock> lock;

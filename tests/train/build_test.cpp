@@ -43,7 +43,8 @@ TEST(Build, ARespacedRunTrains) {
 
 // train.threads sets LibTorch's intra-op thread count for the run (and the log says so).
 TEST(Build, TrainThreadsSetsTheCpuThreadCount) {
-  const fs::path root = fs::temp_directory_path() / ("dmtrain_threads_" + std::to_string(::getpid()));
+  const fs::path root =
+      fs::temp_directory_path() / ("dmtrain_threads_" + std::to_string(::getpid()));
   fs::remove_all(root);
   test_support::write_tiny_idx(root / "data");
   auto cfg = test_support::tiny_config(root / "data", root / "run");
@@ -54,4 +55,13 @@ TEST(Build, TrainThreadsSetsTheCpuThreadCount) {
   EXPECT_EQ(at::get_num_threads(), cfg.train.threads);
   at::set_num_threads(before);
   fs::remove_all(root);
+}
+
+// The automatic thread count: the cores the load leaves free, at least one.
+TEST(Build, AutoCpuThreadsLeaveTheBusyCores) {
+  EXPECT_EQ(train::auto_cpu_threads(2, 0.1), 2);
+  EXPECT_EQ(train::auto_cpu_threads(2, 2.0), 1);
+  EXPECT_EQ(train::auto_cpu_threads(16, 10.3), 6);
+  EXPECT_EQ(train::auto_cpu_threads(4, 9.0), 1);
+  EXPECT_EQ(train::auto_cpu_threads(8, 0.6), 7);
 }

@@ -117,7 +117,7 @@ struct TrainConfig {
   std::string run_dir = "runs/default";
   std::vector<double> ema_rates = {0.9999};
   bool ema_warmup = false;  // rate_k = min(rate, (1 + k) / (10 + k)), as k-diffusion / EDM
-  int64_t threads = 0;      // CPU intra-op threads; 0: OMP_NUM_THREADS, else LibTorch's default
+  int64_t threads = 0;      // CPU intra-op threads; 0: OMP_NUM_THREADS, else the free cores
   int64_t max_consecutive_nonfinite = 10;
   int64_t micro_batches = 1;  // gradient accumulation: each rank's batch in this many chunks
                               // (less activation memory, the same optimizer step)
