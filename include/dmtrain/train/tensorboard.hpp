@@ -3,7 +3,9 @@
 //
 // Format: TFRecord framing (uint64 length, uint32 masked CRC-32C of it, the bytes, uint32 masked
 // CRC-32C of them; util/crc32c.hpp) around serialized tensorflow.Event protos. Only the few
-// fields needed are encoded, by hand (no protobuf library on both machines):
+// fields needed are encoded, by hand: Debian ships libprotobuf-dev, but generating the messages
+// would need TensorBoard's .proto files and protoc on both machines, and the GPU machine's image
+// is not known to have them; the wire format of these few fields is a page of code:
 //   Event        1 wall_time double, 2 step int64, 3 file_version string, 5 summary Summary
 //   Summary      1 value Value (repeated)
 //   Value        1 tag string, 2 simple_value float, 4 image Image, 5 histo HistogramProto

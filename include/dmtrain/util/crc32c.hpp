@@ -1,7 +1,7 @@
 // CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as TFRecord / TensorBoard event files
-// frame their records with. Written here because neither machine ships a packaged CRC-32C
-// library (Debian's libcrc32c-dev is not on the GPU machine's image); a table-driven byte loop is
-// plenty for log records. masked_crc32c is TFRecord's ((crc >> 15) | (crc << 17)) + 0xa282ead8.
+// frame their records with. Written here because Debian 12 packages no CRC-32C library (and the
+// GPU machine's image lists none); a table-driven byte loop is plenty for log records.
+// masked_crc32c is TFRecord's ((crc >> 15) | (crc << 17)) + 0xa282ead8.
 #pragma once
 #include <cstddef>
 #include <cstdint>
