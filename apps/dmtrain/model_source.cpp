@@ -1,7 +1,6 @@
 // Resolves --checkpoint / --weights into a loaded UNet and its RunConfig (see model_source.hpp).
 #include "model_source.hpp"
 
-#include <c10/util/StringUtil.h>
 #include <torch/cuda.h>
 #include <torch/serialize.h>
 
@@ -51,7 +50,8 @@ void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& 
   const size_t i = ema_index(m.cfg, args.ema, "checkpoint " + dir.string());
   train::load_ema_weights(m.model, m.cfg.train.ema_rates, i,
                           (dir / train::checkpoint_ema_file(i)).string());
-  m.description = "EMA " + c10::str(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
+  m.description =
+      "EMA " + train::ema_rate_text(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
 }
 
 void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
@@ -78,8 +78,8 @@ void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
       m.cfg = cfg;
       m.model = models::UNetModel(train::unet_options(m.cfg));
       train::load_ema_weights(m.model, m.cfg.train.ema_rates, i, final_ema.string());
-      m.description =
-          "final EMA " + c10::str(cfg.train.ema_rates[i]) + " of run " + args.checkpoint;
+      m.description = "final EMA " + train::ema_rate_text(cfg.train.ema_rates[i]) + " of run " +
+                      args.checkpoint;
       return;
     }
   }

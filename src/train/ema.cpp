@@ -1,6 +1,8 @@
 #include "dmtrain/train/ema.hpp"
 
 #include <algorithm>
+#include <iomanip>
+#include <sstream>
 
 #include <ATen/ATen.h>
 #include <torch/nn/module.h>
@@ -35,6 +37,12 @@ void Ema::update(const torch::nn::Module& model) {
     // lerp(ema, p, 1 - rate) = ema + (1 - rate)(p - ema) = rate * ema + (1 - rate) * p
     at::_foreach_lerp_(ema_[i], params, at::Scalar(1.0 - rates_[i]));
   }
+}
+
+std::string ema_rate_text(double rate) {
+  std::ostringstream os;
+  os << std::setprecision(6) << rate;
+  return os.str();
 }
 
 double Ema::rate_at(size_t i, int64_t step) const {

@@ -29,17 +29,12 @@ void write_grid(const config::RunConfig& cfg, models::UNetModelImpl& weights,
   const diffusion::ModelFn fn = [&](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
     return weights.forward(x, t, y);
   };
-  at::Tensor images = s.sampler == "ddim" ? diffusion::ddim_sample_loop(sampling, fn, noise, s.eta, o)
-                                          : diffusion::p_sample_loop(sampling, fn, noise, o);
+  at::Tensor images = s.sampler == "ddim"
+                          ? diffusion::ddim_sample_loop(sampling, fn, noise, s.eta, o)
+                          : diffusion::p_sample_loop(sampling, fn, noise, o);
   const int64_t nrow = static_cast<int64_t>(std::ceil(std::sqrt(static_cast<double>(n))));
   util::write_png(path, util::make_grid(images.to(at::kCPU, at::kFloat), nrow));
   log::info("samples " + path);
-}
-
-std::string rate_text(double rate) {
-  std::ostringstream os;
-  os << std::setprecision(6) << rate;
-  return os.str();
 }
 
 }  // namespace
@@ -58,7 +53,7 @@ std::vector<SampleGrid> write_sample_grids(const config::RunConfig& cfg,
   for (size_t i = 0; i < ema.rates().size(); ++i) {
     auto copy = std::dynamic_pointer_cast<models::UNetModelImpl>(model.clone(device));
     ema.copy_to(i, *copy);
-    const std::string rate = rate_text(ema.rates()[i]);
+    const std::string rate = ema_rate_text(ema.rates()[i]);
     grids.push_back({"ema_" + rate, file(i == 0 ? "" : "_ema" + rate)});
     write_grid(cfg, *copy, diffusion, device, grids.back().path);
   }

@@ -7,7 +7,6 @@
 
 #include <filesystem>
 #include <fstream>
-#include <iomanip>
 #include <sstream>
 
 #include "dmtrain/config/load.hpp"
@@ -34,8 +33,8 @@ int64_t read_int(torch::serialize::InputArchive& a, const std::string& key) {
 // files). Everything else (optim.*, schedules, cadences, eval, ...) may change and takes effect.
 bool fixed_on_resume(const std::string& key) {
   static const std::vector<std::string> prefixes = {
-      "model.",          "diffusion.",  "data.format",     "data.path",      "data.split",
-      "data.labels",     "data.random_flip", "train.batch_size", "train.seed", "train.ema_rates"};
+      "model.",      "diffusion.",       "data.format",      "data.path",  "data.split",
+      "data.labels", "data.random_flip", "train.batch_size", "train.seed", "train.ema_rates"};
   for (const auto& p : prefixes) {
     if (key.rfind(p, 0) == 0) return true;
   }
@@ -44,7 +43,7 @@ bool fixed_on_resume(const std::string& key) {
 
 // The keys whose value differs between two configs, as "key: old -> new".
 std::vector<std::pair<std::string, std::string>> changed_keys(const config::RunConfig& saved,
-                                                               const config::RunConfig& now) {
+                                                              const config::RunConfig& now) {
   std::vector<std::pair<std::string, std::string>> out;
   for (const auto& f : config::schema()) {
     const std::string a = config::yaml_text(f.get(saved)), b = config::yaml_text(f.get(now));
@@ -270,9 +269,7 @@ std::string checkpoint_ema_file(size_t index) {
 }
 
 std::string final_ema_file(double rate) {
-  std::ostringstream os;
-  os << "ema_" << std::setprecision(6) << rate << ".pt";
-  return os.str();
+  return "ema_" + ema_rate_text(rate) + ".pt";
 }
 
 std::string export_final_ema(const Ema& ema, size_t index, const std::string& run_dir) {

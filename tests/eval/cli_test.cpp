@@ -15,28 +15,15 @@
 #include "dmtrain/util/npy.hpp"
 #include "tiny_model.hpp"
 
+#include "run_dmtrain.hpp"
+
 namespace {
 namespace fs = std::filesystem;
 namespace ev = dmtrain::eval;
 
-struct Result {
-  int rc;
-  std::string output;
-};
-
+using Result = dmtrain::testing::RunResult;
 Result run(const std::string& args) {
-  if (!fs::exists(DMTRAIN_BINARY)) {
-    ADD_FAILURE() << "build the dmtrain executable first: " << DMTRAIN_BINARY;
-    return {-1, ""};
-  }
-  const std::string cmd = std::string(DMTRAIN_BINARY) + " " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  size_t got;
-  while ((got = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, got);
-  const int status = pclose(p);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
+  return dmtrain::testing::run_dmtrain(args);
 }
 
 class Cli : public ::testing::Test {

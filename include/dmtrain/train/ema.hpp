@@ -5,10 +5,10 @@
 // as the references' update_ema. With warm-up (train.ema_warmup, off in the paper's recipes) the
 // rate of the update after optimizer step k (0-based) is min(rate, (1 + k) / (10 + k)), as
 // k-diffusion and EDM ramp it: early averages then follow the weights instead of holding the
-// initialisation (at rate 0.9999 a plain EMA still holds 82% of it after 2,000 steps). The update is one multi-tensor call per rate
-// (at::_foreach_lerp_), so a 400-tensor UNet costs a few kernels, not a chain per tensor.
-// Buffers are not averaged (the UNets have none). The averages live on the parameters' device;
-// save/load go through a torch archive keyed by the parameter names.
+// initialisation (at rate 0.9999 a plain EMA still holds 82% of it after 2,000 steps). The update
+// is one multi-tensor call per rate (at::_foreach_lerp_), so a 400-tensor UNet costs a few kernels,
+// not a chain per tensor. Buffers are not averaged (the UNets have none). The averages live on the
+// parameters' device; save/load go through a torch archive keyed by the parameter names.
 #pragma once
 #include <torch/nn/module.h>
 #include <torch/serialize/archive.h>
@@ -17,6 +17,10 @@
 #include <vector>
 
 namespace dmtrain::train {
+
+// A rate as the EMA files, sample grids and tags name it: 6 significant digits (0.9999 ->
+// "0.9999").
+std::string ema_rate_text(double rate);
 
 class Ema {
  public:
