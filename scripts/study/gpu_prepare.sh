@@ -4,8 +4,9 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p /tmp/study
 mv .carry/inception.part00 /tmp/study/ 2>/dev/null || true
-cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_BUILD_TESTS=OFF >/tmp/study/cmake.log
-cmake --build --preset ci --target dmtrain >/tmp/study/build.log 2>&1 || { tail -50 /tmp/study/build.log; exit 1; }
+cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_BUILD_TESTS=OFF \
+  -DDMTRAIN_CUDA_ARCHITECTURES=90 >/tmp/study/cmake.log
+cmake --build --preset ci --target dmtrain -j 16 >/tmp/study/build.log 2>&1 || { tail -50 /tmp/study/build.log; exit 1; }
 D=build/ci/apps/dmtrain
 mkdir -p /tmp/data
 tar xzf .carry/cifar10-jpeg.tar.gz -C /tmp/data
