@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Issues 17 and 18 on one GPU machine, in two back-to-back calls (docs/benchmarks.md):
+#   phase 1: build, the GPU tests, the checkpoint stall of the CIFAR10 and ImageNet128 recipes
+#            (asynchronous, and synchronous as the baseline, same call);
+#   phase 2: the step's speed against the PyTorch peers (.carry/anchors: improved-diffusion,
+#            guided-diffusion and ../shared/tools/anchor_bench.py, carried), each lever on/off.
+set -uo pipefail
+cd "$(dirname "$0")/../.."
+D=$PWD/build/ci/apps/dmtrain
+A=$PWD/.carry/anchors
+case "${1:-}" in
+phase1)
+  cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_CUDA_ARCHITECTURES=90 \
+    >/tmp/cfg.log 2>&1 || { tail -20 /tmp/cfg.log; exit 1; }
+  cmake --build --preset ci --target dmtrain dmtrain_train_tests dmtrain_optim_tests -j 16 \
+    >/tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head -20; exit 1; }
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  export OMP_NUM_THREADS=4
+  build/ci/tests/dmtrain_optim_tests 2>&1 | tail -3
+  build/ci/tests/dmtrain_train_tests --gtest_filter='*Cuda*:*Gpu*:*GPU*:*Async*:*Flat*' 2>&1 \
+    | grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|error" | head -30
+  mkdir -p /tmp/st
+  common=(--set data.format=synthetic --set eval.fid_every=0 --set sample.every=0
+          --set log.every=10 --set log.level=info)
+  run() {  # name, checkpoint.every, then the config and its --set
+    local name=$1 every=$2; shift 2
+    "$D" "$@" "${common[@]}" --set checkpoint.every="$every" --run-dir "/tmp/st/$name" \
+      >"/tmp/st/$name.log" 2>&1; echo "$name: rc $?"
+    grep -E "stalled|checkpoint /|error" "/tmp/st/$name.log" | head -8
+    python3 scripts/bench/checkpoint_stall.py "/tmp/st/$name/metrics.jsonl" "$every" 3
+  }
+  C=(--config configs/cifar10_clts_mdlrc.yaml --set train.iterations=400)
+  run c10_async 100 "${C[@]}"
+  run c10_sync 100 "${C[@]}" --set checkpoint.async=false
+  I=(--config configs/imagenet128_clts_mdlrc.yaml --set train.batch_size=32)
+  run in128_async 40 "${I[@]}" --set train.iterations=130
+  run in128_sync 40 "${I[@]}" --set train.iterations=90 --set checkpoint.async=false
+  du -sh /tmp/st/in128_async/checkpoints/* 2>/dev/null | head -3
+  ;;
+phase2)
+  export OMP_NUM_THREADS=4
+  peer() { ID_DIR=$A/id GD_DIR=$A/gd STEPS=${STEPS:-30} python3 "$A/anchor_bench.py" "$@" 2>&1 | tail -1; }
+  bench() { "$D" bench "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|CUDA graph|error"; }
+  C=configs/cifar10_clts_mdlrc.yaml
+  echo "== peer: ID + bf16 + channels_last + fused AdamW + torch.compile(reduce-overhead), B=128"
+  peer id compile-ro
+  for i in 1 2; do
+    echo "== dmtrain $C (defaults), run $i"; bench --config $C --steps 100
+    echo "== dmtrain $C, train.graph_optimizer=false, run $i"
+    bench --config $C --steps 100 --set train.graph_optimizer=false
+  done
+  echo "== dmtrain $C, train.channels_last=true"; bench --config $C --steps 100 --set train.channels_last=true
+  echo "== dmtrain $C, batch 256"; bench --config $C --steps 60 --batch 256
+  I=configs/imagenet128_clts_mdlrc.yaml
+  echo "== peer: GD ImageNet128, fp16 as published, B=32"; STEPS=20 peer gd ref
+  echo "== dmtrain $I, batch 32"; bench --config $I --steps 30 --batch 32
+  echo "== dmtrain $I, batch 32, train.graph_optimizer=false"
+  bench --config $I --steps 30 --batch 32 --set train.graph_optimizer=false
+  echo "== profile: dmtrain $C"
+  "$D" bench --config $C --steps 30 --profile 2>&1 | tail -40
+  ;;
+*) echo "usage: $0 phase1|phase2" >&2; exit 2 ;;
+esac
