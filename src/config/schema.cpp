@@ -514,6 +514,9 @@ std::vector<Field> build() {
                   "dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels"));
   f.push_back(any("train.cuda_graphs", &R::train, &Tr::cuda_graphs, "true or false",
                   "replay forward+backward as a CUDA graph (one GPU, one micro-batch)"));
+  f.push_back(any("train.graph_optimizer", &R::train, &Tr::graph_optimizer, "true or false",
+                  "with train.cuda_graphs (bf16/fp32): the optimizer and EMA update inside the "
+                  "graph, one fused kernel over flat buffers (else eager after each step)"));
   f.push_back(with_example(
       bind<std::vector<double>>(
           "train.posthoc_ema.sigma_rels",
@@ -540,6 +543,9 @@ std::vector<Field> build() {
                            "newest checkpoints kept"));
   f.push_back(int_at_least("checkpoint.keep_every", &R::checkpoint, &C::keep_every, 0,
                            "also keep every M-th iteration (0: none)"));
+  f.push_back(any("checkpoint.async", &R::checkpoint, &C::async, "true or false",
+                  "snapshot the state to host memory and write, commit and prune the checkpoint "
+                  "in the background while training goes on (false: on the training thread)"));
   // log
   f.push_back(int_at_least("log.every", &R::log, &L::every, 1,
                            "iterations between status lines and metrics records"));

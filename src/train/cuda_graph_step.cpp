@@ -19,15 +19,22 @@ struct CudaGraphStep::Impl {
   std::vector<at::Tensor> params;
   std::vector<at::Tensor> inputs;  // static copies the graph reads
   std::pair<at::Tensor, at::Tensor> outputs;
+  CapturedUpdate update;
+  at::Tensor update_result;
 #ifdef DMTRAIN_TORCH_HAS_CUDA
   std::unique_ptr<at::cuda::CUDAGraph> graph;
 #endif
 };
 
-CudaGraphStep::CudaGraphStep(StepFn step, std::vector<at::Tensor> params)
+CudaGraphStep::CudaGraphStep(StepFn step, std::vector<at::Tensor> params, CapturedUpdate update)
     : impl_(std::make_unique<Impl>()) {
   impl_->step = std::move(step);
   impl_->params = std::move(params);
+  impl_->update = std::move(update);
+}
+
+const at::Tensor& CudaGraphStep::update_result() const {
+  return impl_->update_result;
 }
 
 CudaGraphStep::~CudaGraphStep() = default;
@@ -52,7 +59,11 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
     return s.outputs;
   }
   for (const auto& in : inputs) s.inputs.push_back(in.defined() ? in.clone() : in);
+  // Without a captured update the graph allocates the gradients in its pool; with one they are
+  // the caller's static tensors, zeroed inside the graph instead.
+  const bool own_grads = !s.update.enabled();
   const auto reset_grads = [&] {
+    if (!own_grads) return;
     for (auto& p : s.params) p.mutable_grad().reset();
   };
   // Capture happens on a side stream that has seen the step once (libraries such as cuBLAS set
@@ -65,6 +76,7 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
   {
     const at::cuda::CUDAStreamGuard on_side(side);
     reset_grads();
+    if (!own_grads) s.update.zero_grads();
     s.step(s.inputs).first.backward();
     reset_grads();  // the backward inside the capture then allocates them in the graph's pool
     const bool cache = at::autocast::is_autocast_cache_enabled();
@@ -89,6 +101,7 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
       (void)cudaGetLastError();
       s.graph.reset();
       s.inputs.clear();
+      s.update_result = at::Tensor();
       reset_grads();
       throw Error(
           "the training step could not be captured as a CUDA graph (set "
@@ -97,8 +110,10 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
     };
     try {
       s.graph->capture_begin();
+      if (!own_grads) s.update.zero_grads();
       s.outputs = s.step(s.inputs);
       s.outputs.first.backward();
+      if (!own_grads) s.update_result = s.update.update(s.outputs.first.detach());
       s.graph->capture_end();
     } catch (const c10::Error& e) {
       fail(e.msg());

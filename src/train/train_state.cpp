@@ -5,6 +5,8 @@
 #include <c10/util/StringUtil.h>
 #include <torch/serialize.h>
 
+#include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -41,6 +43,43 @@ bool fixed_on_resume(const std::string& key) {
   return false;
 }
 
+// The tensors torch::save of `module` writes, in the order it writes them: as
+// torch::nn::Module::save walks a module (its parameters, its buffers, then its serializable
+// children, recursively).
+void module_tensors(const torch::nn::Module& module, std::vector<at::Tensor>& out) {
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) out.push_back(p.value());
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) out.push_back(b.value());
+  for (const auto& c : module.named_children()) {
+    if (c.value()->is_serializable()) module_tensors(*c.value(), out);
+  }
+}
+
+// A plain module of live's structure (names, nesting, requires_grad) holding host[pos...] in
+// module_tensors order: torch::save of it writes what torch::save of `live` writes, but from
+// the host copies.
+std::shared_ptr<torch::nn::Module> host_module(const torch::nn::Module& live,
+                                               const std::vector<at::Tensor>& host, size_t& pos) {
+  auto out = std::make_shared<torch::nn::Module>();
+  for (const auto& p : live.named_parameters(false)) {
+    out->register_parameter(p.key(), host.at(pos++), p.value().requires_grad());
+  }
+  for (const auto& b : live.named_buffers(false)) out->register_buffer(b.key(), host.at(pos++));
+  for (const auto& c : live.named_children()) {
+    if (c.value()->is_serializable())
+      out->register_module(c.key(), host_module(*c.value(), host, pos));
+  }
+  return out;
+}
+
+void write_config_file(const config::RunConfig& cfg, const std::string& p) {
+  std::ofstream out(p);
+  if (!(out << config::dump_config(cfg)).flush()) throw Error("cannot write '" + p + "'");
+}
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 // The keys whose value differs between two configs, as "key: old -> new".
 std::vector<std::pair<std::string, std::string>> changed_keys(const config::RunConfig& saved,
                                                               const config::RunConfig& now) {
@@ -72,6 +111,16 @@ TrainState::TrainState(models::UNetModel& model, Ema& ema, optim::MdlrcAdam& opt
         torch::load(model_, p, at::kCPU);
         model_->to(device_);
       });
+  entries_.back().tensors = [this] {
+    std::vector<at::Tensor> out;
+    module_tensors(*model_, out);
+    return out;
+  };
+  entries_.back().from_host = [this](const std::vector<at::Tensor>& host) -> FileWriter {
+    size_t pos = 0;
+    std::shared_ptr<torch::nn::Module> copy = host_module(*model_, host, pos);
+    return [copy](const std::string& p) { torch::save(copy, p); };
+  };
   for (size_t i = 0; i < ema_.rates().size(); ++i) {
     add(
         checkpoint_ema_file(i),
@@ -85,6 +134,15 @@ TrainState::TrainState(models::UNetModel& model, Ema& ema, optim::MdlrcAdam& opt
           a.load_from(p, at::kCPU);
           ema_.load(i, a);
         });
+    entries_.back().tensors = [this, i] { return ema_.params(i); };
+    entries_.back().from_host = [this](const std::vector<at::Tensor>& host) -> FileWriter {
+      // As Ema::save writes the live averages.
+      return [names = ema_.names(), host](const std::string& p) {
+        torch::serialize::OutputArchive a;
+        for (size_t j = 0; j < names.size(); ++j) a.write(names[j], host.at(j));
+        a.save_to(p);
+      };
+    };
   }
   add(
       "optimizer.pt", [this](const std::string& p) { torch::save(optimizer_, p); },
@@ -100,6 +158,38 @@ TrainState::TrainState(models::UNetModel& model, Ema& ema, optim::MdlrcAdam& opt
                     " parameter groups, the run ", configured.size());
         for (size_t i = 0; i < groups.size(); ++i) groups[i].set_options(std::move(configured[i]));
       });
+  // The moments of every parameter, in the order of the state map (which torch's optimizer
+  // serialization walks).
+  entries_.back().tensors = [this] {
+    std::vector<at::Tensor> out;
+    for (const auto& item : optimizer_.state()) {
+      const auto& st = static_cast<const optim::MdlrcAdamParamState&>(*item.second);
+      out.push_back(st.exp_avg());
+      out.push_back(st.exp_avg_sq());
+    }
+    return out;
+  };
+  // A second MdlrcAdam with the live one's groups (the same parameter tensors: the state is keyed
+  // by their addresses), options, iteration and step counts, but the moments' host copies, its
+  // state inserted in the live map's order (so it is walked, and written, in the same order).
+  entries_.back().from_host = [this](const std::vector<at::Tensor>& host) -> FileWriter {
+    std::vector<torch::optim::OptimizerParamGroup> groups;
+    for (const auto& g : optimizer_.param_groups())
+      groups.emplace_back(g.params(), g.options().clone());
+    auto copy = std::make_shared<optim::MdlrcAdam>(
+        groups, static_cast<const optim::MdlrcAdamOptions&>(optimizer_.defaults()));
+    copy->set_iteration(optimizer_.iteration());
+    size_t pos = 0;
+    for (const auto& item : optimizer_.state()) {
+      auto st = std::make_unique<optim::MdlrcAdamParamState>(
+          static_cast<const optim::MdlrcAdamParamState&>(*item.second));
+      st->exp_avg(host.at(pos));
+      st->exp_avg_sq(host.at(pos + 1));
+      pos += 2;
+      copy->state()[item.first] = std::move(st);
+    }
+    return [copy](const std::string& p) { torch::save(*copy, p); };
+  };
   add(
       "state.pt", [this](const std::string& p) { save_state_file(p); },
       [this](const std::string& p) { load_state_file(p); });
@@ -107,7 +197,7 @@ TrainState::TrainState(models::UNetModel& model, Ema& ema, optim::MdlrcAdam& opt
 
 void TrainState::add(std::string file, std::function<void(const std::string&)> save,
                      std::function<void(const std::string&)> load) {
-  entries_.push_back({std::move(file), std::move(save), std::move(load)});
+  entries_.push_back({std::move(file), std::move(save), std::move(load), nullptr, nullptr});
 }
 
 void TrainState::add_entry(std::string file, std::function<void(const std::string&)> save,
@@ -182,13 +272,104 @@ std::string TrainState::save(const std::string& root, const config::RunConfig& c
   // its temporary folder, and the committed checkpoints stay as they were.
   CheckpointWriter w(root, counters.iteration);
   for (const auto& e : entries_) w.write(e.file, e.save);
-  w.write("config.yaml", [&cfg](const std::string& p) {
-    std::ofstream out(p);
-    if (!(out << config::dump_config(cfg)).flush()) throw Error("cannot write '" + p + "'");
-  });
+  w.write("config.yaml", [&cfg](const std::string& p) { write_config_file(cfg, p); });
   const std::string dir = w.commit(kCheckpointFormat);
   prune_checkpoints(root, cfg.checkpoint.keep_last, cfg.checkpoint.keep_every);
   return dir;
+}
+
+std::vector<at::Tensor> TrainState::snapshot_tensors() const {
+  std::vector<at::Tensor> live;
+  for (const auto& e : entries_) {
+    if (!e.tensors) continue;
+    auto t = e.tensors();
+    live.insert(live.end(), t.begin(), t.end());
+  }
+  return live;
+}
+
+CheckpointJob TrainState::begin_async_save(const std::string& root, const config::RunConfig& cfg) {
+  // The snapshot first: its device copies overlap the small files' writing below.
+  std::vector<size_t> counts;
+  std::vector<at::Tensor> live;
+  for (const auto& e : entries_) {
+    if (!e.tensors) continue;
+    auto t = e.tensors();
+    counts.push_back(t.size());
+    live.insert(live.end(), t.begin(), t.end());
+  }
+  const std::vector<at::Tensor> host = snapshot_->take(live);
+  CheckpointJob job;
+  job.writer = std::make_unique<CheckpointWriter>(root, counters.iteration);
+  size_t next = 0, begin = 0;
+  for (const auto& e : entries_) {
+    if (!e.tensors) {
+      job.writer->write(e.file, e.save);
+      continue;
+    }
+    const std::vector<at::Tensor> mine(
+        host.begin() + static_cast<std::ptrdiff_t>(begin),
+        host.begin() + static_cast<std::ptrdiff_t>(begin + counts[next]));
+    begin += counts[next++];
+    job.files.emplace_back(e.file, e.from_host(mine));
+  }
+  job.writer->write("config.yaml", [&cfg](const std::string& p) { write_config_file(cfg, p); });
+  job.before_write = [snapshot = snapshot_] { snapshot->wait_copied(); };
+  job.before_join = [snapshot = snapshot_] { snapshot->finish_copies(); };
+  job.root = root;
+  job.format = kCheckpointFormat;
+  job.keep_last = cfg.checkpoint.keep_last;
+  job.keep_every = cfg.checkpoint.keep_every;
+  return job;
+}
+
+void TrainState::save_checkpoint(const std::string& root, const config::RunConfig& cfg) {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (cfg.checkpoint.async) {
+    // The previous one first (at most one in flight; its error surfaces here, before a new
+    // snapshot overwrites the host copies it may still be reading).
+    checkpoints_->wait();
+    checkpoints_->start(begin_async_save(root, cfg), seconds_since(t0));
+    return;
+  }
+  checkpoints_->wait();  // none in flight unless the config changed between calls
+  const std::string dir = save(root, cfg);
+  const double secs = seconds_since(t0);
+  char buf[96];
+  std::snprintf(buf, sizeof buf, " (training stalled %.3f s; written synchronously)", secs);
+  log::info("checkpoint " + dir + buf);
+  checkpoints_->set_committed(dir);
+}
+
+void TrainState::fence_checkpoint() {
+  const auto t0 = std::chrono::steady_clock::now();
+  if (snapshot_->fence()) checkpoints_->add_stall(seconds_since(t0));
+}
+
+std::string TrainState::wait_checkpoint() {
+  return checkpoints_->wait();
+}
+
+void TrainState::reserve_checkpoint_memory(const config::RunConfig& cfg) {
+  if (memory_reserved_ || !cfg.checkpoint.async) return;
+  const auto params = model_->parameters();
+  if (params.empty() || !params.front().is_cuda()) {
+    memory_reserved_ = true;  // host copies of CPU tensors: plain memory, allocated at the save
+    return;
+  }
+  if (optimizer_.state().empty()) return;  // before the first step: its moments do not exist yet
+  // Now, on the training thread, before the CUDA graph capture (a few steps in): see
+  // HostSnapshot::reserve. A one-time stall at the start instead of at the first checkpoint.
+  const auto t0 = std::chrono::steady_clock::now();
+  const int64_t bytes = HostSnapshot::pinned_bytes(snapshot_tensors());
+  if (snapshot_->reserve(bytes, params.front().device())) {
+    char buf[128];
+    std::snprintf(buf, sizeof buf,
+                  "checkpoint snapshots: %.2f GiB of page-locked host memory in %.3f s",
+                  static_cast<double>(bytes) / (1024.0 * 1024.0 * 1024.0), seconds_since(t0));
+    log::info(buf);
+  }
+  memory_reserved_ = true;
 }
 
 void TrainState::load(const std::string& dir, const at::Device& device) {

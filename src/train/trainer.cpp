@@ -35,6 +35,7 @@
 #include "dmtrain/dist/shard.hpp"
 #include "dmtrain/models/group_norm_act.hpp"
 #include "dmtrain/models/unet.hpp"
+#include "dmtrain/optim/flat_update.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/train/cuda_graph_step.hpp"
@@ -312,6 +313,11 @@ struct StepInputs {
 struct Losses {
   at::Tensor loss;         // the scalar backward ran on (this rank's weighted mean)
   at::Tensor per_example;  // unweighted, this rank's rows
+  // Set when the step applied the optimizer and EMA update itself (train.graph_optimizer: inside
+  // the CUDA graph, skipped there when not finite): the gradient norm it measured, and what a
+  // finite step then still does on the host (advance the optimizer's counters, as step()).
+  at::Tensor grad_norm;
+  std::function<void()> commit;
 };
 // Forward, loss and backward of one iteration; gradients land in the parameters' .grad.
 using ForwardBackward = std::function<Losses(const StepInputs&, int64_t iteration)>;
@@ -358,40 +364,108 @@ ForwardBackward eager_forward_backward(Run& r) {
   };
 }
 
+std::vector<std::vector<at::Tensor>> ema_copies(const Ema& ema) {
+  std::vector<std::vector<at::Tensor>> out;
+  for (size_t i = 0; i < ema.rates().size(); ++i) out.push_back(ema.params(i));
+  return out;
+}
+
+// train.graph_optimizer: whether the optimizer and EMA update go into the step's CUDA graph
+// (`graphs`: the step is graphed at all), else run eagerly after each step. Logs which.
+bool graph_optimizer(Run& r, bool graphs) {
+  std::string why_not;
+  if (!r.cfg.train.graph_optimizer) {
+    why_not = "train.graph_optimizer is off";
+  } else if (!graphs) {
+    why_not = "the step is not a CUDA graph (train.cuda_graphs, one GPU, one micro-batch, no fp16)";
+  } else if (!optim::flat_update_kernel_available()) {
+    why_not = "this build has no CUDA kernels";
+  } else {
+    why_not = optim::flat_unsupported(r.params, *r.optimizer, ema_copies(r.ema));
+  }
+  log::info(why_not.empty()
+                ? std::string("optimizer and EMA update: inside the CUDA graph, on flat buffers "
+                              "(train.graph_optimizer)")
+                : "optimizer and EMA update: eager, after each step (" + why_not + ")");
+  return why_not.empty();
+}
+
 // The step replayed from a CUDA graph from iteration `from` on (captured there; the iterations
 // before run eagerly: cuDNN autotuning and lazy initialisations must not be captured). A step
-// that cannot be captured trains on eagerly, with a warning.
-ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& graph_steps) {
+// that cannot be captured trains on eagerly, with a warning. With `with_optimizer` the graph also
+// holds the optimizer and EMA update (optim/flat_update.hpp; the weights, gradients, moments and
+// EMA copies move into flat buffers at the capture) and the Losses carry its norm and commit.
+ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& graph_steps,
+                        bool with_optimizer) {
   struct Graph {
+    std::unique_ptr<optim::FlatOptimizerStep> update;  // outlives the graph that uses its buffers
     std::unique_ptr<CudaGraphStep> step;
     bool failed = false;
   };
   auto g = std::make_shared<Graph>();
-  return [eager = std::move(eager), &r, from, &graph_steps, g](const StepInputs& in,
-                                                               int64_t k) -> Losses {
+  return [eager = std::move(eager), &r, from, &graph_steps, with_optimizer, g](
+             const StepInputs& in, int64_t k) -> Losses {
     if (k < from || g->failed) return eager(in, k);
     if (!g->step) {
+      CudaGraphStep::CapturedUpdate captured;
+      const std::string why_not =
+          with_optimizer ? optim::flat_unsupported(r.params, *r.optimizer, ema_copies(r.ema)) : "";
+      if (with_optimizer && !why_not.empty()) {
+        log::warn("train.graph_optimizer: " + why_not + "; the optimizer runs eagerly");
+      } else if (with_optimizer) {
+        g->update = std::make_unique<optim::FlatOptimizerStep>(
+            r.params, *r.optimizer, ema_copies(r.ema),
+            [&r](size_t j, int64_t step) { return 1.0 - r.ema.rate_at(j, step); },
+            r.cfg.optim.grad_clip);
+        optim::FlatOptimizerStep* u = g->update.get();
+        captured.zero_grads = [u] { u->zero_grads(); };
+        captured.update = [u](const at::Tensor& loss) { return u->update(loss); };
+      }
       g->step = std::make_unique<CudaGraphStep>(
           [&r](const std::vector<at::Tensor>& x) {
             const at::Tensor part = example_losses(r, x[0], x[1], x[2], x[3]);
             return std::make_pair((part.to(at::kFloat) * x[4]).mean(), part.detach());
           },
-          r.params);
+          r.params, std::move(captured));
     }
     try {
+      if (g->update) {
+        g->update->prepare(k);  // iteration k's lr, beta1, bias corrections, EMA rates
+        // The replay updates weights, moments and EMAs in place, as optimizer->step() does in
+        // train_step: a checkpoint's device-to-host copies in flight must be done first.
+        r.state.fence_checkpoint();
+      }
       const auto out = g->step->run({in.x0, in.t, in.noise, in.y, in.w});
       if (graph_steps++ == 0) {
         log::info(c10::str("iteration ", k, ": training step captured as a CUDA graph"));
       }
-      return {out.first.detach(), out.second};
+      Losses losses{out.first.detach(), out.second, {}, {}};
+      if (g->update) {
+        losses.grad_norm = g->step->update_result();
+        losses.commit = [u = g->update.get(), k] { u->commit(k); };
+      }
+      return losses;
     } catch (const Error& e) {
       if (graph_steps > 0) throw;  // a replay failed: not a capture problem
       log::warn(std::string(e.what()) + "; training on without CUDA graphs");
       g->failed = true;
       g->step.reset();
+      g->update.reset();  // the flat buffers stay the tensors' storage: the eager step uses them
       return eager(in, k);
     }
   };
+}
+
+// Unscales the gradients (fp16 loss scaling) and returns their global norm, having clipped them
+// in place to optim.grad_clip when that is on.
+at::Tensor unscaled_grad_norm(Run& r) {
+  r.scaler.unscale(r.params);
+  // A 0-dim tensor like global_grad_norm's (at::tensor(double) would be 1-element, shape [1],
+  // which train_step's at::stack with the 0-dim loss refuses).
+  return r.cfg.optim.grad_clip > 0
+             ? at::scalar_tensor(torch::nn::utils::clip_grad_norm_(r.params, r.cfg.optim.grad_clip),
+                                 at::kFloat)
+             : global_grad_norm(r.params);
 }
 
 struct StepResult {
@@ -428,11 +502,7 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
   in.noise = rank_rows(at::randn(noise_shape, r.state.noise_gen, x0.options()), r.ctx);
 
   const Losses out = forward_backward(in, k);
-  r.scaler.unscale(r.params);
-  const at::Tensor gnorm_t =
-      r.cfg.optim.grad_clip > 0
-          ? at::tensor(torch::nn::utils::clip_grad_norm_(r.params, r.cfg.optim.grad_clip))
-          : global_grad_norm(r.params);
+  const at::Tensor gnorm_t = out.grad_norm.defined() ? out.grad_norm : unscaled_grad_norm(r);
   // One host sync per step: the loss and the gradient norm decide whether the step is taken, and
   // every rank must decide alike, as it must about a signal that reached only some ranks: all
   // four numbers are summed over ranks first (flags made on the device: no host copy).
@@ -468,8 +538,13 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
   } else {
     c.consecutive_nonfinite = 0;
     r.optimizer->set_iteration(k);  // the trainer's count, which also advances over skipped steps
-    r.optimizer->step();
-    r.ema.update(*r.model, k);
+    if (out.commit) {
+      out.commit();  // the step updated weights and EMAs already (train.graph_optimizer)
+    } else {
+      r.state.fence_checkpoint();  // a checkpoint's host copies are taken before the update below
+      r.optimizer->step();
+      r.ema.update(*r.model, k);
+    }
     if (r.sampler->uses_losses()) {
       // The global batch's losses in the order of draw.t: rank r's i-th example is row i W + r.
       const at::Tensor gathered = r.group.all_gather(out.per_example.to(at::kFloat));
@@ -626,9 +701,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   TrainResult result;
   // CUDA graphs (train.cuda_graphs): one process, one chunk, no fp16 loss scaling.
   ForwardBackward fb = eager_forward_backward(r);
-  if (cfg.train.cuda_graphs && r.device.is_cuda() && !r.ctx.distributed() &&
-      cfg.train.micro_batches == 1 && r.precision != at::kHalf && CudaGraphStep::available()) {
-    fb = graphed(std::move(fb), r, r.iteration() + 3, result.graph_steps);
+  const bool graphs = cfg.train.cuda_graphs && r.device.is_cuda() && !r.ctx.distributed() &&
+                      cfg.train.micro_batches == 1 && r.precision != at::kHalf &&
+                      CudaGraphStep::available();
+  const bool optimizer_in_graph = graph_optimizer(r, graphs);
+  if (graphs) {
+    fb = graphed(std::move(fb), r, r.iteration() + 3, result.graph_steps, optimizer_in_graph);
   }
   while (!options.benchmark && r.iteration() < stop) {
     const StepResult step = train_step(r, fb, metrics, r.iteration());
@@ -645,12 +723,16 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
           r.state.counters.consecutive_nonfinite, " non-finite steps; the last good one stays ",
           result.last_checkpoint.empty() ? std::string("the newest") : result.last_checkpoint));
     } else if (checkpoint_due) {
+      // checkpoint.async: returns once the state is snapshotted; the files are written, committed
+      // and pruned in the background (one in flight; its error is thrown by the next save/wait).
       on_main_rank(r, [&] {
-        result.last_checkpoint = r.state.save(r.checkpoint_root(), cfg);
-        log::info("checkpoint " + result.last_checkpoint);
+        r.state.save_checkpoint(r.checkpoint_root(), cfg);
+        result.last_checkpoint = r.state.last_checkpoint();
         log::flush();
       });
     }
+    // Page-locked memory for the snapshots, allocated in the background once the state exists.
+    if (r.main_rank()) r.state.reserve_checkpoint_memory(cfg);
     if (cfg.sample.every > 0 && k % cfg.sample.every == 0 && k != K) {
       on_main_rank(r, [&] {
         const auto png =
@@ -686,6 +768,12 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     log_progress(
         r, metrics,
         write_sample_grids(cfg, *r.model, r.ema, r.diffusion, r.device, r.run_dir.string(), K), K);
+  }
+  if (r.main_rank()) {
+    // The checkpoint in flight (the last one, or the stop signal's) committed, or its error thrown.
+    const std::string last = r.state.wait_checkpoint();
+    if (!last.empty()) result.last_checkpoint = last;
+    log::flush();
   }
   r.group.barrier();  // nobody tears down the process group while another rank still writes
   result.rank = r.ctx.rank;

@@ -127,6 +127,7 @@ struct TrainConfig {
   bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
   bool fused_kernels = true;    // dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels
   bool cuda_graphs = true;      // replay forward+backward as a CUDA graph (one GPU, one chunk)
+  bool graph_optimizer = true;  // and the optimizer + EMA update inside it (flat buffers)
   PosthocEmaConfig posthoc_ema;
 };
 
@@ -134,6 +135,7 @@ struct CheckpointConfig {
   int64_t every = 10000;   // 0: only at the end and on signals
   int64_t keep_last = 2;
   int64_t keep_every = 0;  // 0: none kept beyond keep_last
+  bool async = true;       // write in the background (train/async_checkpoint.hpp)
 };
 
 struct LogConfig {

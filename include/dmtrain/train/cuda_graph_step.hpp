@@ -12,6 +12,12 @@
 // - The gradients land in the parameters' .grad tensors, which live in the graph's memory and
 //   are overwritten by each replay: callers must not zero or reset them (no zero_grad) and must
 //   use them (optimizer step, norms) before the next run().
+// - With a CapturedUpdate (train.graph_optimizer) the optimizer step is part of the graph: the
+//   .grad tensors are then the caller's own static tensors (views of one flat buffer,
+//   optim/flat_update.hpp) that run() never resets; the graph begins with `zero_grads` (the
+//   backward accumulates into them in place) and ends with `update(loss)`, whose result (the
+//   gradient norm) update_result() returns. Neither runs in the eager warm-up before the
+//   capture, so the weights change only when the graph replays: once per run().
 // - Parameters must keep their storage (in-place updates only, as the optimizers and the EMA
 //   copies do). Random numbers drawn inside (dropout) come from the default CUDA generator,
 //   advanced by the graph at each replay.
@@ -31,13 +37,21 @@ class CudaGraphStep {
  public:
   using StepFn = std::function<std::pair<at::Tensor, at::Tensor>(const std::vector<at::Tensor>&)>;
 
-  CudaGraphStep(StepFn step, std::vector<at::Tensor> params);
+  struct CapturedUpdate {
+    std::function<void()> zero_grads;
+    std::function<at::Tensor(const at::Tensor& loss)> update;
+    bool enabled() const { return static_cast<bool>(update); }
+  };
+
+  CudaGraphStep(StepFn step, std::vector<at::Tensor> params, CapturedUpdate update = {});
   ~CudaGraphStep();
   CudaGraphStep(const CudaGraphStep&) = delete;
   CudaGraphStep& operator=(const CudaGraphStep&) = delete;
 
   // {loss, per-example losses} of this step (static tensors, valid until the next run()).
   std::pair<at::Tensor, at::Tensor> run(const std::vector<at::Tensor>& inputs);
+  // The CapturedUpdate's result of the last run() (a static tensor; undefined without one).
+  const at::Tensor& update_result() const;
 
   // Whether this build can capture at all (LibTorch with CUDA).
   static bool available();

@@ -33,6 +33,8 @@ class Ema {
   // The rate of EMA i's update after step k.
   double rate_at(size_t i, int64_t step) const;
   const std::vector<double>& rates() const { return rates_; }
+  // The model's parameter names (the keys of save()'s archive), in named_parameters() order.
+  const std::vector<std::string>& names() const { return names_; }
   // Parameter copies of rate index i, in model.named_parameters() order.
   const std::vector<at::Tensor>& params(size_t i) const { return ema_[i]; }
   // Copies the averages of rate index i into `model` (e.g. a sampling copy).

@@ -11,6 +11,12 @@
 //                   sampler's state and the loss scaler's
 //   config.yaml     the resolved config that wrote it
 // The folder is committed by train/checkpoint.hpp's manifest, which records kCheckpointFormat.
+// save() writes it on the calling thread; save_checkpoint() with checkpoint.async (the default)
+// snapshots model.pt's, the EMA files' and optimizer.pt's tensors to host memory
+// (train/host_snapshot.hpp), writes the small files (state.pt, add_entry's, config.yaml) into the
+// temporary folder at once, and leaves the large ones, the commit and the prune to a background
+// thread (train/async_checkpoint.hpp). The files are the same either way: the background writes
+// the host copies through the same torch::save / archive calls (test: async_checkpoint_test).
 // Format 1 (written before the manifest carried a version) has the same files: read as is.
 // A newer format than this build knows is refused by name.
 //
@@ -29,7 +35,9 @@
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/train/async_checkpoint.hpp"
 #include "dmtrain/train/ema.hpp"
+#include "dmtrain/train/host_snapshot.hpp"
 #include "dmtrain/train/loss_scaler.hpp"
 
 namespace dmtrain::train {
@@ -56,6 +64,23 @@ class TrainState {
   // Writes a checkpoint of `counters.iteration` under root, commits it, prunes old ones by
   // cfg.checkpoint; returns the committed folder.
   std::string save(const std::string& root, const config::RunConfig& cfg) const;
+  // The trainer's save (rank 0): as cfg.checkpoint.async says, in the background (returns once
+  // the state is snapshotted; waits first for the one in flight, whose error it throws) or
+  // synchronously through save(). Logs `checkpoint <dir> (training stalled <s> s; ...)`.
+  void save_checkpoint(const std::string& root, const config::RunConfig& cfg);
+  // Before an in-place update of the weights, EMA or optimizer state (the optimizer step): makes
+  // the device wait for the host copies of a checkpoint in flight. Cheap when none is.
+  void fence_checkpoint();
+  // Waits for the checkpoint in flight and throws its error; returns the newest checkpoint that
+  // save_checkpoint() committed ("" when none).
+  std::string wait_checkpoint();
+  // The newest checkpoint save_checkpoint() committed, as of its last call or wait ("" none).
+  const std::string& last_checkpoint() const { return checkpoints_->last_committed(); }
+  // With checkpoint.async on a GPU: allocates the page-locked host memory of the snapshots once
+  // the optimizer state exists (a no-op after that), so that the first checkpoint does not stall
+  // on the allocation (seconds for GBs). Called after each step (rank 0): the allocation happens
+  // after the first, on the training thread, before a CUDA graph capture could meet it.
+  void reserve_checkpoint_memory(const config::RunConfig& cfg);
   // Verifies and loads a committed checkpoint folder (model and optimizer state land on
   // `device`); a file that does not fit this run throws dmtrain::Error naming the folder. The
   // optimizer keeps its configured options (lr, betas, schedules): only its state is loaded.
@@ -63,18 +88,29 @@ class TrainState {
   // The registered names, in save/load order (for tests and messages).
   std::vector<std::string> names() const;
   // Registers one more checkpoint file (e.g. train/posthoc_ema.hpp's profiles), saved after and
-  // loaded after the ones above; `file` must be new.
+  // loaded after the ones above; `file` must be new. An async checkpoint writes it on the
+  // training thread (its save may read live state), into the same temporary folder.
   void add_entry(std::string file, std::function<void(const std::string&)> save,
                  std::function<void(const std::string&)> load);
 
  private:
+  using FileWriter = std::function<void(const std::string& path)>;
   struct Entry {
     std::string file;
-    std::function<void(const std::string& path)> save;
-    std::function<void(const std::string& path)> load;
+    FileWriter save;
+    FileWriter load;
+    // For async checkpoints (both or neither): the live tensors the file holds, and the writer
+    // of the file from host copies of them (same order) that save() would write from the live
+    // ones. Entries without them are written on the training thread.
+    std::function<std::vector<at::Tensor>()> tensors;
+    std::function<FileWriter(const std::vector<at::Tensor>& host)> from_host;
   };
   void add(std::string file, std::function<void(const std::string&)> save,
            std::function<void(const std::string&)> load);
+  // Snapshots the tensors of the entries that have them, writes the others into a new
+  // temporary folder: the checkpoint's job for AsyncCheckpointer.
+  CheckpointJob begin_async_save(const std::string& root, const config::RunConfig& cfg);
+  std::vector<at::Tensor> snapshot_tensors() const;
   void save_state_file(const std::string& path) const;
   void load_state_file(const std::string& path);
 
@@ -85,6 +121,11 @@ class TrainState {
   LossScaler& scaler_;
   at::Device device_ = at::kCPU;  // where load() puts model and optimizer state
   std::vector<Entry> entries_;
+  // Async checkpoints: the host copies (shared with the job in flight) and the background writer
+  // (declared last: destroyed first, it waits for the job in flight).
+  std::shared_ptr<HostSnapshot> snapshot_ = std::make_shared<HostSnapshot>();
+  bool memory_reserved_ = false;
+  std::unique_ptr<AsyncCheckpointer> checkpoints_ = std::make_unique<AsyncCheckpointer>();
 };
 
 // The checkpoint folder to resume from: "" (fresh), "auto" (the newest valid one under root, or
