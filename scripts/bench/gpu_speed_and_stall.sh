@@ -21,12 +21,13 @@ phase1)
     | grep -E "^\[  (FAILED|SKIPPED|PASSED) |Failure|error" | head -30
   mkdir -p /tmp/st
   common=(--set data.format=synthetic --set eval.fid_every=0 --set sample.every=0
-          --set log.every=10 --set log.level=info)
+          --set sample.count=4 --set sample.steps=ddim5 --set sample.raw=false
+          --set log.tensorboard=false --set log.every=10 --set log.level=info)
   run() {  # name, checkpoint.every, then the config and its --set
     local name=$1 every=$2; shift 2
     "$D" "$@" "${common[@]}" --set checkpoint.every="$every" --run-dir "/tmp/st/$name" \
       >"/tmp/st/$name.log" 2>&1; echo "$name: rc $?"
-    grep -E "stalled|checkpoint /|error" "/tmp/st/$name.log" | head -8
+    grep -E "stalled|page-locked|graph|error" "/tmp/st/$name.log" | cut -c1-220 | head -8
     python3 scripts/bench/checkpoint_stall.py "/tmp/st/$name/metrics.jsonl" "$every" 3
   }
   C=(--config configs/cifar10_clts_mdlrc.yaml --set train.iterations=400)
@@ -34,7 +35,7 @@ phase1)
   run c10_sync 100 "${C[@]}" --set checkpoint.async=false
   I=(--config configs/imagenet128_clts_mdlrc.yaml --set train.batch_size=32)
   run in128_async 40 "${I[@]}" --set train.iterations=130
-  run in128_sync 40 "${I[@]}" --set train.iterations=90 --set checkpoint.async=false
+  run in128_sync 40 "${I[@]}" --set train.iterations=50 --set checkpoint.async=false
   du -sh /tmp/st/in128_async/checkpoints/* 2>/dev/null | head -3
   ;;
 phase2)
