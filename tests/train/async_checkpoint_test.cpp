@@ -25,7 +25,7 @@
 #include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/train/train_state.hpp"
 #include "dmtrain/util/error.hpp"
-#include "tiny_run.hpp"
+#include "tiny_state.hpp"
 
 using namespace dmtrain;
 namespace fs = std::filesystem;
@@ -33,37 +33,7 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-// A tiny run's checkpointed components, seeded, on `device`.
-struct Parts {
-  config::RunConfig cfg;
-  models::UNetModel model{nullptr};
-  std::unique_ptr<train::Ema> ema;
-  std::unique_ptr<optim::MdlrcAdam> opt;
-  timestep::UniformSampler sampler{50};
-  train::LossScaler scaler{false};
-  std::unique_ptr<train::TrainState> state;
-
-  explicit Parts(uint64_t seed, at::Device device = at::kCPU) {
-    cfg = test_support::tiny_config("/unused", "/unused");
-    at::manual_seed(seed);
-    model = models::UNetModel(train::unet_options(cfg));
-    model->to(device);
-    ema = std::make_unique<train::Ema>(*model, cfg.train.ema_rates);
-    opt = train::make_optimizer(model->parameters(), cfg);
-    state = std::make_unique<train::TrainState>(model, *ema, *opt, sampler, scaler,
-                                                at::make_generator<at::CPUGeneratorImpl>(seed + 1),
-                                                at::make_generator<at::CPUGeneratorImpl>(seed + 2));
-  }
-
-  // One optimizer step on random gradients and the EMA update after it: every tensor a
-  // checkpoint holds changes in place, as in training.
-  void step() {
-    for (auto& p : model->parameters()) p.mutable_grad() = at::randn_like(p);
-    state->fence_checkpoint();  // as train_step() does before the update
-    opt->step();
-    ema->update(*model);
-  }
-};
+using Parts = test_support::TinyState;
 
 fs::path scratch(const std::string& name) {
   auto p = fs::temp_directory_path() / ("dmtrain_async_" + name + "_" + std::to_string(::getpid()));

@@ -16,34 +16,14 @@
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/train_state.hpp"
 #include "dmtrain/util/error.hpp"
-#include "tiny_run.hpp"
+#include "tiny_state.hpp"
 
 using namespace dmtrain;
 namespace fs = std::filesystem;
 
 namespace {
 
-// A tiny run's components, seeded, on the CPU.
-struct Parts {
-  config::RunConfig cfg;
-  models::UNetModel model{nullptr};
-  std::unique_ptr<train::Ema> ema;
-  std::unique_ptr<optim::MdlrcAdam> opt;
-  timestep::UniformSampler sampler{50};
-  train::LossScaler scaler{false};
-  std::unique_ptr<train::TrainState> state;
-
-  explicit Parts(uint64_t seed) {
-    cfg = test_support::tiny_config("/unused", "/unused");
-    at::manual_seed(seed);
-    model = models::UNetModel(train::unet_options(cfg));
-    ema = std::make_unique<train::Ema>(*model, cfg.train.ema_rates);
-    opt = train::make_optimizer(model->parameters(), cfg);
-    state = std::make_unique<train::TrainState>(model, *ema, *opt, sampler, scaler,
-                                                at::make_generator<at::CPUGeneratorImpl>(seed + 1),
-                                                at::make_generator<at::CPUGeneratorImpl>(seed + 2));
-  }
-};
+using Parts = test_support::TinyState;
 
 fs::path scratch(const std::string& name) {
   auto p = fs::temp_directory_path() / ("dmtrain_state_" + name + "_" + std::to_string(::getpid()));
