@@ -47,6 +47,30 @@ bool CudaGraphStep::available() {
 #endif
 }
 
+#ifdef DMTRAIN_TORCH_HAS_CUDA
+namespace {
+
+// A capture that ends in an error leaves the default CUDA generator in capture mode: capture_begin
+// ran its prologue, but its epilogue only runs when capture_end succeeds, so every random draw
+// after (dropout in the eager fallback) failed with "Offset increment outside graph capture
+// encountered unexpectedly". A trivial capture that succeeds runs both again and leaves the
+// generator as it was (no draw is recorded, so its offset does not move). Runs on the current
+// (side) stream, which the failed capture has released.
+void restore_generator_after_failed_capture() {
+  try {
+    at::Tensor t = at::zeros({1}, at::TensorOptions().device(at::kCUDA));
+    at::cuda::CUDAGraph reset;
+    reset.capture_begin();
+    t.add_(1);
+    reset.capture_end();
+  } catch (...) {
+    (void)cudaGetLastError();  // the caller's error is the one to report
+  }
+}
+
+}  // namespace
+#endif
+
 std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tensor>& inputs) {
 #ifdef DMTRAIN_TORCH_HAS_CUDA
   Impl& s = *impl_;
@@ -100,6 +124,7 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
       }
       (void)cudaGetLastError();
       s.graph.reset();
+      restore_generator_after_failed_capture();
       s.inputs.clear();
       s.update_result = at::Tensor();
       reset_grads();

@@ -89,6 +89,14 @@ TEST(CudaGraphStep, AStepThatSyncsIsRefusedAndTheDeviceStaysUsable) {
   const at::Tensor l = (at::ones({4}, at::kCUDA) * p).sum();
   l.backward();
   EXPECT_EQ(p.grad().sum().item<float>(), 4.f);
+  // Random draws work again (the eager fallback's dropout): the failed capture used to leave the
+  // CUDA generator in capture mode ("Offset increment outside graph capture").
+  EXPECT_NO_THROW({
+    const at::Tensor r = at::randn({64}, at::kCUDA);
+    const at::Tensor d = at::dropout(at::ones({64}, at::kCUDA), 0.5, /*train=*/true);
+    EXPECT_TRUE(at::isfinite(r).all().item<bool>());
+    EXPECT_GT(d.eq(0).sum().item<int64_t>(), 0);
+  });
 }
 
 }  // namespace
