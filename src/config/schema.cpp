@@ -589,6 +589,9 @@ std::vector<Field> build() {
       "seconds a rendezvous or collective waits before a dead or hung rank ends the job"));
   f.push_back(int_at_least("dist.bucket_mib", &R::dist, &Di::bucket_mib, 1,
                            "gradient all-reduce bucket size in MiB (as DDP's bucket_cap_mb)"));
+  f.push_back(any("dist.graph_step", &R::dist, &Di::graph_step, "true or false",
+                  "the data-parallel step as a CUDA graph (forward, backward with its bucketed "
+                  "NCCL all-reduce, optimizer + EMA); off until measured on several GPUs"));
   return f;
 }
 

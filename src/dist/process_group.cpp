@@ -97,9 +97,10 @@ ProcessGroup::ProcessGroup(c10::intrusive_ptr<c10d::ProcessGroup> pg,
   teardown_ = std::move(t);
 }
 
-ProcessGroup init_process_group(const Context& ctx, const at::Device& device,
-                                std::chrono::milliseconds timeout) {
-  if (!ctx.distributed()) return ProcessGroup();
+namespace {
+
+ProcessGroup build_process_group(const Context& ctx, const at::Device& device,
+                                 std::chrono::milliseconds timeout) {
   c10::intrusive_ptr<c10d::Store> store = make_store(ctx, timeout);
   // Under torchrun the store is its agent's (TORCHELASTIC_USE_AGENT_STORE: rank 0's bind fails
   // and c10d connects to the agent's instead), which outlives a restart of the workers: keys of
@@ -140,6 +141,30 @@ ProcessGroup init_process_group(const Context& ctx, const at::Device& device,
                      ", rendezvous ", ctx.master_addr, ":", ctx.master_port, ", timeout ",
                      timeout.count() / 1000.0, " s"));
   return group;
+}
+
+}  // namespace
+
+ProcessGroup init_process_group(const Context& ctx, const at::Device& device,
+                                std::chrono::milliseconds timeout) {
+  if (!ctx.distributed()) return ProcessGroup();
+  return build_process_group(ctx, device, timeout);
+}
+
+ProcessGroup init_single_rank_group(const at::Device& device, int port,
+                                    std::chrono::milliseconds timeout) {
+  Context ctx;
+  ctx.master_port = port;
+  ctx.source = "single-rank group";
+  return build_process_group(ctx, device, timeout);
+}
+
+bool has_nccl() {
+#ifdef DMTRAIN_HAS_NCCL
+  return true;
+#else
+  return false;
+#endif
 }
 
 void ProcessGroup::all_reduce_sum(at::Tensor& t) const {

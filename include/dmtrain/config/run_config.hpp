@@ -169,6 +169,9 @@ struct EvalConfig {
 struct DistConfig {
   double timeout_s = 600;  // rendezvous and every collective: a dead or hung rank ends the job
   int64_t bucket_mib = 25;  // gradient all-reduce bucket size (as DDP's bucket_cap_mb)
+  // The data-parallel step as a CUDA graph (forward, backward with its bucketed NCCL all-reduce,
+  // optimizer + EMA); off until measured on several GPUs.
+  bool graph_step = false;
 };
 
 struct RunConfig {

@@ -63,4 +63,14 @@ class ProcessGroup {
 ProcessGroup init_process_group(const Context& ctx, const at::Device& device,
                                 std::chrono::milliseconds timeout);
 
+// A process group of this process alone (rank 0 of 1) with the backends of `device`, its store
+// on 127.0.0.1:`port`: code that only runs with a process group (the data-parallel gradient
+// paths) can be exercised by one process, e.g. tests on one GPU (init_process_group gives a
+// single-process Context none).
+ProcessGroup init_single_rank_group(const at::Device& device, int port,
+                                    std::chrono::milliseconds timeout);
+
+// Whether this build has NCCL (process groups on CUDA).
+bool has_nccl();
+
 }  // namespace dmtrain::dist
