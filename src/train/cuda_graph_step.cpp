@@ -102,6 +102,7 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
     reset_grads();
     if (!own_grads) s.update.zero_grads();
     s.step(s.inputs).first.backward();
+    if (s.update.after_backward) s.update.after_backward();
     reset_grads();  // the backward inside the capture then allocates them in the graph's pool
     const bool cache = at::autocast::is_autocast_cache_enabled();
     at::autocast::set_autocast_cache_enabled(false);
@@ -138,6 +139,7 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
       if (!own_grads) s.update.zero_grads();
       s.outputs = s.step(s.inputs);
       s.outputs.first.backward();
+      if (s.update.after_backward) s.update.after_backward();
       if (!own_grads) s.update_result = s.update.update(s.outputs.first.detach());
       s.graph->capture_end();
     } catch (const c10::Error& e) {

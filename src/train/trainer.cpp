@@ -29,8 +29,10 @@
 #include "dmtrain/data/loader.hpp"
 #include "dmtrain/data/shuffle.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
+#include "dmtrain/dist/bucketed_all_reduce.hpp"
 #include "dmtrain/dist/context.hpp"
 #include "dmtrain/dist/gradient_reducer.hpp"
+#include "dmtrain/dist/launcher.hpp"
 #include "dmtrain/dist/process_group.hpp"
 #include "dmtrain/dist/shard.hpp"
 #include "dmtrain/models/group_norm_act.hpp"
@@ -169,6 +171,16 @@ fs::path open_run_dir(const config::RunConfig& cfg, const dist::Context& ctx) {
   return run_dir;
 }
 
+// The job's process group; with TrainOptions::single_rank_group one of this process alone.
+dist::ProcessGroup make_group(const dist::Context& ctx, const at::Device& device, double timeout_s,
+                              bool single_rank_group) {
+  const std::chrono::milliseconds timeout(static_cast<int64_t>(timeout_s * 1000));
+  if (single_rank_group && !ctx.distributed()) {
+    return dist::init_single_rank_group(device, dist::pick_free_port(), timeout);
+  }
+  return dist::init_process_group(ctx, device, timeout);
+}
+
 // The model, on its device, with every rank holding rank 0's weights.
 models::UNetModel make_model(const config::RunConfig& cfg, const at::Device& device,
                              const dist::ProcessGroup& group, const dist::Context& ctx) {
@@ -233,15 +245,13 @@ Ema make_ema(const torch::nn::Module& model, const config::RunConfig& cfg) {
 struct Run {
   Run(const Run&) = delete;
   Run& operator=(const Run&) = delete;
-  Run(const config::RunConfig& c, const dist::Context& context)
+  Run(const config::RunConfig& c, const dist::Context& context, bool single_rank_group)
       : cfg(c),
         ctx(context),
         local_batch(checked_local_batch(c, context)),
         run_dir(open_run_dir(c, context)),
         device(pick_device(c.train.device, "train.device", context.local_rank)),
-        group(dist::init_process_group(
-            context, device,
-            std::chrono::milliseconds(static_cast<int64_t>(c.dist.timeout_s * 1000)))),
+        group(make_group(context, device, c.dist.timeout_s, single_rank_group)),
         precision(pick_precision(c.train.precision, device)),
         model(make_model(c, device, group, context)),
         params(model->parameters()),
@@ -277,7 +287,12 @@ struct Run {
   std::shared_ptr<const data::ImageSet> images;
   data::Loader loader;
   TrainState state;
-  std::unique_ptr<dist::GradientReducer> reducer;  // after the resume: it hooks the parameters
+  // The data-parallel gradient averaging (build_gradient_averaging), built after the resume: it
+  // hooks the parameters. c10d's Reducer, or with dist.graph_step the bucketed all-reduce of the
+  // flat gradient buffer that `flat_step` made (flattened first: the hooks check the views).
+  std::unique_ptr<dist::GradientReducer> reducer;
+  std::unique_ptr<optim::FlatOptimizerStep> flat_step;
+  std::unique_ptr<dist::BucketedAllReduce> bucketed;
 
   bool main_rank() const { return ctx.is_main(); }
   std::string checkpoint_root() const { return (run_dir / "checkpoints").string(); }
@@ -338,7 +353,11 @@ at::Tensor example_losses(Run& r, const at::Tensor& x, const at::Tensor& t, cons
 // DDP's no_sync): the reducer then all-reduces the accumulated gradients as backward runs.
 ForwardBackward eager_forward_backward(Run& r) {
   return [&r](const StepInputs& in, int64_t /*iteration*/) {
-    r.optimizer->zero_grad();
+    if (r.flat_step) {
+      r.flat_step->zero_grads();  // in place: the gradients stay the buckets' views
+    } else {
+      r.optimizer->zero_grad();
+    }
     const int64_t chunks = r.cfg.train.micro_batches, chunk = r.local_batch / chunks;
     Losses out;
     std::vector<at::Tensor> parts;
@@ -347,18 +366,19 @@ ForwardBackward eager_forward_backward(Run& r) {
       const auto rows = [&](const at::Tensor& a) {
         return a.defined() && chunks > 1 ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
       };
-      if (last) r.reducer->prepare_for_forward();
+      if (last && r.reducer) r.reducer->prepare_for_forward();
       const at::Tensor part =
           example_losses(r, rows(in.x0), rows(in.t), rows(in.noise), rows(in.y));
       const at::Tensor weighted = part.to(at::kFloat) * rows(in.w);
       // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
       const at::Tensor share =
           chunks == 1 ? weighted.mean() : weighted.sum() / static_cast<double>(r.local_batch);
-      if (last) r.reducer->prepare_for_backward(share);
+      if (last && r.reducer) r.reducer->prepare_for_backward(share);
       r.scaler.scale(share).backward();
       out.loss = m == 0 ? share.detach() : out.loss + share.detach();
       parts.push_back(part.detach());
     }
+    if (r.bucketed) r.bucketed->finish();  // the hooks launched its all-reduces during backward
     out.per_example = chunks == 1 ? parts.front() : at::cat(parts);
     return out;
   };
@@ -368,6 +388,48 @@ std::vector<std::vector<at::Tensor>> ema_copies(const Ema& ema) {
   std::vector<std::vector<at::Tensor>> out;
   for (size_t i = 0; i < ema.rates().size(); ++i) out.push_back(ema.params(i));
   return out;
+}
+
+optim::FlatOptimizerStep::EmaWeight ema_weight(Run& r) {
+  return [&r](size_t j, int64_t step) { return 1.0 - r.ema.rate_at(j, step); };
+}
+
+// How a distributed run averages its gradients. With dist.graph_step (one micro-batch, no fp16,
+// parameters the flat buffers take): the parameters are flattened now (after the resume, which
+// replaces their storage) and BucketedAllReduce averages the flat gradient buffer, eagerly or
+// inside the step's CUDA graph, so a run has one averaging path; else c10d's Reducer (a no-op
+// for one process). Returns why the bucketed path is not taken ("" when it is).
+std::string build_gradient_averaging(Run& r) {
+  std::string why_not;
+  if (!r.cfg.dist.graph_step) {
+    why_not = "dist.graph_step is off";
+  } else if (!r.group.is_distributed()) {
+    why_not = "one process";
+  } else if (r.cfg.train.micro_batches != 1) {
+    why_not = "train.micro_batches > 1";
+  } else if (r.precision == at::kHalf) {
+    why_not = "fp16 loss scaling";
+  } else {
+    why_not = optim::flat_unsupported(r.params, *r.optimizer, ema_copies(r.ema));
+  }
+  if (!why_not.empty()) {
+    r.reducer = std::make_unique<dist::GradientReducer>(r.group, r.params, r.cfg.dist.bucket_mib);
+    return why_not;
+  }
+  r.flat_step = std::make_unique<optim::FlatOptimizerStep>(
+      r.params, *r.optimizer, ema_copies(r.ema), ema_weight(r), r.cfg.optim.grad_clip);
+  r.bucketed = std::make_unique<dist::BucketedAllReduce>(r.group, r.flat_step->buffers().grads,
+                                                         r.params, r.cfg.dist.bucket_mib);
+  return "";
+}
+
+// The rank's loss summed over the ranks, on the device (inside a capture the collective is
+// recorded): the captured update's finite decision then reads the same numbers on every rank,
+// as the host's decision after the replay does, so no rank can apply a step another skips.
+at::Tensor loss_summed_over_ranks(const Run& r, const at::Tensor& loss) {
+  at::Tensor sum = loss.detach().to(at::kFloat).reshape({1}).clone();
+  r.group.all_reduce_sum(sum);  // NCCL: wait() makes the stream wait, no host sync
+  return sum.view({});
 }
 
 // train.graph_optimizer: whether the optimizer and EMA update go into the step's CUDA graph
@@ -398,7 +460,9 @@ bool graph_optimizer(Run& r, bool graphs) {
 ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& graph_steps,
                         bool with_optimizer) {
   struct Graph {
-    std::unique_ptr<optim::FlatOptimizerStep> update;  // outlives the graph that uses its buffers
+    // Outlive the graph that uses their buffers; with dist.graph_step the run's r.flat_step.
+    std::unique_ptr<optim::FlatOptimizerStep> owned_update;
+    optim::FlatOptimizerStep* update = nullptr;
     std::unique_ptr<CudaGraphStep> step;
     bool failed = false;
   };
@@ -410,16 +474,28 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
       CudaGraphStep::CapturedUpdate captured;
       const std::string why_not =
           with_optimizer ? optim::flat_unsupported(r.params, *r.optimizer, ema_copies(r.ema)) : "";
-      if (with_optimizer && !why_not.empty()) {
+      if (with_optimizer && !why_not.empty() && r.bucketed) {
+        // A graph without the update would own the gradients, which must stay the buckets' views.
+        log::warn("dist.graph_step: " + why_not + "; training on without CUDA graphs");
+        g->failed = true;
+        return eager(in, k);
+      } else if (with_optimizer && !why_not.empty()) {
         log::warn("train.graph_optimizer: " + why_not + "; the optimizer runs eagerly");
       } else if (with_optimizer) {
-        g->update = std::make_unique<optim::FlatOptimizerStep>(
-            r.params, *r.optimizer, ema_copies(r.ema),
-            [&r](size_t j, int64_t step) { return 1.0 - r.ema.rate_at(j, step); },
-            r.cfg.optim.grad_clip);
-        optim::FlatOptimizerStep* u = g->update.get();
+        if (!r.flat_step) {
+          g->owned_update = std::make_unique<optim::FlatOptimizerStep>(
+              r.params, *r.optimizer, ema_copies(r.ema), ema_weight(r), r.cfg.optim.grad_clip);
+        }
+        g->update = r.flat_step ? r.flat_step.get() : g->owned_update.get();
+        optim::FlatOptimizerStep* u = g->update;
         captured.zero_grads = [u] { u->zero_grads(); };
         captured.update = [u](const at::Tensor& loss) { return u->update(loss); };
+        if (r.bucketed) {  // dist.graph_step: the bucket all-reduces are in the graph too
+          captured.after_backward = [&r] { r.bucketed->finish(); };
+          captured.update = [u, &r](const at::Tensor& loss) {
+            return u->update(loss_summed_over_ranks(r, loss));
+          };
+        }
       }
       g->step = std::make_unique<CudaGraphStep>(
           [&r](const std::vector<at::Tensor>& x) {
@@ -442,7 +518,7 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
       Losses losses{out.first.detach(), out.second, {}, {}};
       if (g->update) {
         losses.grad_norm = g->step->update_result();
-        losses.commit = [u = g->update.get(), k] { u->commit(k); };
+        losses.commit = [u = g->update, k] { u->commit(k); };
       }
       return losses;
     } catch (const Error& e) {
@@ -450,7 +526,10 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
       log::warn(std::string(e.what()) + "; training on without CUDA graphs");
       g->failed = true;
       g->step.reset();
-      g->update.reset();  // the flat buffers stay the tensors' storage: the eager step uses them
+      // The flat buffers stay the tensors' storage: the eager step uses them.
+      g->update = nullptr;
+      g->owned_update.reset();
+      if (r.bucketed) r.bucketed->abandon_step();  // buckets the failed capture launched
       return eager(in, k);
     }
   };
@@ -653,7 +732,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   std::optional<RunDirLock> lock;
   if (ctx.is_main()) lock.emplace(cfg.train.run_dir);
   if (!options.benchmark) prepare_run_dir(cfg.train.run_dir, options, ctx.is_main());
-  Run r(cfg, ctx);
+  Run r(cfg, ctx, options.single_rank_group);
   if (r.main_rank() && !options.benchmark) remove_uncommitted(r.checkpoint_root());
   resume(r, options);
   std::unique_ptr<PosthocEmaRun> phema;  // train.posthoc_ema (rank 0), after the resume it follows
@@ -664,7 +743,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   if (r.main_rank()) {
     write_file_atomically((r.run_dir / "config.yaml").string(), config::dump_config(cfg));
   }
-  r.reducer = std::make_unique<dist::GradientReducer>(r.group, r.params, cfg.dist.bucket_mib);
+  const std::string not_bucketed = build_gradient_averaging(r);
   // Built before training so that a bad network or statistics file fails now, not at the first
   // evaluation.
   std::unique_ptr<PeriodicFid> fid;
@@ -699,14 +778,28 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   MetricsLog metrics(mo);
   SignalScope signals;
   TrainResult result;
-  // CUDA graphs (train.cuda_graphs): one process, one chunk, no fp16 loss scaling.
+  // CUDA graphs (train.cuda_graphs): one chunk, no fp16 loss scaling; one process, or several
+  // with dist.graph_step, whose graph must then hold the update too (the bucketed all-reduce
+  // averages the flat gradients that only the captured update reads).
   ForwardBackward fb = eager_forward_backward(r);
-  const bool graphs = cfg.train.cuda_graphs && r.device.is_cuda() && !r.ctx.distributed() &&
-                      cfg.train.micro_batches == 1 && r.precision != at::kHalf &&
-                      CudaGraphStep::available();
+  bool graphs = cfg.train.cuda_graphs && r.device.is_cuda() &&
+                (!r.group.is_distributed() || r.bucketed) && cfg.train.micro_batches == 1 &&
+                r.precision != at::kHalf && CudaGraphStep::available();
   const bool optimizer_in_graph = graph_optimizer(r, graphs);
+  if (r.group.is_distributed() && !optimizer_in_graph) graphs = false;
+  const int64_t capture_at = r.iteration() + 3;  // after eager warm-up iterations (see graphed)
+  if (r.group.is_distributed()) {
+    log::info(
+        r.bucketed
+            ? c10::str("data-parallel step: bucketed all-reduce of the flat gradient buffer "
+                       "(dist.graph_step), ",
+                       graphs ? c10::str("inside the step's CUDA graph from iteration ", capture_at)
+                              : std::string("eager (no CUDA graph: train.cuda_graphs, CUDA, "
+                                            "train.graph_optimizer)"))
+            : "data-parallel step: eager, c10d's Reducer (" + not_bucketed + ")");
+  }
   if (graphs) {
-    fb = graphed(std::move(fb), r, r.iteration() + 3, result.graph_steps, optimizer_in_graph);
+    fb = graphed(std::move(fb), r, capture_at, result.graph_steps, optimizer_in_graph);
   }
   while (!options.benchmark && r.iteration() < stop) {
     const StepResult step = train_step(r, fb, metrics, r.iteration());

@@ -122,6 +122,26 @@ TEST_F(DataParallelRun, TwoRanksEqualOneProcessWithTheSameGlobalBatch) {
   EXPECT_EQ(lines, 3);
 }
 
+// dist.graph_step on the CPU: no CUDA graph, but the gradients go through the bucketed all-reduce
+// of the flat gradient buffer (dist::BucketedAllReduce) instead of c10d's Reducer, eagerly, and
+// the run must be the one process's (and so the Reducer's) run. The log names the path.
+TEST_F(DataParallelRun, GraphStepAveragingEqualsOneProcessOnTheCpu) {
+  ASSERT_EQ(dmtrain("--run-dir " + (root / "one").string()), 0) << output();
+  ASSERT_EQ(dmtrain("--nproc-per-node 2 --set dist.graph_step=true --set log.level=info "
+                    "--run-dir " +
+                    (root / "bucketed").string()),
+            0)
+      << output();
+  EXPECT_NE(output().find("data-parallel step: bucketed all-reduce of the flat gradient buffer "
+                          "(dist.graph_step), eager"),
+            std::string::npos)
+      << output();
+  for (const char* file : {"model.pt", "ema_0.pt", "ema_1.pt"}) {
+    const double d = max_diff(ckpt(root / "one", 3) / file, ckpt(root / "bucketed", 3) / file);
+    EXPECT_LT(d, 1e-6) << file;
+  }
+}
+
 // Gradient accumulation is the same optimizer step: one process in 4 chunks, and 2 ranks in 2
 // chunks each, equal the plain single-process run; a chunk count that does not divide the
 // per-rank batch is refused naming the key.

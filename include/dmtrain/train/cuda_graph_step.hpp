@@ -17,7 +17,10 @@
 //   optim/flat_update.hpp) that run() never resets; the graph begins with `zero_grads` (the
 //   backward accumulates into them in place) and ends with `update(loss)`, whose result (the
 //   gradient norm) update_result() returns. Neither runs in the eager warm-up before the
-//   capture, so the weights change only when the graph replays: once per run().
+//   capture, so the weights change only when the graph replays: once per run(). Its optional
+//   `after_backward` runs after every backward, the warm-up's and the captured one (before
+//   `update`): a data-parallel step waits there for the gradient all-reduces its backward
+//   launched (dist::BucketedAllReduce::finish).
 // - Parameters must keep their storage (in-place updates only, as the optimizers and the EMA
 //   copies do). Random numbers drawn inside (dropout) come from the default CUDA generator,
 //   advanced by the graph at each replay.
@@ -40,6 +43,7 @@ class CudaGraphStep {
   struct CapturedUpdate {
     std::function<void()> zero_grads;
     std::function<at::Tensor(const at::Tensor& loss)> update;
+    std::function<void()> after_backward;
     bool enabled() const { return static_cast<bool>(update); }
   };
 

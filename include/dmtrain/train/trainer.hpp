@@ -35,6 +35,8 @@ struct TrainOptions {
   int64_t warmup = 10;               //   or exports (dmtrain bench)
   bool profile = false;              // benchmark mode: record the timed steps' kernels
   std::string profile_trace;         //   and write a Chrome trace here ("": none)
+  bool single_rank_group = false;    // one process with a process group of its own (tests: the
+                                     // data-parallel paths, e.g. dist.graph_step, on one GPU)
 };
 
 struct TrainResult {

@@ -1,0 +1,234 @@
+// dist.graph_step with a world-size-1 process group (TrainOptions::single_rank_group), the tiny run
+// of tiny_run.hpp:
+//  - on the CPU (runs everywhere): the eager bucketed all-reduce path trains exactly as one plain
+//    process, and the log names the path;
+//  - on one GPU with NCCL: the trainer's captured data-parallel step logs the losses and norms of
+//    the eager data-parallel step (c10d's Reducer) and really replays a graph; and the step as
+//    the trainer captures it (zero_grads, forward, backward launching the bucket all-reduces,
+//    finish(), the flat update), built from the parts, gives the eager losses with the
+//    collectives inside the capture.
+// The GPU tests are skipped without CUDA and NCCL (written without a GPU; not yet run).
+#include <gtest/gtest.h>
+#include <torch/cuda.h>
+
+#include <ATen/ATen.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "dmtrain/dist/bucketed_all_reduce.hpp"
+#include "dmtrain/dist/launcher.hpp"
+#include "dmtrain/dist/process_group.hpp"
+#include "dmtrain/models/unet.hpp"
+#include "dmtrain/optim/flat_update.hpp"
+#include "dmtrain/train/build.hpp"
+#include "dmtrain/train/cuda_graph_step.hpp"
+#include "dmtrain/train/metrics_log.hpp"
+#include "dmtrain/train/trainer.hpp"
+#include "tiny_run.hpp"
+
+namespace dmtrain::train {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::vector<std::pair<double, double>> logged(const fs::path& run) {
+  std::vector<std::pair<double, double>> out;
+  for (const auto& r : read_metrics_file((run / "metrics.jsonl").string()).steps) {
+    out.emplace_back(r.loss, r.grad_norm);
+  }
+  return out;
+}
+
+std::string text_of(const fs::path& file) {
+  std::ifstream in(file);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+struct TinyRuns : ::testing::Test {
+  fs::path root;
+  void SetUp() override {
+    root = fs::temp_directory_path() /
+           ("dmtrain_dist_graph_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(root);
+    test_support::write_tiny_idx(root / "data", 16);
+  }
+  void TearDown() override { fs::remove_all(root); }
+  config::RunConfig config(const std::string& name) const {
+    auto cfg = test_support::tiny_config(root / "data", root / name);
+    cfg.model.dropout = 0.0;  // a graph draws its dropout masks differently
+    cfg.checkpoint.every = 0;
+    cfg.log.level = "info";
+    return cfg;
+  }
+};
+
+TEST_F(TinyRuns, BucketedAveragingOnTheCpuTrainsAsOneProcess) {
+  auto cfg = config("plain");
+  cfg.train.iterations = 3;
+  train(cfg);
+  cfg = config("bucketed");
+  cfg.train.iterations = 3;
+  cfg.dist.graph_step = true;
+  TrainOptions alone;
+  alone.single_rank_group = true;
+  train(cfg, alone);
+  const std::string log = text_of(root / "bucketed" / "train.log");
+  EXPECT_NE(log.find("data-parallel step: bucketed all-reduce of the flat gradient buffer "
+                     "(dist.graph_step), eager"),
+            std::string::npos)
+      << log;
+  const auto a = logged(root / "plain"), b = logged(root / "bucketed");
+  ASSERT_EQ(a.size(), 3u);
+  ASSERT_EQ(b.size(), 3u);
+  for (size_t i = 0; i < a.size(); ++i) {
+    EXPECT_NEAR(b[i].first, a[i].first, 1e-6 * a[i].first) << "iteration " << i + 1;
+    EXPECT_NEAR(b[i].second, a[i].second, 1e-6 * a[i].second) << "iteration " << i + 1;
+  }
+  EXPECT_NE(a[2].first, a[0].first);  // the weights moved
+}
+
+TEST_F(TinyRuns, CapturedDataParallelStepLogsTheEagerLosses) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
+  if (!dist::has_nccl()) GTEST_SKIP() << "this build has no NCCL";
+  std::vector<std::vector<std::pair<double, double>>> runs;
+  for (const bool graph_step : {false, true}) {
+    const std::string name = graph_step ? "graph" : "eager";
+    auto cfg = config(name);
+    cfg.train.device = "cuda";
+    cfg.train.precision = "fp32";
+    cfg.train.cudnn_benchmark = false;  // the same convolution algorithms in both runs
+    cfg.train.iterations = 7;
+    cfg.dist.graph_step = graph_step;
+    TrainOptions alone;
+    alone.single_rank_group = true;
+    const TrainResult r = train(cfg, alone);
+    EXPECT_EQ(r.graph_steps, graph_step ? 4 : 0);  // iterations 4..7 after 3 eager ones
+    const std::string log = text_of(root / name / "train.log");
+    if (graph_step) {
+      EXPECT_NE(log.find("(dist.graph_step), inside the step's CUDA graph from iteration 3"),
+                std::string::npos)
+          << log;
+      EXPECT_NE(log.find("training step captured as a CUDA graph"), std::string::npos) << log;
+    } else {
+      EXPECT_NE(log.find("data-parallel step: eager, c10d's Reducer"), std::string::npos) << log;
+    }
+    runs.push_back(logged(root / name));
+  }
+  ASSERT_EQ(runs[0].size(), 7u);
+  ASSERT_EQ(runs[1].size(), 7u);
+  for (size_t i = 0; i < 7; ++i) {  // the tolerances of cuda_graph_test.cpp
+    EXPECT_NEAR(runs[1][i].first, runs[0][i].first, 1e-5 * runs[0][i].first)
+        << "iteration " << i + 1;
+    EXPECT_NEAR(runs[1][i].second, runs[0][i].second, 1e-4 * runs[0][i].second)
+        << "iteration " << i + 1;
+  }
+  EXPECT_NE(runs[0][6].first, runs[0][0].first);  // the weights moved: the test has teeth
+}
+
+constexpr int kSteps = 7;
+constexpr int kEagerWarmup = 3;  // as the trainer: NCCL's communicator and cuDNN set up eagerly
+
+// Iteration k's inputs, the same in both runs: images, timesteps, noise.
+std::vector<at::Tensor> inputs_of(int k, const at::Device& device) {
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(100 + k);
+  std::vector<at::Tensor> in{at::randn({4, 1, 8, 8}, g), at::randint(0, 50, {4}, g),
+                             at::randn({4, 1, 8, 8}, g)};
+  for (auto& t : in) t = t.to(device);
+  return in;
+}
+
+std::vector<double> run(bool graphed, const dist::ProcessGroup& group, int& launches) {
+  const at::Device device(at::kCUDA, 0);
+  auto cfg = test_support::tiny_config("unused", "unused");
+  cfg.model.dropout = 0.0;  // a graph draws its dropout masks differently
+  at::globalContext().setBenchmarkCuDNN(false);
+  at::manual_seed(7);
+  models::UNetModel model(unet_options(cfg));
+  model->to(device);
+  model->train();
+  std::vector<at::Tensor> params = model->parameters();
+  auto optimizer = make_optimizer(params, cfg);
+  std::vector<std::vector<at::Tensor>> ema(1);
+  for (const auto& p : params) ema[0].push_back(p.detach().clone());
+  optim::FlatOptimizerStep flat(
+      params, *optimizer, ema, [](size_t, int64_t) { return 0.1; }, /*grad_clip=*/1.0);
+  // Counts the launches (inside backward, also while capturing) on top of the real collective.
+  c10::intrusive_ptr<c10d::ProcessGroup> pg = group.c10d();
+  dist::BucketedAllReduce all_reduce(
+      [pg, &launches](at::Tensor& slice) {
+        ++launches;
+        std::vector<at::Tensor> t{slice};
+        c10d::AllreduceOptions o;
+        o.reduceOp = c10d::ReduceOp::AVG;
+        return pg->allreduce(t, o);
+      },
+      flat.buffers().grads, params, /*bucket_mib=*/1);
+  EXPECT_GT(all_reduce.buckets().size(), 1u) << "the tiny UNet should fill several buckets";
+
+  const auto loss_of = [&](const std::vector<at::Tensor>& x) {
+    const at::Tensor per_example =
+        (model->forward(x[0] + x[2], x[1], at::Tensor()) - x[2]).pow(2).mean({1, 2, 3});
+    return std::make_pair(per_example.mean(), per_example.detach());
+  };
+  CudaGraphStep::CapturedUpdate captured;
+  captured.zero_grads = [&] { flat.zero_grads(); };
+  captured.after_backward = [&] { all_reduce.finish(); };
+  captured.update = [&](const at::Tensor& loss) { return flat.update(loss); };
+  CudaGraphStep step(loss_of, params, captured);
+
+  std::vector<double> losses;
+  for (int k = 0; k < kSteps; ++k) {
+    const std::vector<at::Tensor> in = inputs_of(k, device);
+    flat.prepare(k);
+    at::Tensor loss;
+    if (graphed && k >= kEagerWarmup) {
+      const int before = launches;
+      loss = step.run(in).first;
+      if (k == kEagerWarmup) {
+        // The warm-up backward and the captured one launched every bucket; the replay none
+        // from the host (its collectives are in the graph).
+        EXPECT_EQ(launches - before, 2 * static_cast<int>(all_reduce.buckets().size()));
+      } else {
+        EXPECT_EQ(launches, before) << "a replay launches nothing from the host";
+      }
+      EXPECT_TRUE(step.update_result().defined());
+    } else {
+      flat.zero_grads();
+      loss = loss_of(in).first;
+      loss.backward();
+      all_reduce.finish();
+      flat.update(loss.detach());
+    }
+    losses.push_back(loss.item<double>());
+    flat.commit(k);
+  }
+  return losses;
+}
+
+TEST(DistGraphStep, CapturedBucketedStepGivesTheEagerLosses) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
+  if (!dist::has_nccl()) GTEST_SKIP() << "this build has no NCCL";
+  if (!optim::flat_update_kernel_available()) GTEST_SKIP() << "no flat-update CUDA kernel";
+  const dist::ProcessGroup group = dist::init_single_rank_group(
+      at::Device(at::kCUDA, 0), dist::pick_free_port(), std::chrono::seconds(60));
+  ASSERT_TRUE(group.is_distributed());
+  int eager_launches = 0, graph_launches = 0;
+  const std::vector<double> eager = run(false, group, eager_launches);
+  const std::vector<double> graph = run(true, group, graph_launches);
+  ASSERT_EQ(eager.size(), static_cast<size_t>(kSteps));
+  ASSERT_EQ(graph.size(), static_cast<size_t>(kSteps));
+  for (int k = 0; k < kSteps; ++k) {
+    EXPECT_NEAR(graph[k], eager[k], 1e-5 * eager[k]) << "iteration " << k + 1;
+  }
+  EXPECT_NE(eager[kSteps - 1], eager[0]) << "the weights moved: the comparison has teeth";
+  EXPECT_GT(eager_launches, 0);
+}
+
+}  // namespace
+}  // namespace dmtrain::train
