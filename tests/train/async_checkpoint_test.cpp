@@ -41,13 +41,6 @@ fs::path scratch(const std::string& name) {
   return p;
 }
 
-std::string read(const fs::path& f) {
-  std::ifstream in(f, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<at::Tensor> clones(const std::vector<at::Tensor>& ts) {
   std::vector<at::Tensor> out;
   for (const auto& t : ts) out.push_back(t.detach().clone());
@@ -112,7 +105,9 @@ void expect_same_files(const fs::path& a, const fs::path& b) {
   std::sort(names_a.begin(), names_a.end());
   std::sort(names_b.begin(), names_b.end());
   ASSERT_EQ(names_a, names_b);
-  for (const auto& n : names_a) EXPECT_TRUE(read(a / n) == read(b / n)) << n << " differs";
+  for (const auto& n : names_a)
+    EXPECT_TRUE(test_support::file_text(a / n) == test_support::file_text(b / n))
+        << n << " differs";
 }
 
 }  // namespace

@@ -21,14 +21,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::pair<double, double>> logged(const fs::path& run) {
-  std::vector<std::pair<double, double>> out;
-  for (const auto& r : dmtrain::train::read_metrics_file((run / "metrics.jsonl").string()).steps) {
-    out.emplace_back(r.loss, r.grad_norm);
-  }
-  return out;
-}
-
 TEST(CudaGraphStep, ReplayLogsTheSameLossesAsTheEagerStep) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
   const fs::path root = fs::temp_directory_path() / ("dmtrain_graph_" + std::to_string(::getpid()));
@@ -46,7 +38,7 @@ TEST(CudaGraphStep, ReplayLogsTheSameLossesAsTheEagerStep) {
     cfg.checkpoint.every = 0;
     const TrainResult r = train(cfg);
     EXPECT_EQ(r.graph_steps, graphs ? 4 : 0);  // iterations 4..7 after 3 eager ones
-    runs.push_back(logged(root / (graphs ? "graph" : "eager")));
+    runs.push_back(test_support::logged_losses(root / (graphs ? "graph" : "eager")));
   }
   ASSERT_EQ(runs[0].size(), 7u);
   ASSERT_EQ(runs[1].size(), 7u);

@@ -164,20 +164,13 @@ TEST_F(DataParallelRun, MicroBatchesAccumulateToTheSameStep) {
 }
 
 // Every logged number of the recipe's own optimizer (default eps): loss and gradient norm.
-std::vector<std::pair<double, double>> loss_and_grad(const fs::path& run) {
-  std::vector<std::pair<double, double>> out;
-  for (const auto& r : dmtrain::train::read_metrics_file((run / "metrics.jsonl").string()).steps) {
-    out.emplace_back(r.loss, r.grad_norm);
-  }
-  return out;
-}
-
 TEST_F(DataParallelRun, TwoRanksLogTheSameLossesAsOneProcess) {
   const std::string defaults = "--set optim.eps=1e-8 --set optim.lr=5e-4 ";
   ASSERT_EQ(dmtrain(defaults + "--run-dir " + (root / "one").string()), 0) << output();
   ASSERT_EQ(dmtrain(defaults + "--nproc-per-node 2 --run-dir " + (root / "two").string()), 0)
       << output();
-  const auto a = loss_and_grad(root / "one"), b = loss_and_grad(root / "two");
+  const auto a = test_support::logged_losses(root / "one"),
+             b = test_support::logged_losses(root / "two");
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
   for (size_t i = 0; i < a.size(); ++i) {

@@ -34,21 +34,6 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::vector<std::pair<double, double>> logged(const fs::path& run) {
-  std::vector<std::pair<double, double>> out;
-  for (const auto& r : read_metrics_file((run / "metrics.jsonl").string()).steps) {
-    out.emplace_back(r.loss, r.grad_norm);
-  }
-  return out;
-}
-
-std::string text_of(const fs::path& file) {
-  std::ifstream in(file);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 struct TinyRuns : ::testing::Test {
   fs::path root;
   void SetUp() override {
@@ -78,12 +63,13 @@ TEST_F(TinyRuns, BucketedAveragingOnTheCpuTrainsAsOneProcess) {
   TrainOptions alone;
   alone.single_rank_group = true;
   train(cfg, alone);
-  const std::string log = text_of(root / "bucketed" / "train.log");
+  const std::string log = test_support::file_text(root / "bucketed" / "train.log");
   EXPECT_NE(log.find("data-parallel step: bucketed all-reduce of the flat gradient buffer "
                      "(dist.graph_step), eager"),
             std::string::npos)
       << log;
-  const auto a = logged(root / "plain"), b = logged(root / "bucketed");
+  const auto a = test_support::logged_losses(root / "plain"),
+             b = test_support::logged_losses(root / "bucketed");
   ASSERT_EQ(a.size(), 3u);
   ASSERT_EQ(b.size(), 3u);
   for (size_t i = 0; i < a.size(); ++i) {
@@ -109,7 +95,7 @@ TEST_F(TinyRuns, CapturedDataParallelStepLogsTheEagerLosses) {
     alone.single_rank_group = true;
     const TrainResult r = train(cfg, alone);
     EXPECT_EQ(r.graph_steps, graph_step ? 4 : 0);  // iterations 4..7 after 3 eager ones
-    const std::string log = text_of(root / name / "train.log");
+    const std::string log = test_support::file_text(root / name / "train.log");
     if (graph_step) {
       EXPECT_NE(log.find("(dist.graph_step), inside the step's CUDA graph from iteration 3"),
                 std::string::npos)
@@ -118,7 +104,7 @@ TEST_F(TinyRuns, CapturedDataParallelStepLogsTheEagerLosses) {
     } else {
       EXPECT_NE(log.find("data-parallel step: eager, c10d's Reducer"), std::string::npos) << log;
     }
-    runs.push_back(logged(root / name));
+    runs.push_back(test_support::logged_losses(root / name));
   }
   ASSERT_EQ(runs[0].size(), 7u);
   ASSERT_EQ(runs[1].size(), 7u);

@@ -398,14 +398,6 @@ TEST(FlatUpdateKernel, MatchesTheAtenReference) {
   }
 }
 
-std::vector<std::pair<double, double>> logged(const std::filesystem::path& run) {
-  std::vector<std::pair<double, double>> out;
-  for (const auto& r : read_metrics_file((run / "metrics.jsonl").string()).steps) {
-    out.emplace_back(r.loss, r.grad_norm);
-  }
-  return out;
-}
-
 // A graphed tiny-UNet run with the optimizer in the graph against one without: the same losses
 // and gradient norms, within tests/train/cuda_graph_test.cpp's tolerances (the same setup).
 TEST(FlatUpdateKernel, GraphedOptimizerTrainsAsTheEagerOptimizer) {
@@ -431,7 +423,7 @@ TEST(FlatUpdateKernel, GraphedOptimizerTrainsAsTheEagerOptimizer) {
     cfg.checkpoint.every = 0;
     const TrainResult r = train(cfg);
     EXPECT_EQ(r.graph_steps, 6);
-    runs.push_back(logged(dir));
+    runs.push_back(test_support::logged_losses(dir));
   }
   ASSERT_EQ(runs[0].size(), 9u);
   ASSERT_EQ(runs[1].size(), 9u);

@@ -50,13 +50,6 @@ std::string error_of(F f) {
   return "(no error)";
 }
 
-std::string read_text(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string fake_checkpoint(const fs::path& root, int64_t it) {
   train::CheckpointWriter w(root.string(), it);
   std::ofstream(w.path("model.pt")) << "weights " << it;
@@ -96,7 +89,7 @@ fs::path write_yaml(const fs::path& root, int64_t iterations) {
 int run_dmtrain(const std::string& args, const fs::path& err_file, std::string* err) {
   const int status =
       std::system((std::string(DMTRAIN_BINARY) + " " + args + " 2> " + err_file.string()).c_str());
-  *err = read_text(err_file);
+  *err = test_support::file_text(err_file);
   return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
@@ -123,12 +116,13 @@ TEST(RunDir, LockNamesItsHolderAndTakesOverADeadOnes) {
     EXPECT_NE(err.find("pid " + std::to_string(::getpid()) + ", host "), std::string::npos) << err;
     EXPECT_NE(err.find("started 20"), std::string::npos) << err;
   }
-  EXPECT_EQ(read_text(dir / ".lock"), "");  // released cleanly: emptied
+  EXPECT_EQ(test_support::file_text(dir / ".lock"), "");  // released cleanly: emptied
   // A killed trainer leaves its line in the file but holds no lock.
   std::ofstream(dir / ".lock") << "pid 999999, host ghost, started 2020-01-01T00:00:00Z\n";
   train::RunDirLock taken(dir.string());
   EXPECT_NE(taken.taken_over_from().find("pid 999999"), std::string::npos);
-  EXPECT_NE(read_text(dir / ".lock").find("pid " + std::to_string(::getpid())), std::string::npos);
+  EXPECT_NE(test_support::file_text(dir / ".lock").find("pid " + std::to_string(::getpid())),
+            std::string::npos);
   fs::remove_all(dir.parent_path());
 }
 
@@ -142,10 +136,11 @@ TEST(RunDir, SecondTrainerProcessFailsAtOnceWithExit2) {
   int lines = 0;
   while (std::chrono::steady_clock::now() < deadline && lines < 2) {
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    const std::string m = read_text(root / "run" / "metrics.jsonl");
+    const std::string m = test_support::file_text(root / "run" / "metrics.jsonl");
     lines = static_cast<int>(std::count(m.begin(), m.end(), '\n'));
   }
-  ASSERT_GE(lines, 2) << "the first trainer did not start: " << read_text(root / "a.log");
+  ASSERT_GE(lines, 2) << "the first trainer did not start: "
+                      << test_support::file_text(root / "a.log");
   std::string err;
   EXPECT_EQ(run_dmtrain("--config " + yaml.string(), root / "b.log", &err), 2) << err;
   EXPECT_NE(err.find("run dir " + (root / "run").string() + " is in use"), std::string::npos)
@@ -154,7 +149,8 @@ TEST(RunDir, SecondTrainerProcessFailsAtOnceWithExit2) {
   ::kill(a, SIGTERM);  // checkpoints and stops
   int status = 0;
   ASSERT_EQ(::waitpid(a, &status, 0), a);
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130) << read_text(root / "a.log");
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 130)
+      << test_support::file_text(root / "a.log");
   // One writer: steps 1, 2, 3, ... each once.
   const auto steps = train::read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
   ASSERT_GE(steps.size(), 2u);
@@ -229,7 +225,7 @@ TEST(RunDir, InterruptedSavesAreCleanedAtTheStart) {
   EXPECT_FALSE(fs::exists(ckpts / "iter_000000000008.tmp"));
   EXPECT_FALSE(fs::exists(ckpts / "iter_000000000009"));
   EXPECT_EQ(iterations(ckpts), (std::vector<int64_t>{2}));
-  const std::string log = read_text(root / "run" / "train.log");
+  const std::string log = test_support::file_text(root / "run" / "train.log");
   EXPECT_NE(log.find("removed " + (ckpts / "iter_000000000008.tmp").string()), std::string::npos);
   EXPECT_NE(log.find("removed " + (ckpts / "iter_000000000009").string()), std::string::npos);
   fs::remove_all(root);

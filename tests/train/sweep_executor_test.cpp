@@ -36,13 +36,6 @@ fs::path scratch(const std::string& name) {
   return p;
 }
 
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::vector<SweepRun> runs_in(const fs::path& root, int n) {
   std::vector<SweepRun> runs(n);
   for (int i = 0; i < n; ++i) {
@@ -183,12 +176,12 @@ TEST(SweepParallel, RunsOverlapOnTheirGpusWithLogsAndAFailureGoesOn) {
       },
       opts);
   EXPECT_EQ(code, 3);
-  EXPECT_EQ(read_file(root / "r0" / "gpu"), "g0\n");
-  EXPECT_EQ(read_file(root / "r1" / "gpu"), "g1\n");
-  const std::string g2 = read_file(root / "r2" / "gpu");
+  EXPECT_EQ(test_support::file_text(root / "r0" / "gpu"), "g0\n");
+  EXPECT_EQ(test_support::file_text(root / "r1" / "gpu"), "g1\n");
+  const std::string g2 = test_support::file_text(root / "r2" / "gpu");
   EXPECT_TRUE(g2 == "g0\n" || g2 == "g1\n") << g2;
   EXPECT_FALSE(fs::exists(root / "r3" / "started"));
-  const std::string log = read_file(root / "r0" / "sweep_child.log");
+  const std::string log = test_support::file_text(root / "r0" / "sweep_child.log");
   EXPECT_NE(log.find("==== dmtrain sweep: sh -c"), std::string::npos) << log;
   EXPECT_NE(log.find("hello from " + runs[0].run_dir), std::string::npos) << log;
   ASSERT_FALSE(lines.empty());
@@ -220,8 +213,8 @@ TEST(SweepParallel, SigintOrSigtermReachesEveryChildAsSigintAndStopsTheSweep) {
         opts);
     sender.join();
     EXPECT_EQ(code, 130) << "signal " << sig;
-    EXPECT_EQ(read_file(root / "r0" / "got"), "int\n") << "signal " << sig;
-    EXPECT_EQ(read_file(root / "r1" / "got"), "int\n") << "signal " << sig;
+    EXPECT_EQ(test_support::file_text(root / "r0" / "got"), "int\n") << "signal " << sig;
+    EXPECT_EQ(test_support::file_text(root / "r1" / "got"), "int\n") << "signal " << sig;
     EXPECT_FALSE(fs::exists(root / "r2"));  // never started
     ASSERT_FALSE(lines.empty());
     EXPECT_EQ(lines.back(),
@@ -246,14 +239,14 @@ TEST(SweepParallel, RealDmtrainSweepWithTwoJobs) {
       " --grid timestep.clts.mu=0.1,0.3 --jobs 2 --gpus none --fid-target 100 > " +
       (root / "out.txt").string() + " 2>&1";
   const int rc = std::system(cmd.c_str());
-  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << read_file(root / "out.txt");
-  const std::string out = read_file(root / "out.txt");
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << test_support::file_text(root / "out.txt");
+  const std::string out = test_support::file_text(root / "out.txt");
   EXPECT_NE(out.find("sweep: 2/2 done, 0 running, 0 waiting, 0 failed"), std::string::npos) << out;
   for (const char* name : {"mu0.1", "mu0.3"}) {
     EXPECT_TRUE(fs::exists(root / "runs" / name / "sweep_child.log")) << name;
     EXPECT_TRUE(fs::exists(root / "runs" / name / "config.yaml")) << name;
   }
-  const std::string csv = read_file(root / "runs" / "sweep_summary.csv");
+  const std::string csv = test_support::file_text(root / "runs" / "sweep_summary.csv");
   EXPECT_NE(csv.find("final_fid,best_fid,iters_to_fid,iters_to_fid_interp,status\n"),
             std::string::npos)
       << csv;

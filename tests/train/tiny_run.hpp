@@ -3,11 +3,32 @@
 #pragma once
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "dmtrain/config/run_config.hpp"
+#include "dmtrain/train/metrics_log.hpp"
 
 namespace dmtrain::test_support {
+
+// The bytes of a file ("" when it cannot be read).
+inline std::string file_text(const std::filesystem::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// (loss, gradient norm) of every step record a run wrote to its metrics.jsonl, in order.
+inline std::vector<std::pair<double, double>> logged_losses(const std::filesystem::path& run) {
+  std::vector<std::pair<double, double>> out;
+  for (const auto& r : train::read_metrics_file((run / "metrics.jsonl").string()).steps) {
+    out.emplace_back(r.loss, r.grad_norm);
+  }
+  return out;
+}
 
 // Writes train-images-idx3-ubyte / train-labels-idx1-ubyte with n images of side x side
 // deterministic pixels into dir.

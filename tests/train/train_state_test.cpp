@@ -31,13 +31,6 @@ fs::path scratch(const std::string& name) {
   return p;
 }
 
-std::string read(const fs::path& f) {
-  std::ifstream in(f);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 }  // namespace
 
 TEST(TrainState, SavesEveryRegisteredPieceAndLoadsItBack) {
@@ -52,7 +45,7 @@ TEST(TrainState, SavesEveryRegisteredPieceAndLoadsItBack) {
   const at::Tensor t_draw = at::randint(100, {4}, a.state->t_gen);  // the stream moved
   (void)t_draw;
   const std::string dir = a.state->save(root.string(), a.cfg);
-  EXPECT_EQ(read(fs::path(dir) / "COMMITTED").rfind("format 2\n", 0), 0u);
+  EXPECT_EQ(test_support::file_text(fs::path(dir) / "COMMITTED").rfind("format 2\n", 0), 0u);
   EXPECT_EQ(train::checkpoint_format(dir), train::kCheckpointFormat);
 
   Parts b(99);  // other weights and streams until loaded
@@ -76,7 +69,7 @@ TEST(TrainState, ReadsFormatOneAndRefusesANewerFormatByName) {
   a.state->counters.iteration = 4;
   const std::string dir = a.state->save(root.string(), a.cfg);
   const fs::path manifest = fs::path(dir) / "COMMITTED";
-  const std::string text = read(manifest);
+  const std::string text = test_support::file_text(manifest);
   const std::string files = text.substr(text.find('\n') + 1);
   // Format 1: the manifest of the files alone, as checkpoints were written before versions.
   std::ofstream(manifest) << files;
