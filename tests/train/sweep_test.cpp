@@ -55,6 +55,20 @@ fs::path write_base(const fs::path& root) {
   return base;
 }
 
+// Runs a, b, c of one axis (values "0", "1", "2") in root/a, root/b, root/c, each planned for
+// `iterations`: what summarize() reads.
+std::vector<SweepRun> runs_abc(const fs::path& root, int64_t iterations) {
+  std::vector<SweepRun> runs(3);
+  const char* names[] = {"a", "b", "c"};
+  for (int i = 0; i < 3; ++i) {
+    runs[i].name = names[i];
+    runs[i].values = {std::to_string(i)};
+    runs[i].run_dir = (root / names[i]).string();
+    runs[i].iterations = iterations;
+  }
+  return runs;
+}
+
 }  // namespace
 
 TEST(SweepGrid, SplitsOnCommasButNotInsideBrackets) {
@@ -250,14 +264,7 @@ TEST(SweepSummary, FinalLossTailMeanImgPerSecondAndStatus) {
              "{\"step\": 10, \"loss\": 2.5, \"img_per_s\": 7}\n"
              "{\"step\": 20, \"loss\": 1.5, \"img_per_s\": 8}\n"
              "{\"step\": 30, \"loss\": null, \"img_per_s\": 9}\n");
-  std::vector<SweepRun> runs(3);
-  const char* names[] = {"a", "b", "c"};
-  for (int i = 0; i < 3; ++i) {
-    runs[i].name = names[i];
-    runs[i].values = {std::to_string(i)};
-    runs[i].run_dir = (root / names[i]).string();
-    runs[i].iterations = 100;
-  }
+  const std::vector<SweepRun> runs = runs_abc(root, 100);
   const auto rows = train::summarize(runs);
   EXPECT_EQ(rows[0].status, "done");
   EXPECT_EQ(rows[0].final_step, 100);
@@ -333,14 +340,7 @@ TEST(SweepSummary, FidAtEachEvaluationFinalBestAndItersToFid) {
              fid(1500, "80") + fid(3000, "40") + loss(3000, "0.25", 20));
   // c: never evaluated.
   write_file(root / "c" / "metrics.jsonl", loss(10, "1", 5));
-  std::vector<SweepRun> runs(3);
-  const char* names[] = {"a", "b", "c"};
-  for (int i = 0; i < 3; ++i) {
-    runs[i].name = names[i];
-    runs[i].values = {std::to_string(i)};
-    runs[i].run_dir = (root / names[i]).string();
-    runs[i].iterations = 5000;
-  }
+  const std::vector<SweepRun> runs = runs_abc(root, 5000);
   const auto rows = train::summarize(runs);
   ASSERT_EQ(rows[0].fid.size(), 5u);
   EXPECT_EQ(rows[0].fid[2].step, 3000);
