@@ -16,6 +16,7 @@
 #include "dmtrain/models/flops.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/trainer.hpp"
+#include "dmtrain/util/device_peak.hpp"
 
 namespace dmtrain::app {
 namespace {
@@ -44,16 +45,6 @@ double measured_bf16_tflops(const at::Device& device) {
   (void)c.sum().item<float>();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return 2.0 * static_cast<double>(n * n * n) * static_cast<double>(reps) / s / 1e12;
-}
-
-// Dense bf16 tensor-core peaks from the vendors' data sheets (TFLOP/s, without sparsity); 0 where
-// the device is not listed.
-double spec_bf16_tflops(const std::string& name) {
-  if (name.find("H100") != std::string::npos || name.find("H200") != std::string::npos) {
-    return name.find("PCIe") != std::string::npos ? 756.0 : 989.4;
-  }
-  if (name.find("A100") != std::string::npos) return 312.0;
-  return 0.0;
 }
 
 void run_bench() {
@@ -96,11 +87,12 @@ void run_bench() {
     const double achieved = 3.0 * flops * ips / 1e12;
     const double measured =
         measured_bf16_tflops(train::pick_device(cfg.train.device, "train.device"));
-    const double spec = spec_bf16_tflops(name);
+    const double spec = util::bf16_dense_peak_tflops(name);
     std::cout << std::setprecision(1) << "bf16 peak:  " << 100.0 * achieved / measured << "% of "
               << measured << " TFLOP/s measured here (8192^3 bf16 matrix products)";
-    if (spec > 0) std::cout << ", " << 100.0 * achieved / spec << "% of the " << spec
-                            << " TFLOP/s data-sheet dense peak";
+    if (spec > 0)
+      std::cout << ", " << 100.0 * achieved / spec << "% of the " << spec
+                << " TFLOP/s data-sheet dense peak";
     std::cout << "\n";
   }
   if (!r.profile_summary.empty()) {
