@@ -4,6 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 D=$PWD/build/ci/apps/dmtrain
+pkill -f scripts/study/queue.py && echo "stopped the queue"
 while read -r name pid _; do kill -INT "$pid" 2>/dev/null && echo "SIGINT $name"; done </tmp/exp/arms.txt
 for _ in $(seq 60); do
   [ "$(python3 scripts/study/progress.py /tmp/exp --running)" = 0 ] && break; sleep 2

@@ -7,7 +7,8 @@ end=$(( $(date +%s) + $1 ))
 while :; do
   python3 scripts/study/progress.py /tmp/exp
   running=$(python3 scripts/study/progress.py /tmp/exp --running)
-  [ "$running" = 0 ] && break
+  pending=$(cat /tmp/exp/pending 2>/dev/null || echo 0)
+  [ "$running" = 0 ] && [ "$pending" = 0 ] && break
   [ "$(date +%s)" -ge "$end" ] && break
   sleep $(( end - $(date +%s) < 60 ? (end - $(date +%s) > 0 ? end - $(date +%s) : 1) : 60 ))
 done
@@ -15,5 +16,5 @@ tail -5 /tmp/exp/watchdog.log 2>/dev/null
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 if [ -n "${OUT:-}" ]; then
   (cd /tmp/exp && tar czf "$OUT/metrics.tar.gz" --ignore-failed-read arms.txt launched_at \
-     watchdog.log ./*.log ./*/metrics.jsonl ./*/train.log ./*.csv ./*.png 2>/dev/null) || true
+     watchdog.log queue.log ./*.log ./*/metrics.jsonl ./*/train.log ./*.csv ./*.png 2>/dev/null) || true
 fi
