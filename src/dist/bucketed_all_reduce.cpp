@@ -12,6 +12,10 @@
 #include <torch/csrc/autograd/utils/lambda_post_hook.h>
 #include <torch/csrc/autograd/variable.h>
 
+#include <c10/core/StreamGuard.h>
+#include <c10/core/impl/VirtualGuardImpl.h>
+
+#include <optional>
 #include <string>
 
 #include "dmtrain/util/error.hpp"
@@ -97,6 +101,18 @@ BucketedAllReduce::BucketedAllReduce(Collective collective, at::Tensor flat_grad
   ready_.assign(params_.size(), false);
   missing_.resize(buckets_.size());
   abandon_step();  // arms the counters
+  // An AccumulateGrad node runs on the stream that was current when it was made, and the
+  // accumulators held here outlive every step. Made on the default (legacy) stream, each one
+  // would make the legacy stream wait on the capturing stream during a graph capture, which CUDA
+  // refuses ("operation would make the legacy stream depend on a capturing blocking stream");
+  // made on a side stream, they fork from the capture and join it again at the end of backward.
+  // (PyTorch's documentation asks the same of DDP under CUDA graphs: construct it on a side
+  // stream.)
+  std::optional<c10::StreamGuard> side_stream;
+  if (!params_.empty() && params_[0].is_cuda()) {
+    const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
+    side_stream.emplace(cuda.getStreamFromGlobalPool(params_[0].device(), /*isHighPriority=*/false));
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     std::shared_ptr<torch::autograd::Node> acc =
         torch::autograd::impl::grad_accumulator(params_[i]);
