@@ -143,11 +143,11 @@ KernelProfile::~KernelProfile() {
   }
 }
 
-void KernelProfile::start() {
+void KernelProfile::start(bool record_shapes) {
   TORCH_CHECK(!recording_, "KernelProfile::start: already recording");
   std::set<impl::ActivityType> activities{impl::ActivityType::CPU};
   if (torch::cuda::is_available()) activities.insert(impl::ActivityType::CUDA);
-  const impl::ProfilerConfig config(impl::ProfilerState::KINETO);
+  const impl::ProfilerConfig config(impl::ProfilerState::KINETO, record_shapes);
   // As Python's torch.profiler does: prepareProfiler initialises libkineto on first use and
   // configures its trace (CUPTI for CUDA), then enableProfiler installs the op callbacks and
   // starts the trace.

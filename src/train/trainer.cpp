@@ -312,7 +312,7 @@ void benchmark(Run& r, const ForwardBackward& fb, MetricsLog& metrics, const Tra
   while (r.iteration() < stop) {
     if (r.iteration() == first + options.warmup) {
       synchronize(r.device);
-      if (options.profile) profile.start();
+      if (options.profile) profile.start(/*record_shapes=*/!options.profile_trace.empty());
       start = Clock::now();
     }
     train_step(r, fb, metrics, r.iteration());
