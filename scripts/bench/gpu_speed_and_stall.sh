@@ -3,7 +3,10 @@
 #   phase 1: build, the GPU tests, the checkpoint stall of the CIFAR10 and ImageNet128 recipes
 #            (asynchronous, and synchronous as the baseline, same call);
 #   phase 2: the step's speed against the PyTorch peers (.carry/anchors: improved-diffusion,
-#            guided-diffusion and ../shared/tools/anchor_bench.py, carried), each lever on/off.
+#            guided-diffusion and ../shared/tools/anchor_bench.py, carried), each lever on/off;
+#   levers:  (after phase 1's build) the CIFAR10 peer first, then each newer lever against the
+#            defaults in the same call, and an eager trace of the step ($OUT/trace.json.gz) for
+#            scripts/bench/trace_attribution.py.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 D=$PWD/build/ci/apps/dmtrain
@@ -60,5 +63,23 @@ phase2)
   echo "== profile: dmtrain $C"
   "$D" bench --config $C --steps 30 --profile 2>&1 | tail -40
   ;;
-*) echo "usage: $0 phase1|phase2" >&2; exit 2 ;;
+levers)
+  export OMP_NUM_THREADS=4
+  C=configs/cifar10_clts_mdlrc.yaml
+  bench() { "$D" bench --config $C "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|error"; }
+  echo "== peer: ID + bf16 + channels_last + fused AdamW + torch.compile(reduce-overhead), B=128"
+  ID_DIR=$A/id GD_DIR=$A/gd STEPS=30 timeout 280 python3 "$A/anchor_bench.py" id compile-ro 2>&1 | tail -1
+  for i in 1 2; do
+    echo "== dmtrain $C (defaults), run $i"; bench --steps 100
+    echo "== train.attention_token_major=true, run $i"; bench --steps 100 --set train.attention_token_major=true
+  done
+  echo "== train.channels_last=true train.attention_token_major=true"
+  bench --steps 100 --set train.channels_last=true --set train.attention_token_major=true
+  echo "== eager trace (3 steps) for the op attribution"
+  "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
+    --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"
+  [ -n "${OUT:-}" ] && gzip -c /tmp/trace.json >"$OUT/trace.json.gz" && ls -la "$OUT"
+  python3 scripts/bench/trace_attribution.py /tmp/trace.json --kernel direct_copy --top 12 | cut -c1-200
+  ;;
+*) echo "usage: $0 phase1|phase2|levers" >&2; exit 2 ;;
 esac

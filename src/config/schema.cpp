@@ -517,6 +517,10 @@ std::vector<Field> build() {
   f.push_back(any("train.graph_optimizer", &R::train, &Tr::graph_optimizer, "true or false",
                   "with train.cuda_graphs (bf16/fp32): the optimizer and EMA update inside the "
                   "graph, one fused kernel over flat buffers (else eager after each step)"));
+  f.push_back(any("train.attention_token_major", &R::train, &Tr::attention_token_major,
+                  "true or false",
+                  "attention blocks as token-major matrix products (no qkv copy, no layout "
+                  "transposes; same weights and results)"));
   f.push_back(with_example(
       bind<std::vector<double>>(
           "train.posthoc_ema.sigma_rels",

@@ -1,6 +1,7 @@
 #include "dmtrain/models/attention.hpp"
 
 #include <cmath>
+#include <vector>
 
 #include <ATen/ATen.h>
 
@@ -63,9 +64,33 @@ void AttentionBlockImpl::reset() {
   for (auto& p : proj_out->parameters()) p.zero_();
 }
 
+torch::Tensor AttentionBlockImpl::token_major_attention(const torch::Tensor& normed) {
+  const int64_t n = normed.size(0), c = normed.size(1), t = normed.size(2);
+  const int64_t h = heads(), ch = c / h;
+  // [N, T, C] dense (a no-op for channels-last activations), so that linear folds it into one
+  // [N T, C] x [C, 3C] product; a strided batch would take bmm over an expanded weight instead,
+  // whose backward sums N per-sample weight gradients.
+  const torch::Tensor tokens = normed.transpose(1, 2).contiguous();
+  const torch::Tensor qkv_t = at::linear(tokens, qkv->weight.squeeze(-1), qkv->bias);  // [N,T,3C]
+  // qkv's channel layouts (see the header) with the tokens first: unbind's backward stacks the
+  // three gradients into one buffer (select's would zero-fill one per part).
+  const bool new_order = options.use_new_attention_order();
+  const std::vector<torch::Tensor> parts =
+      (new_order ? qkv_t.view({n, t, 3, h, ch}) : qkv_t.view({n, t, h, 3, ch}))
+          .unbind(new_order ? 2 : 3);  // each [N, T, heads, ch]
+  const torch::Tensor a = at::scaled_dot_product_attention(
+      parts[0].transpose(1, 2), parts[1].transpose(1, 2), parts[2].transpose(1, 2));
+  // [N, heads, T, ch] -> [N, T, C] (a view when the kernel wrote it tokens-first, as flash does)
+  const torch::Tensor a_t = a.transpose(1, 2).reshape({n, t, c});
+  return at::linear(a_t, proj_out->weight.squeeze(-1), proj_out->bias).transpose(1, 2);
+}
+
 torch::Tensor AttentionBlockImpl::forward(const torch::Tensor& x) {
   const auto sizes = x.sizes().vec();
   const torch::Tensor flat = x.reshape({sizes[0], sizes[1], -1});
+  if (options.token_major() && options.use_sdpa()) {
+    return (flat + token_major_attention(norm->forward(flat))).reshape(sizes);
+  }
   const torch::Tensor h = qkv_attention(qkv->forward(norm->forward(flat)), heads(),
                                         options.use_new_attention_order(), options.use_sdpa());
   return (flat + proj_out->forward(h)).reshape(sizes);

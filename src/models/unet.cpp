@@ -34,7 +34,8 @@ std::shared_ptr<torch::nn::Module> build_layer(const LayerSpec& l, const UNetOpt
       // The plan already resolved num_head_channels into a head count.
       return AttentionBlock(AttentionBlockOptions(l.in_channels)
                                 .num_heads(l.num_heads)
-                                .use_new_attention_order(o.use_new_attention_order()))
+                                .use_new_attention_order(o.use_new_attention_order())
+                                .token_major(o.attention_token_major()))
           .ptr();
     case LayerKind::kDownsample:
       return Downsample(

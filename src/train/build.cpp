@@ -69,7 +69,8 @@ models::UNetOptions unet_options(const config::RunConfig& cfg) {
       .num_heads_upsample(m.num_heads_upsample)
       .use_scale_shift_norm(m.use_scale_shift_norm)
       .resblock_updown(m.resblock_updown)
-      .use_new_attention_order(m.use_new_attention_order);
+      .use_new_attention_order(m.use_new_attention_order)
+      .attention_token_major(cfg.train.attention_token_major);
   o.learn_sigma(m.learn_sigma);
   try {
     o.validate();

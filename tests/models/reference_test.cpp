@@ -74,16 +74,18 @@ TEST(Reference, GdSmallKeysInPyTorchOrder) {
 }
 
 TEST(Reference, IdSmallOutputMatches) {
-  dm::UNetModel model(id_small());
-  dm::load_state_dict(*model, kDir + "id_small.pt");  // float16 file into float32 model
-  model->eval();
-  auto io = read_io("id_small_io.pt");
-  torch::NoGradGuard g;
-  const auto out = model->forward(io["x"], io["t"]);
-  ASSERT_EQ(out.sizes(), io["out"].sizes());
-  EXPECT_LT(rel_err(out, io["out"]), 1e-4);
-  // The comparison has teeth: a different timestep changes the output far beyond tolerance.
-  EXPECT_GT(rel_err(model->forward(io["x"], io["t"] + 1), io["out"]), 1e-3);
+  for (const bool token_major : {false, true}) {
+    dm::UNetModel model(id_small().attention_token_major(token_major));
+    dm::load_state_dict(*model, kDir + "id_small.pt");  // float16 file into float32 model
+    model->eval();
+    auto io = read_io("id_small_io.pt");
+    torch::NoGradGuard g;
+    const auto out = model->forward(io["x"], io["t"]);
+    ASSERT_EQ(out.sizes(), io["out"].sizes());
+    EXPECT_LT(rel_err(out, io["out"]), 1e-4) << "token_major=" << token_major;
+    // The comparison has teeth: a different timestep changes the output far beyond tolerance.
+    EXPECT_GT(rel_err(model->forward(io["x"], io["t"] + 1), io["out"]), 1e-3);
+  }
 }
 
 // The same fixture on the GPU, through the fused GroupNorm kernels and flash attention, in float32
@@ -92,28 +94,35 @@ TEST(Reference, IdSmallOutputMatchesOnCudaThroughFusedKernels) {
   if (!torch::cuda::is_available() || !dm::fused_kernels_built()) {
     GTEST_SKIP() << "needs CUDA and the fused kernels";
   }
-  dm::UNetModel model(id_small());
-  dm::load_state_dict(*model, kDir + "id_small.pt");
-  model->eval();
-  model->to(torch::kCUDA);
-  auto io = read_io("id_small_io.pt");
-  const bool tf32 = at::globalContext().allowTF32CuDNN();
-  at::globalContext().setAllowTF32CuDNN(false);
-  torch::NoGradGuard g;
-  const auto out = model->forward(io["x"].cuda(), io["t"].cuda()).cpu();
-  at::globalContext().setAllowTF32CuDNN(tf32);
-  EXPECT_LT(rel_err(out, io["out"]), 1e-4);
+  for (const bool token_major : {false, true}) {
+    dm::UNetModel model(id_small().attention_token_major(token_major));
+    dm::load_state_dict(*model, kDir + "id_small.pt");
+    model->eval();
+    model->to(torch::kCUDA);
+    auto io = read_io("id_small_io.pt");
+    const bool tf32 = at::globalContext().allowTF32CuDNN();
+    const bool tf32_mm = at::globalContext().allowTF32CuBLAS();
+    at::globalContext().setAllowTF32CuDNN(false);
+    at::globalContext().setAllowTF32CuBLAS(false);  // the token-major form's products
+    torch::NoGradGuard g;
+    const auto out = model->forward(io["x"].cuda(), io["t"].cuda()).cpu();
+    at::globalContext().setAllowTF32CuDNN(tf32);
+    at::globalContext().setAllowTF32CuBLAS(tf32_mm);
+    EXPECT_LT(rel_err(out, io["out"]), 1e-4) << "token_major=" << token_major;
+  }
 }
 
 TEST(Reference, GdSmallOutputMatchesFromSafetensors) {
-  dm::UNetModel model(gd_small());
-  dm::load_state_dict(*model, kDir + "gd_small.safetensors");
-  model->eval();
-  auto io = read_io("gd_small_io.pt");
-  torch::NoGradGuard g;
-  const auto out = model->forward(io["x"], io["t"], io["y"]);
-  EXPECT_LT(rel_err(out, io["out"]), 1e-4);
-  EXPECT_GT(rel_err(model->forward(io["x"], io["t"], (io["y"] + 1) % 10), io["out"]), 1e-3);
+  for (const bool token_major : {false, true}) {
+    dm::UNetModel model(gd_small().attention_token_major(token_major));
+    dm::load_state_dict(*model, kDir + "gd_small.safetensors");
+    model->eval();
+    auto io = read_io("gd_small_io.pt");
+    torch::NoGradGuard g;
+    const auto out = model->forward(io["x"], io["t"], io["y"]);
+    EXPECT_LT(rel_err(out, io["out"]), 1e-4) << "token_major=" << token_major;
+    EXPECT_GT(rel_err(model->forward(io["x"], io["t"], (io["y"] + 1) % 10), io["out"]), 1e-3);
+  }
 }
 
 TEST(Reference, GdSmallExplicitAttentionAlsoMatches) {

@@ -11,6 +11,14 @@
 // the same as scaled_dot_product_attention's 1/sqrt(ch), which is what forward uses by default
 // (fused kernels on GPU). qkv_attention(..., use_sdpa = false) is the explicit einsum/softmax
 // form of the references, kept for testing and for exactness checks.
+//
+// token_major (with use_sdpa): the same block with its two 1x1 convolutions as matrix products
+// over the tokens ([N, T, C] x [C, 3C]), so that q, k and v come out as strided views with the
+// head width dense, which SDPA's fused kernels take as they are. The channel-major form needs a
+// copy of qkv with T and ch swapped, cuDNN's layout transposes around each 1x1 convolution and,
+// in backward, a zero-filled buffer per q/k/v; this one needs a [N, T, C] copy of the normalised
+// input when the activations are NCHW (none when they are channels-last) and gives its output in
+// the input's layout. Same parameters, same results up to the order of the sums.
 #pragma once
 #include <cstdint>
 
@@ -34,6 +42,7 @@ struct AttentionBlockOptions {
   TORCH_ARG(int64_t, num_head_channels) = -1;  // if != -1, heads = channels / num_head_channels
   TORCH_ARG(bool, use_new_attention_order) = false;
   TORCH_ARG(bool, use_sdpa) = true;
+  TORCH_ARG(bool, token_major) = false;  // see above; only with use_sdpa
 };
 
 class AttentionBlockImpl : public torch::nn::Cloneable<AttentionBlockImpl> {
@@ -42,6 +51,8 @@ class AttentionBlockImpl : public torch::nn::Cloneable<AttentionBlockImpl> {
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x);
   int64_t heads() const;
+  // norm(x) as [N, C, T] -> proj_out(attention) as [N, C, T], in the token-major form.
+  torch::Tensor token_major_attention(const torch::Tensor& normed);
 
   AttentionBlockOptions options;
   GroupNorm32 norm{nullptr};
