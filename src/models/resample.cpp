@@ -1,11 +1,21 @@
 #include "dmtrain/models/resample.hpp"
 
 #include <ATen/ATen.h>
+#include <c10/core/impl/LocalDispatchKeySet.h>
 
 namespace dmtrain::models {
 
 torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4, "upsample: expected [N, C, H, W], got ", x.sizes());
+  // CUDA autocast runs upsample_nearest2d in float32 (it is on autocast's fp32 list, for the
+  // interpolating modes' sake): a bf16 input became a float32 copy, a float32 output and a
+  // float32 backward (128 us a call in the CIFAR10 step). Nearest upsampling only copies values,
+  // and its backward sums four gradients in float32 whatever the dtype (the kernels' accumulate
+  // type) before one rounding, so running it in the input's dtype gives the same numbers where
+  // a convolution follows (ID's Upsample). Where the upsampled tensor is added to a bf16 one
+  // without a convolution between (GD's up ResBlocks' skip path), the sum is now bf16 like the
+  // rest of the autocast residual stream instead of float32.
+  const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
   return at::upsample_nearest2d(x, {2 * x.size(2), 2 * x.size(3)});
 }
 
