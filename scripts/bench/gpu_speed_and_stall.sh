@@ -73,8 +73,16 @@ levers)
     echo "== dmtrain $C (defaults), run $i"; bench --steps 100
     echo "== train.attention_token_major=true, run $i"; bench --steps 100 --set train.attention_token_major=true
   done
-  echo "== train.channels_last=true train.attention_token_major=true"
-  bench --steps 100 --set train.channels_last=true --set train.attention_token_major=true
+  echo "== train.channels_last=true (per-group NHWC GroupNorm kernels)"
+  bench --steps 100 --set train.channels_last=true
+  echo "== train.channels_last=true, row-reading NHWC GroupNorm kernels"
+  DMTRAIN_NHWC_GROUPNORM=rows bench --steps 100 --set train.channels_last=true
+  echo "== train.channels_last=true + row kernels + train.attention_token_major=true"
+  DMTRAIN_NHWC_GROUPNORM=rows bench --steps 100 --set train.channels_last=true \
+    --set train.attention_token_major=true
+  echo "== profile: channels_last + row kernels + token-major attention"
+  DMTRAIN_NHWC_GROUPNORM=rows "$D" bench --config $C --steps 30 --profile \
+    --set train.channels_last=true --set train.attention_token_major=true 2>&1 | tail -32
   echo "== eager trace (3 steps) for the op attribution"
   "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
     --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"

@@ -4,6 +4,8 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <atomic>
+#include <cstdlib>
+#include <string>
 
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
 #include <c10/cuda/CUDAGuard.h>
@@ -16,6 +18,10 @@ namespace dmtrain::models {
 namespace {
 
 std::atomic<bool> g_fused_enabled{true};
+std::atomic<bool> g_nhwc_rows{[] {
+  const char* v = std::getenv("DMTRAIN_NHWC_GROUPNORM");
+  return v != nullptr && std::string(v) == "rows";
+}()};
 
 }  // namespace
 
@@ -32,6 +38,13 @@ bool fused_kernels_enabled() {
 }
 void set_fused_kernels_enabled(bool on) {
   g_fused_enabled.store(on);
+}
+
+bool nhwc_row_kernels_enabled() {
+  return g_nhwc_rows.load();
+}
+void set_nhwc_row_kernels_enabled(bool on) {
+  g_nhwc_rows.store(on);
 }
 
 at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
@@ -95,6 +108,15 @@ at::Tensor per_sample(const at::Tensor& v, int64_t n, int64_t c) {
   return v.defined() ? v.reshape({n, c}).to(at::kFloat).contiguous() : at::Tensor();
 }
 
+// Scratch memory for the channels-last kernels that read whole pixel rows
+// (group_norm_act_nhwc_tiled.cu); undefined (the per-(sample, group) kernels) for NCHW or with
+// those kernels switched off.
+at::Tensor workspace_for(const cuda::GroupNormActShape& s, const at::Tensor& x) {
+  const int64_t n = cuda::group_norm_act_workspace(s);
+  if (n == 0 || !nhwc_row_kernels_enabled()) return at::Tensor();
+  return at::empty({n}, x.options().dtype(at::kFloat));
+}
+
 const float* ptr_or_null(const at::Tensor& t) {
   return t.defined() ? t.data_ptr<float>() : nullptr;
 }
@@ -118,11 +140,13 @@ at::Tensor fused_forward(torch::autograd::AutogradContext* ctx, const at::Tensor
   const auto stats_opts = x.options().dtype(at::kFloat);
   at::Tensor mean = at::empty({s.n * groups}, stats_opts);
   at::Tensor rstd = at::empty({s.n * groups}, stats_opts);
+  const at::Tensor ws = workspace_for(s, x);
   check_launch(cuda::group_norm_act_forward(
                    element_type(x.scalar_type()), s, x.data_ptr(), gamma.data_ptr<float>(),
                    beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
                    static_cast<float>(eps), y.data_ptr(), mean.data_ptr<float>(),
-                   rstd.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
+                   rstd.data_ptr<float>(), ws.defined() ? ws.data_ptr<float>() : nullptr,
+                   c10::cuda::getCurrentCUDAStream().stream()),
                "forward");
   if (sc.defined()) {
     ctx->save_for_backward({x, weight, bias, mean, rstd, sc, sh});
@@ -154,12 +178,14 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
   at::Tensor grad_x = at::empty_like(x);
   const auto opts = x.options().dtype(at::kFloat);
   at::Tensor sum_dy = at::empty({s.n, s.c}, opts), sum_dy_xhat = at::empty({s.n, s.c}, opts);
+  const at::Tensor ws = workspace_for(s, x);
   check_launch(
       cuda::group_norm_act_backward(
           element_type(x.scalar_type()), s, grad_y.data_ptr(), x.data_ptr(), mean.data_ptr<float>(),
           rstd.data_ptr<float>(), gamma.data_ptr<float>(), beta.data_ptr<float>(), ptr_or_null(sc),
           ptr_or_null(sh), silu, grad_x.data_ptr(), sum_dy.data_ptr<float>(),
-          sum_dy_xhat.data_ptr<float>(), c10::cuda::getCurrentCUDAStream().stream()),
+          sum_dy_xhat.data_ptr<float>(), ws.defined() ? ws.data_ptr<float>() : nullptr,
+          c10::cuda::getCurrentCUDAStream().stream()),
       "backward");
   // Per (n, c): dL/dshift = sum_dy; dL/dscale = sum over pixels of dL/dpre * GN(x)
   // = gamma * sum_dy_xhat + beta * sum_dy; dL/dgamma, dL/dbeta: the same through (1 + scale),

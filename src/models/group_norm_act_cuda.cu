@@ -25,6 +25,18 @@ int nhwc_backward(GroupNormActShape s, const void* grad_y, const void* x, const 
                   const float* rstd, const float* gamma, const float* beta, const float* scale,
                   const float* shift, bool silu, void* grad_x, float* sum_dy, float* sum_dy_xhat,
                   cudaStream_t stream);
+// The channels-last kernels that read whole pixel rows (group_norm_act_nhwc_tiled.cu); -1: they
+// do not take this shape or alignment (the ones above do).
+int64_t nhwc_tiled_workspace(GroupNormActShape s);
+template <typename T>
+int nhwc_tiled_forward(GroupNormActShape s, const void* x, const float* gamma, const float* beta,
+                       const float* scale, const float* shift, bool silu, float eps, void* y,
+                       float* mean, float* rstd, float* ws, cudaStream_t stream);
+template <typename T>
+int nhwc_tiled_backward(GroupNormActShape s, const void* grad_y, const void* x, const float* mean,
+                        const float* rstd, const float* gamma, const float* beta,
+                        const float* scale, const float* shift, bool silu, void* grad_x,
+                        float* sum_dy, float* sum_dy_xhat, float* ws, cudaStream_t stream);
 
 namespace {
 
@@ -190,8 +202,13 @@ int threads_for(const GroupNormActShape& s) {
 template <typename T>
 int forward_typed(GroupNormActShape s, const void* x, const float* gamma, const float* beta,
                   const float* scale, const float* shift, bool silu, float eps, void* y,
-                  float* mean, float* rstd, cudaStream_t stream) {
+                  float* mean, float* rstd, float* workspace, cudaStream_t stream) {
   if (s.channels_last) {
+    if (workspace != nullptr) {
+      const int r = nhwc_tiled_forward<T>(s, x, gamma, beta, scale, shift, silu, eps, y, mean,
+                                          rstd, workspace, stream);
+      if (r != -1) return r;
+    }
     return nhwc_forward<T>(s, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd, stream);
   }
   constexpr int kV = 16 / sizeof(T);
@@ -214,8 +231,13 @@ template <typename T>
 int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const float* mean,
                    const float* rstd, const float* gamma, const float* beta, const float* scale,
                    const float* shift, bool silu, void* grad_x, float* sum_dy, float* sum_dy_xhat,
-                   cudaStream_t stream) {
+                   float* workspace, cudaStream_t stream) {
   if (s.channels_last) {
+    if (workspace != nullptr) {
+      const int r = nhwc_tiled_backward<T>(s, grad_y, x, mean, rstd, gamma, beta, scale, shift,
+                                           silu, grad_x, sum_dy, sum_dy_xhat, workspace, stream);
+      if (r != -1) return r;
+    }
     return nhwc_backward<T>(s, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu, grad_x,
                             sum_dy, sum_dy_xhat, stream);
   }
@@ -242,21 +264,25 @@ bool group_norm_act_supported(GroupNormActShape shape) {
   return !shape.channels_last || nhwc_supported(shape);
 }
 
+int64_t group_norm_act_workspace(GroupNormActShape shape) {
+  return shape.channels_last ? nhwc_tiled_workspace(shape) : 0;
+}
+
 int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void* x,
                            const float* gamma, const float* beta, const float* scale,
                            const float* shift, bool silu, float eps, void* y, float* mean,
-                           float* rstd, void* stream) {
+                           float* rstd, float* workspace, void* stream) {
   auto* st = static_cast<cudaStream_t>(stream);
   switch (type) {
     case ElementType::kFloat32:
       return forward_typed<float>(shape, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd,
-                                  st);
+                                  workspace, st);
     case ElementType::kBFloat16:
       return forward_typed<__nv_bfloat16>(shape, x, gamma, beta, scale, shift, silu, eps, y, mean,
-                                          rstd, st);
+                                          rstd, workspace, st);
     case ElementType::kFloat16:
       return forward_typed<__half>(shape, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd,
-                                   st);
+                                   workspace, st);
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }
@@ -264,18 +290,19 @@ int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void
 int group_norm_act_backward(ElementType type, GroupNormActShape shape, const void* grad_y,
                             const void* x, const float* mean, const float* rstd, const float* gamma,
                             const float* beta, const float* scale, const float* shift, bool silu,
-                            void* grad_x, float* sum_dy, float* sum_dy_xhat, void* stream) {
+                            void* grad_x, float* sum_dy, float* sum_dy_xhat, float* workspace,
+                            void* stream) {
   auto* st = static_cast<cudaStream_t>(stream);
   switch (type) {
     case ElementType::kFloat32:
       return backward_typed<float>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
-                                   grad_x, sum_dy, sum_dy_xhat, st);
+                                   grad_x, sum_dy, sum_dy_xhat, workspace, st);
     case ElementType::kBFloat16:
       return backward_typed<__nv_bfloat16>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift,
-                                           silu, grad_x, sum_dy, sum_dy_xhat, st);
+                                           silu, grad_x, sum_dy, sum_dy_xhat, workspace, st);
     case ElementType::kFloat16:
       return backward_typed<__half>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
-                                    grad_x, sum_dy, sum_dy_xhat, st);
+                                    grad_x, sum_dy, sum_dy_xhat, workspace, st);
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

@@ -22,12 +22,17 @@ struct GroupNormActShape {
 // and C / groups / pack width, at most 512).
 bool group_norm_act_supported(GroupNormActShape shape);
 
+// Float32 elements of scratch memory the forward and the backward may use for this shape
+// (channels-last: the per-tile partial sums of the row-reading kernels; 0 for NCHW). A null
+// workspace makes them use the per-(sample, group) kernels instead.
+int64_t group_norm_act_workspace(GroupNormActShape shape);
+
 // y = act((x - mean) * rstd * gamma + beta) [* (1 + scale) + shift], act = SiLU or identity.
 // Writes mean and rstd per (n, group). Returns a cudaError_t value (0: launched).
 int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void* x,
                            const float* gamma, const float* beta, const float* scale,
                            const float* shift, bool silu, float eps, void* y, float* mean,
-                           float* rstd, void* stream);
+                           float* rstd, float* workspace, void* stream);
 
 // Given dL/dy, writes dL/dx and, per (n, c), sum_dy = sum over HW of dL/d(pre-activation) and
 // sum_dy_xhat = the same weighted by the normalised input; the parameter gradients follow from
@@ -35,6 +40,7 @@ int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void
 int group_norm_act_backward(ElementType type, GroupNormActShape shape, const void* grad_y,
                             const void* x, const float* mean, const float* rstd, const float* gamma,
                             const float* beta, const float* scale, const float* shift, bool silu,
-                            void* grad_x, float* sum_dy, float* sum_dy_xhat, void* stream);
+                            void* grad_x, float* sum_dy, float* sum_dy_xhat, float* workspace,
+                            void* stream);
 
 }  // namespace dmtrain::models::cuda

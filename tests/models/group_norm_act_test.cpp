@@ -95,6 +95,8 @@ const std::vector<Case> kCases = {
     {{2, 512, 3, 3}, 32, true, true, true},   // 16 per group: two packs per pixel
     {{2, 768, 2, 2}, 32, false, true, true},  // 24 per group: three packs, a 96-wide block
     {{2, 96, 12}, 32, false, false, true},    // [N, C, T] view of NHWC data, 3 per group
+    // Row-reading kernels: many pixel tiles, packs that span two groups (4 channels per group).
+    {{4, 128, 16, 16}, 32, true, true, true},
 };
 
 bool cuda_fused() {
@@ -168,10 +170,44 @@ TEST(GroupNormAct, FusedBFloat16WithinRoundingOfReference) {
 TEST(GroupNormAct, FusedStatisticsSurviveALargeMean) {
   if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
   // Mean 1000 against a spread of 2: a naive E[x^2] - E[x]^2 in float32 loses every digit.
-  const Case c{{2, 64, 16, 16}, 32, false, false};
-  const Inputs in = make_inputs(c, 1000.0);
-  const auto want = run(in, c, torch::kCPU, torch::kDouble, false);
-  const auto got = run(in, c, torch::kCUDA, torch::kFloat, true);
+  for (const bool channels_last : {false, true}) {
+    const Case c{{2, 64, 16, 16}, 32, false, false, channels_last};
+    const Inputs in = make_inputs(c, 1000.0);
+    const auto want = run(in, c, torch::kCPU, torch::kDouble, false);
+    const auto got = run(in, c, torch::kCUDA, torch::kFloat, true);
+    EXPECT_LT(rel_err(got[0], want[0]), 1e-3) << "channels_last=" << channels_last;
+    EXPECT_LT(rel_err(got[1], want[1]), 1e-2) << "channels_last=" << channels_last;
+  }
+}
+
+// The channels-last kernels that read pixel rows (off by default) against the float64 truth and
+// against the per-(sample, group) kernels, float32 and bf16, and with a large mean.
+TEST(GroupNormAct, NhwcRowKernelsMatchFloat64AndThePerGroupKernels) {
+  if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
+  const bool before = dm::nhwc_row_kernels_enabled();
+  for (const auto& c : kCases) {
+    if (!c.channels_last) continue;
+    const Inputs in = make_inputs(c);
+    const auto want = run(in, c, torch::kCPU, torch::kDouble, false);
+    dm::set_nhwc_row_kernels_enabled(false);
+    const auto per_group = run(in, c, torch::kCUDA, torch::kFloat, true);
+    const auto per_group_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true);
+    dm::set_nhwc_row_kernels_enabled(true);
+    const auto rows = run(in, c, torch::kCUDA, torch::kFloat, true);
+    const auto rows_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true);
+    for (size_t i = 0; i < rows.size(); ++i) {
+      const std::string what = "output " + std::to_string(i) + " of case C=" +
+                               std::to_string(c.shape[1]);
+      EXPECT_LT(rel_err(rows[i], want[i]), 2e-5) << what;
+      EXPECT_LT(rel_err(rows[i], per_group[i].to(torch::kDouble).cpu()), 1e-5) << what;
+      EXPECT_LT(rel_err(rows_bf16[i], per_group_bf16[i].to(torch::kDouble).cpu()), 2e-2) << what;
+    }
+  }
+  const Case big{{2, 64, 16, 16}, 32, false, false, true};
+  const Inputs in = make_inputs(big, 1000.0);
+  const auto want = run(in, big, torch::kCPU, torch::kDouble, false);
+  const auto got = run(in, big, torch::kCUDA, torch::kFloat, true);
   EXPECT_LT(rel_err(got[0], want[0]), 1e-3);
   EXPECT_LT(rel_err(got[1], want[1]), 1e-2);
+  dm::set_nhwc_row_kernels_enabled(before);
 }

@@ -40,6 +40,13 @@ bool fused_kernels_built();
 bool fused_kernels_enabled();
 void set_fused_kernels_enabled(bool on);
 
+// Channels-last activations: the kernels that read whole pixel rows (tiles of pixels with every
+// channel, partial sums through a workspace) or the per-(sample, group) kernels (default, until
+// the row kernels are measured on a GPU). The environment's DMTRAIN_NHWC_GROUPNORM=rows turns
+// the row kernels on for a whole process (side-by-side runs).
+bool nhwc_row_kernels_enabled();
+void set_nhwc_row_kernels_enabled(bool on);
+
 // Switches the fused kernels off (or on) for a scope, restoring the previous setting.
 class FusedKernelsGuard {
  public:
