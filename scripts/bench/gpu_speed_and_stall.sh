@@ -83,6 +83,14 @@ levers)
   echo "== profile: channels_last + row kernels + token-major attention"
   DMTRAIN_NHWC_GROUPNORM=rows "$D" bench --config $C --steps 30 --profile \
     --set train.channels_last=true --set train.attention_token_major=true 2>&1 | tail -32
+  I=configs/imagenet128_clts_mdlrc.yaml  # channels-last by its config
+  ibench() { "$D" bench --config $I --batch 32 --steps 30 "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|error"; }
+  echo "== peer: GD ImageNet128, fp16 as published, B=32"
+  ID_DIR=$A/id GD_DIR=$A/gd STEPS=20 timeout 200 python3 "$A/anchor_bench.py" gd ref 2>&1 | tail -1
+  echo "== dmtrain $I (defaults)"; ibench
+  echo "== $I, row-reading NHWC GroupNorm kernels"; DMTRAIN_NHWC_GROUPNORM=rows ibench
+  echo "== $I, row kernels + train.attention_token_major=true"
+  DMTRAIN_NHWC_GROUPNORM=rows ibench --set train.attention_token_major=true
   echo "== eager trace (3 steps) for the op attribution"
   "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
     --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"
