@@ -15,6 +15,10 @@ export OMP_NUM_THREADS=2
 COMMON=(--set data.path=/tmp/c10.dmdata --set data.format=cache --set data.cache=
         --set data.num_workers=1 --set eval.inception=/tmp/study/inception.pt
         --set eval.reference=/tmp/c10_ref.npz)
+if [ "${MPS:-0}" = 1 ]; then  # the arms' kernels run concurrently (scripts/study/mps.sh)
+  export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
+  scripts/study/mps.sh start
+fi
 : >/tmp/exp/arms.txt
 echo 1 >/tmp/exp/pending
 setsid python3 scripts/study/queue.py /tmp/exp "scripts/study/$GROUP" "$JOBS" "$D" "${COMMON[@]}" \
