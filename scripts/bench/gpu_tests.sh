@@ -15,3 +15,13 @@ for t in train dist optim models; do
     --gtest_filter='*Cuda*:*Gpu*:*GPU*:*Fused*:*Nhwc*:*Nccl*:*NCCL*:DistGraphStep.*:TinyRuns.Captured*:FlatUpdateKernel.*' \
     2>&1 | grep -E "^\[  (FAILED|SKIPPED|PASSED|     OK) |Failure|error:" | head -40
 done
+# The newest kernels under compute-sanitizer (memcheck: out-of-bounds and misaligned accesses;
+# racecheck: shared-memory races), on the small shapes of their tests.
+CS=$(command -v compute-sanitizer || ls /usr/local/cuda*/bin/compute-sanitizer 2>/dev/null | head -1)
+if [ -n "$CS" ]; then
+  for tool in memcheck racecheck; do
+    echo "== compute-sanitizer --tool $tool: GroupNormAct.Nhwc*"
+    "$CS" --tool "$tool" --error-exitcode 9 build/ci/tests/dmtrain_models_tests \
+      --gtest_filter='GroupNormAct.Nhwc*' 2>&1 | grep -E "ERROR SUMMARY|^\[  (FAILED|PASSED)" | head -5
+  done
+fi

@@ -111,7 +111,8 @@ BucketedAllReduce::BucketedAllReduce(Collective collective, at::Tensor flat_grad
   std::optional<c10::StreamGuard> side_stream;
   if (!params_.empty() && params_[0].is_cuda()) {
     const c10::impl::VirtualGuardImpl cuda(c10::DeviceType::CUDA);
-    side_stream.emplace(cuda.getStreamFromGlobalPool(params_[0].device(), /*isHighPriority=*/false));
+    side_stream.emplace(
+        cuda.getStreamFromGlobalPool(params_[0].device(), /*isHighPriority=*/false));
   }
   for (size_t i = 0; i < params_.size(); ++i) {
     std::shared_ptr<torch::autograd::Node> acc =

@@ -205,8 +205,8 @@ int forward_typed(GroupNormActShape s, const void* x, const float* gamma, const 
                   float* mean, float* rstd, float* workspace, cudaStream_t stream) {
   if (s.channels_last) {
     if (workspace != nullptr) {
-      const int r = nhwc_tiled_forward<T>(s, x, gamma, beta, scale, shift, silu, eps, y, mean,
-                                          rstd, workspace, stream);
+      const int r = nhwc_tiled_forward<T>(s, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd,
+                                          workspace, stream);
       if (r != -1) return r;
     }
     return nhwc_forward<T>(s, x, gamma, beta, scale, shift, silu, eps, y, mean, rstd, stream);

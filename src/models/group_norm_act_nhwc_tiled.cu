@@ -99,8 +99,7 @@ __device__ __forceinline__ void write_tile_sums(const Tiles& t, const Place& p, 
 }
 
 // Channel c's sums over every tile of sample n.
-__device__ __forceinline__ float2 channel_total(const Tiles& t, int64_t n, int c,
-                                                const float* ws) {
+__device__ __forceinline__ float2 channel_total(const Tiles& t, int64_t n, int c, const float* ws) {
   const int64_t plane = t.n * t.tiles * t.c;
   float s1 = 0.f, s2 = 0.f;
   for (int64_t q = 0; q < t.tiles; ++q) {
@@ -221,14 +220,11 @@ __device__ __forceinline__ void saved_coefficients(const Tiles& t, const Place& 
 }
 
 template <typename T, int V>
-__global__ void tiled_grad_sums_kernel(Tiles t, const T* __restrict__ grad_y,
-                                       const T* __restrict__ x, const float* __restrict__ mean,
-                                       const float* __restrict__ rstd,
-                                       const float* __restrict__ gamma,
-                                       const float* __restrict__ beta,
-                                       const float* __restrict__ scale,
-                                       const float* __restrict__ shift, bool silu,
-                                       float* __restrict__ ws) {
+__global__ void tiled_grad_sums_kernel(
+    Tiles t, const T* __restrict__ grad_y, const T* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ rstd, const float* __restrict__ gamma, const float* __restrict__ beta,
+    const float* __restrict__ scale, const float* __restrict__ shift, bool silu,
+    float* __restrict__ ws) {
   extern __shared__ float smem[];  // coef float2[C] | red [2][rows][C]
   float2* coef = reinterpret_cast<float2*>(smem);
   float* red = smem + 2 * t.c;
@@ -264,9 +260,8 @@ __global__ void tiled_grad_sums_kernel(Tiles t, const T* __restrict__ grad_y,
 
 template <typename T, int V>
 __global__ void tiled_backward_kernel(
-    Tiles t, const T* __restrict__ grad_y, const T* __restrict__ x,
-    const float* __restrict__ mean, const float* __restrict__ rstd,
-    const float* __restrict__ gamma, const float* __restrict__ beta,
+    Tiles t, const T* __restrict__ grad_y, const T* __restrict__ x, const float* __restrict__ mean,
+    const float* __restrict__ rstd, const float* __restrict__ gamma, const float* __restrict__ beta,
     const float* __restrict__ scale, const float* __restrict__ shift, bool silu,
     const float* __restrict__ ws, T* __restrict__ grad_x, float* __restrict__ sum_dy,
     float* __restrict__ sum_dy_xhat) {
@@ -349,14 +344,13 @@ int tiled_threads(int64_t c, int v) {
 
 template <typename T, int V>
 void launch_forward(const GroupNormActShape& s, const T* x, const float* gamma, const float* beta,
-                    const float* scale, const float* shift, bool silu, float eps, T* y,
-                    float* mean, float* rstd, float* ws, cudaStream_t stream) {
+                    const float* scale, const float* shift, bool silu, float eps, T* y, float* mean,
+                    float* rstd, float* ws, cudaStream_t stream) {
   const Tiles t = tiles_of(s);
   const dim3 grid(static_cast<unsigned>(t.tiles), static_cast<unsigned>(t.n));
   const int threads = tiled_threads(s.c, V);
   const int rows = threads / static_cast<int>(s.c / V);
-  tiled_stats_kernel<T, V>
-      <<<grid, threads, sizeof(float) * 2 * rows * s.c, stream>>>(t, x, ws);
+  tiled_stats_kernel<T, V><<<grid, threads, sizeof(float) * 2 * rows * s.c, stream>>>(t, x, ws);
   tiled_forward_kernel<T, V><<<grid, threads, sizeof(float2) * (2 * s.c + s.groups), stream>>>(
       t, x, gamma, beta, scale, shift, silu, eps, ws, y, mean, rstd);
 }
@@ -370,9 +364,9 @@ void launch_backward(const GroupNormActShape& s, const T* grad_y, const T* x, co
   const dim3 grid(static_cast<unsigned>(t.tiles), static_cast<unsigned>(t.n));
   const int threads = tiled_threads(s.c, V);
   const int rows = threads / static_cast<int>(s.c / V);
-  tiled_grad_sums_kernel<T, V><<<grid, threads, sizeof(float) * (2 * s.c + 2 * rows * s.c),
-                                 stream>>>(t, grad_y, x, mean, rstd, gamma, beta, scale, shift,
-                                           silu, ws);
+  tiled_grad_sums_kernel<T, V>
+      <<<grid, threads, sizeof(float) * (2 * s.c + 2 * rows * s.c), stream>>>(
+          t, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu, ws);
   tiled_backward_kernel<T, V><<<grid, threads, sizeof(float2) * (2 * s.c + s.groups), stream>>>(
       t, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu, ws, grad_x, sum_dy, sum_dy_xhat);
 }
@@ -418,7 +412,7 @@ int nhwc_tiled_backward(GroupNormActShape s, const void* grad_y, const void* x, 
   const T* gy = static_cast<const T*>(grad_y);
   const T* xt = static_cast<const T*>(x);
   T* gx = static_cast<T*>(grad_x);
-#define DMTRAIN_TILED_BACKWARD(V)                                                            \
+#define DMTRAIN_TILED_BACKWARD(V)                                                           \
   launch_backward<T, V>(s, gy, xt, mean, rstd, gamma, beta, scale, shift, silu, gx, sum_dy, \
                         sum_dy_xhat, ws, stream)
   switch (tiled_pack<T>(s, ptrs, 3)) {

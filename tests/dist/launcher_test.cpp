@@ -1,6 +1,7 @@
 // launch_local with /bin/sh workers: environment per rank, failure propagation, signal
 // forwarding, free-port picking.
 #include "dmtrain/dist/launcher.hpp"
+#include "support/scratch_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -21,11 +22,7 @@ namespace fs = std::filesystem;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  const fs::path dir =
-      fs::temp_directory_path() / ("dmtrain_launcher_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
+  return dmtrain::test_support::scratch_dir("launcher_" + name);
 }
 
 std::string slurp(const fs::path& p) {

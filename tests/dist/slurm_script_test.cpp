@@ -10,6 +10,8 @@
 #include <sstream>
 #include <string>
 
+#include "support/scratch_dir.hpp"
+
 namespace fs = std::filesystem;
 
 namespace {
@@ -22,9 +24,7 @@ void write_exe(const fs::path& p, const std::string& body) {
 }  // namespace
 
 TEST(DistSlurmScript, Usr1CheckpointsThenRequeues) {
-  const fs::path dir = fs::temp_directory_path() / ("dmtrain_sbatch_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
+  const fs::path dir = dmtrain::test_support::scratch_dir("sbatch");
   const std::string d = dir.string();
   write_exe(dir / "srun", "echo \"srun $*\" >> " + d + "/log\nshift\nexec \"$@\"\n");
   // scancel fails, as outside a real allocation: the script falls back to signalling srun.

@@ -30,7 +30,8 @@ Pass run(bool token_major, bool new_order, const torch::Tensor& x, const torch::
     for (size_t i = 0; i < src.size(); ++i) dst[i].copy_(src[i]);
   }
   torch::Tensor xi = x.detach().clone().requires_grad_(true);
-  if (!x.is_contiguous()) xi = x.detach().clone(at::MemoryFormat::ChannelsLast).requires_grad_(true);
+  if (!x.is_contiguous())
+    xi = x.detach().clone(at::MemoryFormat::ChannelsLast).requires_grad_(true);
   Pass p;
   p.out = block->forward(xi);
   (p.out * probe).sum().backward();
@@ -54,7 +55,8 @@ TEST(AttentionTokenMajor, SameOutputAndGradientsAsChannelMajor) {
   const torch::Tensor probe = torch::randn({2, 64, 6, 5});
   for (const bool new_order : {false, true}) {
     for (const bool channels_last : {false, true}) {
-      const torch::Tensor x = channels_last ? nchw.contiguous(at::MemoryFormat::ChannelsLast) : nchw;
+      const torch::Tensor x =
+          channels_last ? nchw.contiguous(at::MemoryFormat::ChannelsLast) : nchw;
       const Pass a = run(false, new_order, x, probe, weights);
       const Pass b = run(true, new_order, x, probe, weights);
       const std::string what = std::string("new_order=") + (new_order ? "1" : "0") +

@@ -196,8 +196,8 @@ TEST(GroupNormAct, NhwcRowKernelsMatchFloat64AndThePerGroupKernels) {
     const auto rows = run(in, c, torch::kCUDA, torch::kFloat, true);
     const auto rows_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true);
     for (size_t i = 0; i < rows.size(); ++i) {
-      const std::string what = "output " + std::to_string(i) + " of case C=" +
-                               std::to_string(c.shape[1]);
+      const std::string what =
+          "output " + std::to_string(i) + " of case C=" + std::to_string(c.shape[1]);
       EXPECT_LT(rel_err(rows[i], want[i]), 2e-5) << what;
       EXPECT_LT(rel_err(rows[i], per_group[i].to(torch::kDouble).cpu()), 1e-5) << what;
       EXPECT_LT(rel_err(rows_bf16[i], per_group_bf16[i].to(torch::kDouble).cpu()), 2e-2) << what;

@@ -25,6 +25,7 @@
 #include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/train/train_state.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_state.hpp"
 
 using namespace dmtrain;
@@ -36,9 +37,7 @@ namespace {
 using Parts = test_support::TinyState;
 
 fs::path scratch(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dmtrain_async_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("async_" + name, /*create=*/false);
 }
 
 std::vector<at::Tensor> clones(const std::vector<at::Tensor>& ts) {

@@ -10,6 +10,7 @@
 #include "dmtrain/timestep/factory.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/trainer.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 using namespace dmtrain;
@@ -31,8 +32,7 @@ TEST(Build, SamplerDrawsFromTheRespacedProcess) {
 }
 
 TEST(Build, ARespacedRunTrains) {
-  const fs::path root = fs::temp_directory_path() / ("dmtrain_build_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = dmtrain::test_support::scratch_dir("build", /*create=*/false);
   test_support::write_tiny_idx(root / "data");
   auto cfg = test_support::tiny_config(root / "data", root / "run");
   cfg.diffusion.timestep_respacing = "10";
@@ -43,9 +43,7 @@ TEST(Build, ARespacedRunTrains) {
 
 // train.threads sets LibTorch's intra-op thread count for the run (and the log says so).
 TEST(Build, TrainThreadsSetsTheCpuThreadCount) {
-  const fs::path root =
-      fs::temp_directory_path() / ("dmtrain_threads_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = dmtrain::test_support::scratch_dir("threads", /*create=*/false);
   test_support::write_tiny_idx(root / "data");
   auto cfg = test_support::tiny_config(root / "data", root / "run");
   cfg.train.iterations = 1;

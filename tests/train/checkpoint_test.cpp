@@ -6,6 +6,7 @@
 
 #include "dmtrain/train/checkpoint.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace dmtrain::train;
@@ -13,10 +14,7 @@ using namespace dmtrain::train;
 namespace {
 
 fs::path fresh_dir(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dmtrain_ckpt_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("ckpt_" + name);
 }
 
 std::string write_checkpoint(const fs::path& root, int64_t it, const std::string& payload) {

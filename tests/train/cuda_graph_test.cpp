@@ -14,6 +14,7 @@
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 namespace dmtrain::train {
@@ -23,8 +24,7 @@ namespace fs = std::filesystem;
 
 TEST(CudaGraphStep, ReplayLogsTheSameLossesAsTheEagerStep) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
-  const fs::path root = fs::temp_directory_path() / ("dmtrain_graph_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = dmtrain::test_support::scratch_dir("graph", /*create=*/false);
   test_support::write_tiny_idx(root / "data", 16);
   std::vector<std::vector<std::pair<double, double>>> runs;
   for (const bool graphs : {false, true}) {

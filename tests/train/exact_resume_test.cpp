@@ -2,18 +2,19 @@
 // EMAs and logged losses (llm.c's bit-exact resume test, for the whole trainer).
 #include <gtest/gtest.h>
 
-#include <iomanip>
 #include <torch/serialize.h>
+#include <iomanip>
 
 #include <filesystem>
 #include <fstream>
 
-#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
+#include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 namespace fs = std::filesystem;
@@ -22,9 +23,7 @@ using namespace dmtrain;
 namespace {
 
 fs::path scratch(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dmtrain_resume_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("resume_" + name, /*create=*/false);
 }
 
 // Every logged loss, as its decimal text: equal texts are equal to the 8 digits the log keeps.
@@ -113,7 +112,8 @@ TEST(ExactResume, CorruptNewestCheckpointFallsBackToPrevious) {
   ASSERT_EQ(ckpts.size(), 2u);
   // Corrupt the newest (as a crash mid-copy or bit rot would); resume must use iteration 2.
   {
-    std::fstream f(fs::path(ckpts[1].dir) / "model.pt", std::ios::in | std::ios::out | std::ios::binary);
+    std::fstream f(fs::path(ckpts[1].dir) / "model.pt",
+                   std::ios::in | std::ios::out | std::ios::binary);
     f.seekp(100);
     f.put('\x7f');
   }

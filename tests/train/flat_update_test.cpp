@@ -24,6 +24,7 @@
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 namespace dmtrain::train {
@@ -333,8 +334,7 @@ TEST(FlatBuffers, RefusesWhatOneElementwisePassCannotUpdate) {
 // tensor that train_step's stack with the loss refused: every optim.grad_clip > 0 run threw).
 TEST(GradClip, AClippedCpuRunTrainsAndLogsTheNorm) {
   namespace fs = std::filesystem;
-  const fs::path root = fs::temp_directory_path() / ("dmtrain_clip_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = dmtrain::test_support::scratch_dir("clip", /*create=*/false);
   test_support::write_tiny_idx(root / "data", 16);
   auto cfg = test_support::tiny_config(root / "data", root / "run");
   cfg.optim.grad_clip = 1e-3;  // below the tiny UNet's norms: clipping is active
@@ -403,8 +403,7 @@ TEST(FlatUpdateKernel, MatchesTheAtenReference) {
 TEST(FlatUpdateKernel, GraphedOptimizerTrainsAsTheEagerOptimizer) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
   namespace fs = std::filesystem;
-  const fs::path root = fs::temp_directory_path() / ("dmtrain_flat_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = dmtrain::test_support::scratch_dir("flat", /*create=*/false);
   test_support::write_tiny_idx(root / "data", 16);
   std::vector<std::vector<std::pair<double, double>>> runs;
   for (const bool in_graph : {false, true}) {

@@ -12,6 +12,7 @@
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 namespace fs = std::filesystem;
@@ -42,8 +43,7 @@ std::map<int64_t, double> fid_records(const fs::path& run, int* losses) {
 }
 
 TEST(PeriodicFid, LogsReproducibleFidAtTheConfiguredIterations) {
-  const fs::path root = fs::temp_directory_path() / ("dmtrain_fid_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = dmtrain::test_support::scratch_dir("fid", /*create=*/false);
   test_support::write_tiny_idx(root / "data", 16);
   save_tiny_feature_net((root / "net.pt").string());
   // Reference statistics: any valid 6-dimensional Gaussian will do for the invariants tested.
@@ -77,9 +77,7 @@ TEST(PeriodicFid, LogsReproducibleFidAtTheConfiguredIterations) {
 }
 
 TEST(PeriodicFid, ABadNetworkFileFailsBeforeTraining) {
-  const fs::path root =
-      fs::temp_directory_path() / ("dmtrain_fidbad_" + std::to_string(::getpid()));
-  fs::remove_all(root);
+  const fs::path root = dmtrain::test_support::scratch_dir("fidbad", /*create=*/false);
   test_support::write_tiny_idx(root / "data", 16);
   auto cfg = test_support::tiny_config(root / "data", root / "run");
   cfg.eval.fid_every = 2;

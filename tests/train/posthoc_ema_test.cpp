@@ -13,6 +13,7 @@
 #include "dmtrain/train/posthoc_ema.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 namespace fs = std::filesystem;
@@ -21,9 +22,7 @@ using namespace dmtrain;
 namespace {
 
 fs::path scratch(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dmtrain_phema_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("phema_" + name, /*create=*/false);
 }
 
 // One double scalar parameter theta, set to t before each update: theta_t = t.

@@ -25,6 +25,7 @@
 #include "dmtrain/train/run_dir_lock.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 namespace fs = std::filesystem;
@@ -33,11 +34,7 @@ using namespace dmtrain;
 namespace {
 
 fs::path scratch(const std::string& name) {
-  auto p =
-      fs::temp_directory_path() / ("dmtrain_rundir_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("rundir_" + name);
 }
 
 template <class F>

@@ -4,6 +4,7 @@
 // SIGINT / SIGTERM to the sweep reaches every child as SIGINT. Last, a real `dmtrain sweep
 // --jobs 2` through the binary.
 #include "dmtrain/train/sweep_executor.hpp"
+#include "support/scratch_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <signal.h>
@@ -29,11 +30,7 @@ using train::SweepScheduler;
 namespace {
 
 fs::path scratch(const std::string& name) {
-  auto p =
-      fs::temp_directory_path() / ("dmtrain_sweepx_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("sweepx_" + name);
 }
 
 std::vector<SweepRun> runs_in(const fs::path& root, int n) {

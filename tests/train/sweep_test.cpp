@@ -3,6 +3,7 @@
 // iters_to_fid) of hand-written metrics.jsonl files, and one real 2-run x 2-iteration sweep
 // through the trainer. The parallel executor: sweep_executor_test.cpp.
 #include "dmtrain/train/sweep.hpp"
+#include "support/scratch_dir.hpp"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -25,10 +26,7 @@ using train::SweepSpec;
 namespace {
 
 fs::path scratch(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dmtrain_sweep_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  fs::create_directories(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("sweep_" + name);
 }
 
 void write_file(const fs::path& p, const std::string& text) {

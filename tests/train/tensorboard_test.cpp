@@ -15,6 +15,7 @@
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/tensorboard.hpp"
 #include "dmtrain/train/trainer.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_run.hpp"
 
 using namespace dmtrain;
@@ -50,9 +51,7 @@ json read_events(const std::string& python, const fs::path& dir) {
 }
 
 fs::path scratch(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dmtrain_tb_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("tb_" + name, /*create=*/false);
 }
 
 }  // namespace

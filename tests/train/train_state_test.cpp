@@ -16,6 +16,7 @@
 #include "dmtrain/train/metrics_log.hpp"
 #include "dmtrain/train/train_state.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_state.hpp"
 
 using namespace dmtrain;
@@ -26,9 +27,7 @@ namespace {
 using Parts = test_support::TinyState;
 
 fs::path scratch(const std::string& name) {
-  auto p = fs::temp_directory_path() / ("dmtrain_state_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(p);
-  return p;
+  return dmtrain::test_support::scratch_dir("state_" + name, /*create=*/false);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/image_io.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using dmtrain::util::make_grid;
@@ -16,10 +17,8 @@ using dmtrain::util::write_png;
 
 namespace {
 fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path p = fs::temp_directory_path() / c10::str("dmtrain_util_", info->name(), "_", ::getpid());
-  fs::create_directories(p);
-  return p;
+  return dmtrain::test_support::scratch_dir(
+      std::string("util_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
 }
 }  // namespace
 

@@ -7,16 +7,15 @@
 
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/npy.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace dmtrain::util;
 
 namespace {
 fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  fs::path p = fs::temp_directory_path() / c10::str("dmtrain_npy_", info->name(), "_", ::getpid());
-  fs::create_directories(p);
-  return p;
+  return dmtrain::test_support::scratch_dir(
+      std::string("npy_") + ::testing::UnitTest::GetInstance()->current_test_info()->name());
 }
 }  // namespace
 
