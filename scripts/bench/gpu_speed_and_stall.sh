@@ -73,6 +73,9 @@ levers)
     echo "== dmtrain $C (defaults), run $i"; bench --steps 100
     echo "== train.attention_token_major=true, run $i"; bench --steps 100 --set train.attention_token_major=true
   done
+  echo "== train.fast_conv_bias=true"; bench --steps 100 --set train.fast_conv_bias=true
+  echo "== all three NCHW levers: fast_conv_bias + attention_token_major"
+  bench --steps 100 --set train.fast_conv_bias=true --set train.attention_token_major=true
   echo "== train.channels_last=true (per-group NHWC GroupNorm kernels)"
   bench --steps 100 --set train.channels_last=true
   echo "== train.channels_last=true, row-reading NHWC GroupNorm kernels"
@@ -91,6 +94,9 @@ levers)
   echo "== $I, row-reading NHWC GroupNorm kernels"; DMTRAIN_NHWC_GROUPNORM=rows ibench
   echo "== $I, row kernels + train.attention_token_major=true"
   DMTRAIN_NHWC_GROUPNORM=rows ibench --set train.attention_token_major=true
+  echo "== $I, row kernels + token-major attention + train.fast_conv_bias=true"
+  DMTRAIN_NHWC_GROUPNORM=rows ibench --set train.attention_token_major=true \
+    --set train.fast_conv_bias=true
   echo "== eager trace (3 steps) for the op attribution"
   "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
     --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"

@@ -517,6 +517,9 @@ std::vector<Field> build() {
   f.push_back(any("train.graph_optimizer", &R::train, &Tr::graph_optimizer, "true or false",
                   "with train.cuda_graphs (bf16/fp32): the optimizer and EMA update inside the "
                   "graph, one fused kernel over flat buffers (else eager after each step)"));
+  f.push_back(any("train.fast_conv_bias", &R::train, &Tr::fast_conv_bias, "true or false",
+                  "convolution biases added, and their gradients summed, by dmtrain's vectorised "
+                  "CUDA kernels instead of LibTorch's broadcasting add and sum"));
   f.push_back(any("train.attention_token_major", &R::train, &Tr::attention_token_major,
                   "true or false",
                   "attention blocks as token-major matrix products (no qkv copy, no layout "

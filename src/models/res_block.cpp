@@ -5,6 +5,7 @@
 #include <torch/nn/modules/dropout.h>
 #include <torch/nn/modules/linear.h>
 
+#include "dmtrain/models/channel_bias.hpp"
 #include "dmtrain/models/group_norm32.hpp"
 #include "dmtrain/models/resample.hpp"
 
@@ -58,7 +59,7 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
     h = resample(h);
     x = resample(x);
   }
-  h = in_layers->at<torch::nn::Conv2dImpl>(2).forward(h);
+  h = conv2d_forward(in_layers->at<torch::nn::Conv2dImpl>(2), h);
   torch::Tensor emb_out = emb_layers->forward(emb).to(h.scalar_type()).unsqueeze(-1).unsqueeze(-1);
   if (options.use_scale_shift_norm()) {
     auto scale_shift = emb_out.chunk(2, 1);
@@ -69,8 +70,8 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
   }
   // out_layers = [GroupNorm32, SiLU, Dropout, conv].
   h = out_layers->at<torch::nn::DropoutImpl>(2).forward(h);
-  h = out_layers->at<torch::nn::Conv2dImpl>(3).forward(h);
-  return (skip_connection ? skip_connection->forward(x) : x) + h;
+  h = conv2d_forward(out_layers->at<torch::nn::Conv2dImpl>(3), h);
+  return (skip_connection ? conv2d_forward(*skip_connection, x) : x) + h;
 }
 
 }  // namespace dmtrain::models

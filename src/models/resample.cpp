@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <c10/core/impl/LocalDispatchKeySet.h>
 
+#include "dmtrain/models/channel_bias.hpp"
+
 namespace dmtrain::models {
 
 torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
@@ -41,7 +43,7 @@ torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.size(1) == options.channels(), "Upsample: expected ", options.channels(),
               " channels, got ", x.size(1));
   torch::Tensor h = upsample_nearest2x(x);
-  return conv ? conv->forward(h) : h;
+  return conv ? conv2d_forward(*conv, h) : h;
 }
 
 DownsampleImpl::DownsampleImpl(ResampleOptions options_) : options(options_) {
@@ -62,7 +64,7 @@ void DownsampleImpl::reset() {
 torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.size(1) == options.channels(), "Downsample: expected ", options.channels(),
               " channels, got ", x.size(1));
-  return op ? op->forward(x) : avg_pool2x(x);
+  return op ? conv2d_forward(*op, x) : avg_pool2x(x);
 }
 
 }  // namespace dmtrain::models

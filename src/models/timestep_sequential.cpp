@@ -5,6 +5,7 @@
 #include <torch/nn/modules/conv.h>
 
 #include "dmtrain/models/attention.hpp"
+#include "dmtrain/models/channel_bias.hpp"
 #include "dmtrain/models/res_block.hpp"
 #include "dmtrain/models/resample.hpp"
 
@@ -36,7 +37,7 @@ torch::Tensor TimestepEmbedSequentialImpl::forward(const torch::Tensor& x,
     } else if (auto* attn = layer->as<AttentionBlockImpl>()) {
       h = attn->forward(h);
     } else if (auto* conv = layer->as<torch::nn::Conv2dImpl>()) {
-      h = conv->forward(h);
+      h = conv2d_forward(*conv, h);
     } else if (auto* up = layer->as<UpsampleImpl>()) {
       h = up->forward(h);
     } else {

@@ -6,6 +6,7 @@
 #include <torch/nn/modules/linear.h>
 
 #include "dmtrain/models/attention.hpp"
+#include "dmtrain/models/channel_bias.hpp"
 #include "dmtrain/models/group_norm32.hpp"
 #include "dmtrain/models/res_block.hpp"
 #include "dmtrain/models/resample.hpp"
@@ -126,7 +127,7 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   // out = [GroupNorm32, SiLU, conv]; norm and SiLU run as one op.
   h = out->at<GroupNorm32Impl>(0).forward_act(h.to(x.scalar_type()), {}, {}, /*silu=*/true);
-  return out->at<torch::nn::Conv2dImpl>(2).forward(h);
+  return conv2d_forward(out->at<torch::nn::Conv2dImpl>(2), h);
 }
 
 }  // namespace dmtrain::models

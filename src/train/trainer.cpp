@@ -33,6 +33,7 @@
 #include "dmtrain/dist/launcher.hpp"
 #include "dmtrain/dist/process_group.hpp"
 #include "dmtrain/dist/shard.hpp"
+#include "dmtrain/models/channel_bias.hpp"
 #include "dmtrain/models/group_norm_act.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
@@ -178,6 +179,7 @@ models::UNetModel make_model(const config::RunConfig& cfg, const at::Device& dev
   }
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.train.cudnn_benchmark);
   models::set_fused_kernels_enabled(cfg.train.fused_kernels);
+  models::set_fast_conv_bias_enabled(cfg.train.fast_conv_bias);
   return model;
 }
 

@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "dmtrain/models/attention.hpp"
+#include "dmtrain/models/channel_bias.hpp"
 #include "dmtrain/models/group_norm_act.hpp"
 #include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/models/unet.hpp"
@@ -74,7 +75,11 @@ TEST(Reference, GdSmallKeysInPyTorchOrder) {
 }
 
 TEST(Reference, IdSmallOutputMatches) {
+  const bool fast_bias = dm::fast_conv_bias_enabled();
+  // The second pass with the speed levers that change how ops run: token-major attention and
+  // convolution biases added apart (on the CPU through the same split, on ATen ops).
   for (const bool token_major : {false, true}) {
+    dm::set_fast_conv_bias_enabled(token_major);
     dm::UNetModel model(id_small().attention_token_major(token_major));
     dm::load_state_dict(*model, kDir + "id_small.pt");  // float16 file into float32 model
     model->eval();
@@ -86,6 +91,7 @@ TEST(Reference, IdSmallOutputMatches) {
     // The comparison has teeth: a different timestep changes the output far beyond tolerance.
     EXPECT_GT(rel_err(model->forward(io["x"], io["t"] + 1), io["out"]), 1e-3);
   }
+  dm::set_fast_conv_bias_enabled(fast_bias);
 }
 
 // The same fixture on the GPU, through the fused GroupNorm kernels and flash attention, in float32
@@ -94,7 +100,9 @@ TEST(Reference, IdSmallOutputMatchesOnCudaThroughFusedKernels) {
   if (!torch::cuda::is_available() || !dm::fused_kernels_built()) {
     GTEST_SKIP() << "needs CUDA and the fused kernels";
   }
-  for (const bool token_major : {false, true}) {
+  const bool fast_bias = dm::fast_conv_bias_enabled();
+  for (const bool token_major : {false, true}) {  // the second pass with the speed levers
+    dm::set_fast_conv_bias_enabled(token_major);
     dm::UNetModel model(id_small().attention_token_major(token_major));
     dm::load_state_dict(*model, kDir + "id_small.pt");
     model->eval();
@@ -110,6 +118,7 @@ TEST(Reference, IdSmallOutputMatchesOnCudaThroughFusedKernels) {
     at::globalContext().setAllowTF32CuBLAS(tf32_mm);
     EXPECT_LT(rel_err(out, io["out"]), 1e-4) << "token_major=" << token_major;
   }
+  dm::set_fast_conv_bias_enabled(fast_bias);
 }
 
 TEST(Reference, GdSmallOutputMatchesFromSafetensors) {
