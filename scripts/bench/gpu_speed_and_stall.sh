@@ -4,6 +4,8 @@
 #            (asynchronous, and synchronous as the baseline, same call);
 #   phase 2: the step's speed against the PyTorch peers (.carry/anchors: improved-diffusion,
 #            guided-diffusion and ../shared/tools/anchor_bench.py, carried), each lever on/off;
+#   curves:  LEVERS="--set k=v ..." $0 curves: the first 2,000 iterations with the levers
+#            against the defaults of the same seed, judged against another seed (curve_check.py);
 #   levers:  (after phase 1's build) the CIFAR10 peer first, then each newer lever against the
 #            defaults in the same call, and an eager trace of the step ($OUT/trace.json.gz) for
 #            scripts/bench/trace_attribution.py.
@@ -103,5 +105,22 @@ levers)
   [ -n "${OUT:-}" ] && gzip -c /tmp/trace.json >"$OUT/trace.json.gz" && ls -la "$OUT"
   python3 scripts/bench/trace_attribution.py /tmp/trace.json --kernel direct_copy --top 12 | cut -c1-200
   ;;
-*) echo "usage: $0 phase1|phase2|levers" >&2; exit 2 ;;
+curves)
+  # Training unchanged (issue 17): 2,000 iterations of the paper's config on real CIFAR-10 (the
+  # study's /tmp/c10.dmdata, scripts/study/gpu_prepare.sh) with the defaults (seed 0), with the
+  # levers given in $LEVERS (seed 0), and the defaults with seed 1 as the noise control.
+  export OMP_NUM_THREADS=4
+  C=configs/cifar10_clts_mdlrc.yaml
+  common=(--config $C --set train.iterations=2000 --set data.path=/tmp/c10.dmdata
+          --set data.format=cache --set data.cache= --set eval.fid_every=0 --set sample.every=0
+          --set checkpoint.every=0 --set log.every=20 --set log.tensorboard=false)
+  # shellcheck disable=SC2086
+  for arm in "a:--set train.seed=0" "b:--set train.seed=0 ${LEVERS:-}" "c:--set train.seed=1"; do
+    name=${arm%%:*}
+    $D "${common[@]}" ${arm#*:} --run-dir /tmp/curves/$name >/tmp/curves_$name.log 2>&1
+    echo "run $name (${arm#*:}): rc $?, $(grep -c '"loss"' /tmp/curves/$name/metrics.jsonl) records"
+  done
+  python3 scripts/bench/curve_check.py /tmp/curves/{a,b,c}/metrics.jsonl --window 200
+  ;;
+*) echo "usage: $0 phase1|phase2|levers|curves" >&2; exit 2 ;;
 esac
