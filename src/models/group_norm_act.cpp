@@ -112,8 +112,9 @@ at::Tensor per_sample(const at::Tensor& v, int64_t n, int64_t c) {
 // (group_norm_act_nhwc_tiled.cu); undefined (the per-(sample, group) kernels) for NCHW or with
 // those kernels switched off.
 at::Tensor workspace_for(const cuda::GroupNormActShape& s, const at::Tensor& x) {
+  if (!s.channels_last || !nhwc_row_kernels_enabled()) return at::Tensor();
   const int64_t n = cuda::group_norm_act_workspace(s);
-  if (n == 0 || !nhwc_row_kernels_enabled()) return at::Tensor();
+  if (n == 0) return at::Tensor();
   return at::empty({n}, x.options().dtype(at::kFloat));
 }
 

@@ -26,6 +26,9 @@ struct CudaGraphStep::Impl {
 #endif
 };
 
+CudaGraphStep::CudaGraphStep(StepFn step, std::vector<at::Tensor> params)
+    : CudaGraphStep(std::move(step), std::move(params), CapturedUpdate()) {}
+
 CudaGraphStep::CudaGraphStep(StepFn step, std::vector<at::Tensor> params, CapturedUpdate update)
     : impl_(std::make_unique<Impl>()) {
   impl_->step = std::move(step);
@@ -135,7 +138,9 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
           why);
     };
     try {
-      s.graph->capture_begin();
+      s.graph->capture_begin({0, 0}, s.update.thread_local_capture
+                                         ? cudaStreamCaptureModeThreadLocal
+                                         : cudaStreamCaptureModeGlobal);
       if (!own_grads) s.update.zero_grads();
       s.outputs = s.step(s.inputs);
       s.outputs.first.backward();

@@ -225,6 +225,7 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
         captured.update = [u](const at::Tensor& loss) { return u->update(loss); };
         if (r.bucketed) {  // dist.graph_step: the bucket all-reduces are in the graph too
           captured.after_backward = [&r] { r.bucketed->finish(); };
+          captured.thread_local_capture = true;
           captured.update = [u, &r](const at::Tensor& loss) {
             return u->update(loss_summed_over_ranks(r, loss));
           };

@@ -166,6 +166,7 @@ std::vector<double> run(bool graphed, const dist::ProcessGroup& group, int& laun
   CudaGraphStep::CapturedUpdate captured;
   captured.zero_grads = [&] { flat.zero_grads(); };
   captured.after_backward = [&] { all_reduce.finish(); };
+  captured.thread_local_capture = true;  // as the trainer captures collectives
   captured.update = [&](const at::Tensor& loss) { return flat.update(loss); };
   CudaGraphStep step(loss_of, params, captured);
 

@@ -44,10 +44,15 @@ class CudaGraphStep {
     std::function<void()> zero_grads;
     std::function<at::Tensor(const at::Tensor& loss)> update;
     std::function<void()> after_backward;
+    // Collectives inside the capture (dist.graph_step): NCCL's watchdog thread queries its
+    // events while the capture runs, which CUDA's global capture mode forbids to every thread
+    // (it invalidates the capture); thread-local mode forbids unsafe calls to this thread only.
+    bool thread_local_capture = false;
     bool enabled() const { return static_cast<bool>(update); }
   };
 
-  CudaGraphStep(StepFn step, std::vector<at::Tensor> params, CapturedUpdate update = {});
+  CudaGraphStep(StepFn step, std::vector<at::Tensor> params);
+  CudaGraphStep(StepFn step, std::vector<at::Tensor> params, CapturedUpdate update);
   ~CudaGraphStep();
   CudaGraphStep(const CudaGraphStep&) = delete;
   CudaGraphStep& operator=(const CudaGraphStep&) = delete;
