@@ -1,0 +1,138 @@
+"""The Python tools under scripts/ (the study's queue and progress, the benchmarks' readers),
+run on small inputs whose answers are worked out by hand. Run by CTest as scripts.python:
+python3 -m unittest discover -s tests/scripts -p '*_test.py'."""
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def script(*parts):
+    return os.path.join(ROOT, "scripts", *parts)
+
+
+def run(*args):
+    return subprocess.run([sys.executable, *args], capture_output=True, text=True, check=False)
+
+
+class CheckpointStall(unittest.TestCase):
+    def test_the_window_after_a_checkpoint_carries_its_extra_time(self):
+        # Windows of 10 iterations of 64 images, 1.0 s each, except the one after the
+        # checkpoint at iteration 50, which took 1.5 s: a stall of 0.5 s.
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "metrics.jsonl")
+            with open(path, "w") as f:
+                for step in range(10, 101, 10):
+                    seconds = 1.5 if step == 60 else 1.0
+                    f.write(json.dumps({"step": step, "images": step * 64,
+                                        "img_per_s": 640 / seconds, "loss": 0.1}) + "\n")
+            out = run(script("bench", "checkpoint_stall.py"), path, "50", "1")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            self.assertIn("checkpoint at 50: stall 0.500 s", out.stdout)
+
+
+class CurveCheck(unittest.TestCase):
+    def write(self, d, name, losses):
+        path = os.path.join(d, name + ".jsonl")
+        with open(path, "w") as f:
+            for step, loss in losses:
+                f.write(json.dumps({"step": step, "loss": loss}) + "\n")
+        return path
+
+    def test_verdicts(self):
+        with tempfile.TemporaryDirectory() as d:
+            steps = range(10, 401, 10)
+            a = self.write(d, "a", [(s, 1.0 / s) for s in steps])
+            near = self.write(d, "near", [(s, 1.0 / s + 1e-4) for s in steps])
+            far = self.write(d, "far", [(s, 1.0 / s + 1e-2) for s in steps])
+            ok = run(script("bench", "curve_check.py"), a, near, far, "--window", "100")
+            self.assertIn("verdict: within noise", ok.stdout)
+            bad = run(script("bench", "curve_check.py"), a, far, near, "--window", "100")
+            self.assertIn("verdict: NOT within noise", bad.stdout)
+            self.assertIn("B farther than C in 4 of 4 windows", bad.stdout)
+
+
+class TraceAttribution(unittest.TestCase):
+    def test_kernels_are_summed_by_their_launching_op_and_autograd_node(self):
+        cpu = [  # a backward node enclosing a contiguous() whose copy_ launched two kernels
+            {"ph": "X", "cat": "cpu_op", "name": "autograd::engine::evaluate_function: CatBackward0",
+             "pid": 1, "tid": 2, "ts": 0, "dur": 100, "args": {"External id": 1}},
+            {"ph": "X", "cat": "cpu_op", "name": "aten::contiguous", "pid": 1, "tid": 2,
+             "ts": 10, "dur": 50, "args": {"External id": 2}},
+            {"ph": "X", "cat": "cpu_op", "name": "aten::copy_", "pid": 1, "tid": 2, "ts": 20,
+             "dur": 30, "args": {"External id": 3, "Input Dims": [[4, 8], [4, 8]]}},
+            {"ph": "X", "cat": "cpu_op", "name": "aten::add", "pid": 1, "tid": 2, "ts": 200,
+             "dur": 5, "args": {"External id": 4}},
+        ]
+        gpu = [
+            {"ph": "X", "cat": "kernel", "name": "direct_copy_kernel", "pid": 0, "tid": 7,
+             "ts": 30, "dur": 20, "args": {"External id": 3}},
+            {"ph": "X", "cat": "kernel", "name": "direct_copy_kernel", "pid": 0, "tid": 7,
+             "ts": 60, "dur": 10, "args": {"External id": 3}},
+            {"ph": "X", "cat": "kernel", "name": "add_kernel", "pid": 0, "tid": 7, "ts": 210,
+             "dur": 4, "args": {"External id": 4}},
+            {"ph": "X", "cat": "kernel", "name": "direct_copy_kernel", "pid": 0, "tid": 7,
+             "ts": 300, "dur": 7, "args": {}},  # a graph replay's: no launching op
+        ]
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "trace.json")
+            with open(path, "w") as f:
+                json.dump({"traceEvents": cpu + gpu}, f)
+            out = run(script("bench", "trace_attribution.py"), path, "--kernel", "direct_copy")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            rows = [l for l in out.stdout.splitlines() if "CatBackward0" in l]
+            self.assertEqual(len(rows), 1, out.stdout)
+            self.assertIn("0.030      2", rows[0])  # 30 us in 2 kernels
+            self.assertIn("aten::contiguous > aten::copy_", rows[0])
+            self.assertIn("[[4, 8], [4, 8]]", rows[0])
+            self.assertIn("0.007      1           with no launching op", out.stdout)
+            self.assertNotIn("add_kernel", out.stdout)
+
+
+class StudyQueue(unittest.TestCase):
+    def test_at_most_jobs_arms_run_at_once_in_priority_order(self):
+        with tempfile.TemporaryDirectory() as d:
+            fake = os.path.join(d, "fake_dmtrain")
+            with open(fake, "w") as f:  # logs its arguments and its start and end times
+                f.write("#!/bin/sh\necho \"$@\"\necho start $(date +%s.%N) >> " + d +
+                        "/times\nsleep 0.4\necho end $(date +%s.%N) >> " + d + "/times\n")
+            os.chmod(fake, 0o755)
+            group = os.path.join(d, "g.arms")
+            with open(group, "w") as f:
+                f.write("# a comment\nfirst c1.yaml --set a=1\nsecond c2.yaml\n"
+                        "third c3.yaml --set b=2\nfourth c4.yaml\n")
+            open(os.path.join(d, "arms.txt"), "w").close()
+            out = run(script("study", "queue.py"), d, group, "2", fake, "--set", "common=1")
+            self.assertEqual(out.returncode, 0, out.stderr)
+            with open(os.path.join(d, "arms.txt")) as f:
+                names = [l.split()[0] for l in f if l.strip()]
+            self.assertEqual(names, ["first", "second", "third", "fourth"])
+            with open(os.path.join(d, "pending")) as f:
+                self.assertEqual(f.read().strip(), "0")
+            with open(os.path.join(d, "third.log")) as f:
+                self.assertEqual(f.read().split(), ["--config", "c3.yaml", "--set", "common=1",
+                                                    "--set", "b=2", "--run-dir",
+                                                    os.path.join(d, "third"), "--resume", "auto"])
+            events = []
+            with open(os.path.join(d, "times")) as f:
+                for line in f:
+                    kind, t = line.split()
+                    events.append((float(t), 1 if kind == "start" else -1))
+            running, most = 0, 0
+            for _, delta in sorted(events):
+                running += delta
+                most = max(most, running)
+            self.assertEqual(len(events), 8)
+            self.assertEqual(most, 2)
+            # progress.py counts none of the finished arms as running
+            count = run(script("study", "progress.py"), d, "--running")
+            self.assertEqual(count.stdout.strip(), "0")
+
+
+if __name__ == "__main__":
+    unittest.main()
