@@ -6,6 +6,7 @@
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using dmtrain::Error;
@@ -14,21 +15,9 @@ using dmtrain::config::load_config;
 
 namespace {
 
-class ConfigTest : public ::testing::Test {
+class ConfigTest : public dmtrain::test_support::ScratchDirTest {
  protected:
-  fs::path dir_;
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dmtrain_config_" + std::to_string(::testing::UnitTest::GetInstance()->random_seed()) +
-            "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& text) {
-    auto p = dir_ / name;
-    std::ofstream(p) << text;
-    return p.string();
-  }
+  ConfigTest() : ScratchDirTest("config") {}
   // The message of the dmtrain::Error thrown by f, or "" if none.
   template <class F>
   std::string error_of(F f) {
@@ -100,18 +89,21 @@ TEST_F(ConfigTest, WrongTypeNamesExpectedType) {
 
 TEST_F(ConfigTest, OutOfRangeValuesAreRejected) {
   auto file = write("a.yaml", kMinimal);
-  EXPECT_NE(error_of([&] { load_config(file, {"timestep.clts.mu=1.5"}); })
-                .find("'timestep.clts.mu' expects a number in [0, 1], got '1.5'"),
+  EXPECT_NE(error_of([&] {
+              load_config(file, {"timestep.clts.mu=1.5"});
+            }).find("'timestep.clts.mu' expects a number in [0, 1], got '1.5'"),
             std::string::npos);
   EXPECT_NE(error_of([&] { load_config(file, {"timestep.clts.sigma=0"}); }).find("sigma"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_config(file, {"timestep.clts.target_iteration=0"}); })
-                .find("target_iteration"),
+  EXPECT_NE(error_of([&] {
+              load_config(file, {"timestep.clts.target_iteration=0"});
+            }).find("target_iteration"),
             std::string::npos);
   EXPECT_NE(error_of([&] { load_config(file, {"optim.beta1=1.0"}); }).find("optim.beta1"),
             std::string::npos);
-  EXPECT_NE(error_of([&] { load_config(file, {"diffusion.noise_schedule=quadratic"}); })
-                .find("one of linear, cosine"),
+  EXPECT_NE(error_of([&] {
+              load_config(file, {"diffusion.noise_schedule=quadratic"});
+            }).find("one of linear, cosine"),
             std::string::npos);
   auto msg = error_of([&] { load_config(file, {"optim.beta1=0.6", "optim.beta1_min=0.7"}); });
   EXPECT_NE(msg.find("optim.beta1_min (0.7"), std::string::npos) << msg;
@@ -132,10 +124,10 @@ TEST_F(ConfigTest, FileErrorsNameTheFile) {
 }
 
 TEST_F(ConfigTest, DumpRoundTripsEveryKey) {
-  auto cfg = load_config(write("a.yaml", kMinimal),
-                         {"optim.lr=0.00025", "train.ema_rates=[0.999,0.9999]",
-                          "model.attention_resolutions=[]", "timestep.sampler=clts",
-                          "sample.steps=ddim25", "data.cache="});
+  auto cfg = load_config(
+      write("a.yaml", kMinimal),
+      {"optim.lr=0.00025", "train.ema_rates=[0.999,0.9999]", "model.attention_resolutions=[]",
+       "timestep.sampler=clts", "sample.steps=ddim25", "data.cache="});
   const std::string dumped = dump_config(cfg);
   auto again = load_config(write("dump.yaml", dumped));
   EXPECT_EQ(dump_config(again), dumped);
@@ -205,22 +197,24 @@ TEST_F(ConfigTest, BasesWithNoConsistentOrderAreRefusedNamingBothFiles) {
   write("y.yaml", "train:\n  seed: 1\n");
   write("p.yaml", "base: [x.yaml, y.yaml]\n");
   write("q.yaml", "base: [y.yaml, x.yaml]\n");
-  const std::string msg = error_of([&] { load_config(write("run.yaml", "base: [p.yaml, q.yaml]\n")); });
+  const std::string msg =
+      error_of([&] { load_config(write("run.yaml", "base: [p.yaml, q.yaml]\n")); });
   EXPECT_NE(msg.find("x.yaml"), std::string::npos) << msg;
   EXPECT_NE(msg.find("y.yaml"), std::string::npos) << msg;
   EXPECT_NE(msg.find("no consistent order"), std::string::npos) << msg;
 }
 
 TEST_F(ConfigTest, MissingBaseNamesTheFileThatListsIt) {
-  const std::string msg =
-      error_of([&] { load_config(write("run.yaml", "base: [nope.yaml]\ntrain:\n  iterations: 1\n")); });
+  const std::string msg = error_of(
+      [&] { load_config(write("run.yaml", "base: [nope.yaml]\ntrain:\n  iterations: 1\n")); });
   EXPECT_NE(msg.find("run.yaml:1"), std::string::npos) << msg;
   EXPECT_NE(msg.find("nope.yaml"), std::string::npos) << msg;
 }
 
 TEST_F(ConfigTest, LrScheduleWithCompensationIsRefused) {
   const std::string msg = error_of([&] {
-    load_config(write("a.yaml", kMinimal), {"optim.lr_compensation=true", "optim.lr_schedule=mdlrc"});
+    load_config(write("a.yaml", kMinimal),
+                {"optim.lr_compensation=true", "optim.lr_schedule=mdlrc"});
   });
   EXPECT_NE(msg.find("optim.lr_schedule"), std::string::npos) << msg;
 }

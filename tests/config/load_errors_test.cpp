@@ -9,26 +9,16 @@
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace fs = std::filesystem;
 using dmtrain::config::load_config;
 
 namespace {
 
-class LoadErrors : public ::testing::Test {
+class LoadErrors : public dmtrain::test_support::ScratchDirTest {
  protected:
-  fs::path dir_;
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dmtrain_load_errors_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& text) {
-    std::ofstream(dir_ / name) << text;
-    return (dir_ / name).string();
-  }
+  LoadErrors() : ScratchDirTest("load_errors") {}
   // The message of the dmtrain::Error that loading `text` (plus --set overrides) throws; any other
   // exception fails the test (it would abort the CLI), as does loading fine.
   std::string error_of(const std::string& text, const std::vector<std::string>& sets = {}) {

@@ -11,6 +11,7 @@
 #include <fstream>
 
 #include "run_dmtrain.hpp"
+#include "support/scratch_dir.hpp"
 
 namespace {
 namespace fs = std::filesystem;
@@ -20,19 +21,12 @@ Result run(const std::string& args) {
   return dmtrain::testing::run_dmtrain(args);
 }
 
-class CliErrors : public ::testing::Test {
+class CliErrors : public dmtrain::test_support::ScratchDirTest {
  protected:
+  CliErrors() : ScratchDirTest("cli_errors") {}
   void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dmtrain_cli_errors_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
+    ScratchDirTest::SetUp();
     write_idx(dir_ / "idx");
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& text) {
-    std::ofstream(dir_ / name) << text;
-    return (dir_ / name).string();
   }
   // 16 gray 8x8 images with labels, in the IDX layout of MNIST.
   static void write_idx(const fs::path& d) {
@@ -64,7 +58,6 @@ class CliErrors : public ::testing::Test {
                      "sample: {count: 2, steps: '2'}\nlog: {every: 1}\n" +
                      extra);
   }
-  fs::path dir_;
 };
 
 #define EXPECT_HAS(r, part) EXPECT_NE((r).output.find(part), std::string::npos) << (r).output

@@ -13,6 +13,7 @@
 #include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/util/image_io.hpp"
 #include "dmtrain/util/npy.hpp"
+#include "support/scratch_dir.hpp"
 #include "tiny_model.hpp"
 
 #include "run_dmtrain.hpp"
@@ -26,19 +27,9 @@ Result run(const std::string& args) {
   return dmtrain::testing::run_dmtrain(args);
 }
 
-class Cli : public ::testing::Test {
+class Cli : public dmtrain::test_support::ScratchDirTest {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() /
-           ("dmtrain_eval_cli_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::create_directories(dir_);
-  }
-  void TearDown() override { fs::remove_all(dir_); }
-  std::string write(const std::string& name, const std::string& text) {
-    std::ofstream(dir_ / name) << text;
-    return (dir_ / name).string();
-  }
+  Cli() : ScratchDirTest("eval_cli") {}
   // The YAML model section of ev::testing::tiny_options() (attention at 8 / 2 = 4 pixels).
   static std::string model_yaml(int64_t channels = 32) {
     return "model:\n  image_size: 8\n  in_channels: 3\n  model_channels: " +
@@ -47,7 +38,6 @@ class Cli : public ::testing::Test {
            "  num_heads: 2\n  learn_sigma: true\n  dropout: 0.0\n  use_scale_shift_norm: false\n"
            "diffusion:\n  steps: 40\n  noise_schedule: linear\n  rescale_timesteps: true\n";
   }
-  fs::path dir_;
 };
 
 TEST_F(Cli, ScheduleWritesClosedFormCsv) {
