@@ -2,6 +2,9 @@
 // sampled with the same seed, so sample i of every model starts from the same x_T and receives the
 // same per-step noise (eval::sample_images); the mean pairwise PSNR of their image sets is printed
 // with the per-pair table, and --out writes a PNG with one row of images per model.
+// --samples compares image sets sampled earlier instead (`dmtrain sample --out-npz` with the same
+// --n, --seed, --sampler, --steps and --eta draws the images this command would), so that runs
+// trained on different machines or days can be compared without their weights.
 // The x0-prediction counterexample (paper Eq. 5) is a config away: train with
 // `diffusion.mean_type: x0` (default epsilon) and compare.
 #include <iomanip>
@@ -15,13 +18,14 @@
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/image_io.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/npy.hpp"
 #include "model_source.hpp"
 
 namespace dmtrain::app {
 namespace {
 
 struct ConsistencyArgs {
-  std::vector<std::string> checkpoints;
+  std::vector<std::string> checkpoints, samples;
   ModelArgs model;  // --set, --ema, --no-ema, --device, shared by every checkpoint
   int64_t n = 32, batch = 16;
   uint64_t seed = 0;
@@ -29,9 +33,27 @@ struct ConsistencyArgs {
   double eta = 0.0;
 } args;
 
+// arr_0 of a samples .npz (uint8 N,H,W,C, as `dmtrain sample --out-npz` writes it).
+at::Tensor read_sample_set(const std::string& path) {
+  for (auto& [name, array] : util::read_npz(path)) {
+    if (name != "arr_0") continue;
+    if (array.scalar_type() != at::kByte || array.dim() != 4) {
+      throw Error(c10::str("consistency: ", path, ": arr_0 is ", array.scalar_type(), " ",
+                           array.sizes(), ", not uint8 images N,H,W,C (dmtrain sample --out-npz)"));
+    }
+    return array;
+  }
+  throw Error("consistency: " + path + " has no arr_0 (write it with dmtrain sample --out-npz)");
+}
+
 void run_consistency() {
-  if (args.checkpoints.size() < 2) throw Error("consistency: give at least 2 --checkpoints");
+  const bool from_samples = !args.samples.empty();
+  if (from_samples == !args.checkpoints.empty()) {
+    throw Error("consistency: give either --checkpoints or --samples (2 or more), not both");
+  }
+  const std::vector<std::string>& names = from_samples ? args.samples : args.checkpoints;
   std::vector<at::Tensor> sets;
+  for (const auto& path : args.samples) sets.push_back(read_sample_set(path));
   for (const auto& ckpt : args.checkpoints) {
     ModelArgs ma = args.model;
     ma.checkpoint = ckpt;
@@ -61,15 +83,15 @@ void run_consistency() {
   for (int64_t i = 0; i < k; ++i) {
     for (int64_t j = i + 1; j < k; ++j) {
       std::cout << "PSNR " << i << " " << j << " " << r.table[i][j].item<double>() << " dB  ("
-                << args.checkpoints[static_cast<size_t>(i)] << " vs "
-                << args.checkpoints[static_cast<size_t>(j)] << ")\n";
+                << names[static_cast<size_t>(i)] << " vs " << names[static_cast<size_t>(j)]
+                << ")\n";
     }
   }
   std::cout << "consistency " << r.mean << " dB (mean PSNR over " << k * (k - 1) / 2 << " pairs, "
-            << args.n << " samples each)\n";
+            << sets[0].size(0) << " samples each)\n";
   if (!args.out.empty()) {
     util::write_png(args.out, eval::consistency_grid(sets));
-    log::info("wrote " + args.out + " (one row per model, in --checkpoints order)");
+    log::info("wrote " + args.out + " (one row per model, in the order given)");
   }
 }
 
@@ -82,7 +104,10 @@ void add_consistency_command(CLI::App& app) {
       "counterexample is diffusion.mean_type: x0");
   cmd->add_option("--checkpoints", args.checkpoints,
                   "Checkpoint folders or run directories (2 or more)")
-      ->required()
+      ->expected(2, -1);
+  cmd->add_option("--samples", args.samples,
+                  "Instead of --checkpoints: samples .npz files (2 or more) written by dmtrain "
+                  "sample --out-npz with the same --n, --seed, --sampler, --steps, --eta")
       ->expected(2, -1);
   cmd->add_option("--n,-n", args.n, "Samples per model")->capture_default_str();
   cmd->add_option("--seed", args.seed, "Noise seed shared by every model")->capture_default_str();

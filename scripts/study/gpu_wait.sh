@@ -13,8 +13,18 @@ while :; do
   sleep $(( end - $(date +%s) < 60 ? (end - $(date +%s) > 0 ? end - $(date +%s) : 1) : 60 ))
 done
 tail -5 /tmp/exp/watchdog.log 2>/dev/null
+# Each ended arm's consistency samples (64 images of its final EMA from noise seed 0, DDIM 50,
+# as dmtrain consistency draws them): `dmtrain consistency --samples a.npz b.npz` compares any
+# two arms later, whichever lease they ran in (the weights are too large to come back).
+while read -r name pid _; do
+  [ -f "/tmp/exp/$name.consistency.npz" ] && continue
+  python3 scripts/study/progress.py /tmp/exp --alive "$pid" >/dev/null && continue
+  build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddim \
+    --steps ddim50 --eta 0 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency.npz" \
+    >"/tmp/exp/$name.consistency.log" 2>&1 && echo "consistency samples: $name"
+done </tmp/exp/arms.txt 2>/dev/null
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 if [ -n "${OUT:-}" ]; then
   (cd /tmp/exp && tar czf "$OUT/metrics.tar.gz" --ignore-failed-read arms.txt launched_at \
-     watchdog.log queue.log ./*.log ./*/metrics.jsonl ./*/train.log ./*.csv ./*.png 2>/dev/null) || true
+     watchdog.log queue.log ./*.npz ./*.log ./*/metrics.jsonl ./*/train.log ./*.csv ./*.png 2>/dev/null) || true
 fi

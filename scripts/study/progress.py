@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Progress of the study's arms: one line per arm (step, img/s, last FID, alive), from
 <exp>/arms.txt ("name pid config sets...") and each <exp>/<name>/metrics.jsonl.
---running prints only how many arms' processes are alive."""
+--running prints only how many arms' processes are alive; --alive PID exits 0 when that
+process runs."""
 import json
 import os
 import sys
@@ -43,6 +44,8 @@ def arms(exp):
 
 def main():
     exp = sys.argv[1]
+    if "--alive" in sys.argv:  # exit status 0 when the process is running
+        sys.exit(0 if alive(int(sys.argv[sys.argv.index("--alive") + 1])) else 1)
     rows = []
     for name, pid in arms(exp):
         recs = records(os.path.join(exp, name, "metrics.jsonl"))

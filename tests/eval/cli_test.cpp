@@ -121,6 +121,44 @@ TEST_F(Cli, SampleFromWeightsMatchesLibrary) {
   EXPECT_TRUE(at::equal(dmtrain::util::read_npz(npz2)[0].second, want2.images));
 }
 
+// consistency --samples: the mean pairwise PSNR of sample sets written earlier (uint8 images,
+// hand-worked: a constant offset d on every pixel gives PSNR 10 log10(255^2 / d^2)).
+TEST_F(Cli, ConsistencyOfSavedSampleSets) {
+  const auto set = [&](const std::string& name, int value) {
+    const auto path = (dir_ / name).string();
+    dmtrain::util::write_samples_npz(path, at::full({3, 4, 4, 3}, value, at::kByte));
+    return path;
+  };
+  const auto a = set("a.npz", 0), b = set("b.npz", 16), c = set("c.npz", 32);
+  const auto r = run("consistency --samples " + a + " " + b + " " + c);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  // (a, b) and (b, c): offset 16, 24.0484 dB; (a, c): offset 32, 18.0278 dB; mean 22.0415 dB
+  EXPECT_NE(r.output.find("PSNR 0 1 24.048 dB"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("PSNR 0 2 18.028 dB"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("consistency 22.042 dB (mean PSNR over 3 pairs, 3 samples each)"),
+            std::string::npos)
+      << r.output;
+
+  const auto expect_error = [](const Result& e, const std::string& needle) {
+    EXPECT_EQ(e.rc, 2) << e.output;
+    EXPECT_NE(e.output.find(needle), std::string::npos) << e.output;
+  };
+  const auto missing = (dir_ / "missing.npz").string();
+  expect_error(run("consistency --samples " + a + " " + missing), missing);
+  const auto labels_only = (dir_ / "labels.npz").string();
+  dmtrain::util::write_npz(labels_only, {{"arr_1", at::zeros({3}, at::kLong)}});
+  expect_error(run("consistency --samples " + a + " " + labels_only), "has no arr_0");
+  const auto floats = (dir_ / "floats.npz").string();
+  dmtrain::util::write_npz(floats, {{"arr_0", at::zeros({3, 4, 4, 3})}});
+  expect_error(run("consistency --samples " + a + " " + floats), "not uint8 images");
+  const auto small = set("small.npz", 0);
+  dmtrain::util::write_samples_npz(small, at::zeros({2, 4, 4, 3}, at::kByte));
+  expect_error(run("consistency --samples " + a + " " + small), "image sets differ");
+  expect_error(run("consistency --samples " + a + " " + b + " --checkpoints " + a + " " + b),
+               "either --checkpoints or --samples");
+  expect_error(run("consistency"), "either --checkpoints or --samples");
+}
+
 TEST_F(Cli, ClearErrors) {
   auto expect_error = [](const Result& r, const std::string& needle) {
     EXPECT_EQ(r.rc, 2) << r.output;

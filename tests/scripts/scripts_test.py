@@ -132,6 +132,11 @@ class StudyQueue(unittest.TestCase):
             # progress.py counts none of the finished arms as running
             count = run(script("study", "progress.py"), d, "--running")
             self.assertEqual(count.stdout.strip(), "0")
+            with open(os.path.join(d, "arms.txt")) as f:
+                first_pid = f.readline().split()[1]
+            self.assertEqual(run(script("study", "progress.py"), d, "--alive", first_pid).returncode, 1)
+            self.assertEqual(run(script("study", "progress.py"), d, "--alive",
+                                 str(os.getpid())).returncode, 0)
 
 
 if __name__ == "__main__":
