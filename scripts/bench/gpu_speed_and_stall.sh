@@ -8,7 +8,8 @@
 #            against the defaults of the same seed, judged against another seed (curve_check.py);
 #   levers:  (after phase 1's build) the CIFAR10 peer first, then each newer lever against the
 #            defaults in the same call, and an eager trace of the step ($OUT/trace.json.gz) for
-#            scripts/bench/trace_attribution.py.
+#            scripts/bench/trace_attribution.py (about 7 minutes);
+#   levers128: the same for ImageNet128 against GD fp16 (a call of its own, about 5 minutes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 D=$PWD/build/ci/apps/dmtrain
@@ -88,6 +89,15 @@ levers)
   echo "== profile: channels_last + row kernels + token-major attention"
   DMTRAIN_NHWC_GROUPNORM=rows "$D" bench --config $C --steps 30 --profile \
     --set train.channels_last=true --set train.attention_token_major=true 2>&1 | tail -32
+  echo "== eager trace (3 steps) for the op attribution"
+  "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
+    --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"
+  [ -n "${OUT:-}" ] && gzip -c /tmp/trace.json >"$OUT/trace.json.gz" && ls -la "$OUT"
+  python3 scripts/bench/trace_attribution.py /tmp/trace.json --kernel direct_copy --top 12 | cut -c1-200
+  ;;
+levers128)
+  # (a call of its own: the CIFAR10 part above takes most of a call's 10 minutes)
+  export OMP_NUM_THREADS=4
   I=configs/imagenet128_clts_mdlrc.yaml  # channels-last by its config
   ibench() { "$D" bench --config $I --batch 32 --steps 30 "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|error"; }
   echo "== peer: GD ImageNet128, fp16 as published, B=32"
@@ -99,11 +109,6 @@ levers)
   echo "== $I, row kernels + token-major attention + train.fast_conv_bias=true"
   DMTRAIN_NHWC_GROUPNORM=rows ibench --set train.attention_token_major=true \
     --set train.fast_conv_bias=true
-  echo "== eager trace (3 steps) for the op attribution"
-  "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
-    --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"
-  [ -n "${OUT:-}" ] && gzip -c /tmp/trace.json >"$OUT/trace.json.gz" && ls -la "$OUT"
-  python3 scripts/bench/trace_attribution.py /tmp/trace.json --kernel direct_copy --top 12 | cut -c1-200
   ;;
 curves)
   # Training unchanged (issue 17): 2,000 iterations of the paper's config on real CIFAR-10 (the
@@ -122,5 +127,5 @@ curves)
   done
   python3 scripts/bench/curve_check.py /tmp/curves/{a,b,c}/metrics.jsonl --window 200
   ;;
-*) echo "usage: $0 phase1|phase2|levers|curves" >&2; exit 2 ;;
+*) echo "usage: $0 phase1|phase2|levers|levers128|curves" >&2; exit 2 ;;
 esac
