@@ -13,6 +13,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "channel_bias_cuda.hpp"
+#include "kernel_tensors.hpp"
 #endif
 
 namespace dmtrain::models {
@@ -27,27 +28,17 @@ at::Tensor reference_add(const at::Tensor& y, const at::Tensor& bias) {
 }
 
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
-bool is_channels_last_dense(const at::Tensor& t) {
-  return t.dim() == 4 && t.is_contiguous(at::MemoryFormat::ChannelsLast) && !t.is_contiguous();
-}
+using detail::element_type;
+using detail::is_channels_last_dense;
 
-cuda::ElementType element_type(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16:
-      return cuda::ElementType::kBFloat16;
-    case at::kHalf:
-      return cuda::ElementType::kFloat16;
-    default:
-      return cuda::ElementType::kFloat32;
-  }
-}
-
+// y is dense NCHW or dense channels-last (kernels_apply); a tensor that is both (one pixel or one
+// channel) reads the same either way.
 cuda::ChannelBiasShape shape_of(const at::Tensor& y) {
   cuda::ChannelBiasShape s;
   s.n = y.size(0);
   s.c = y.size(1);
   s.hw = y.numel() / (s.n * s.c);
-  s.channels_last = is_channels_last_dense(y);
+  s.channels_last = !y.is_contiguous();
   return s;
 }
 

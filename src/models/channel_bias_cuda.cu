@@ -104,11 +104,11 @@ int pack_of(const ChannelBiasShape& s, const void* a, const void* b) {
   return 1;
 }
 
-constexpr int64_t kTiles = 528;  // column-sum tiles: about four blocks per multiprocessor
-
+// Column-sum tiles: about four blocks per multiprocessor, at least 16 pixel rows each.
 int64_t rows_per_tile(const ChannelBiasShape& s) {
+  const int64_t tiles = 4 * static_cast<int64_t>(multiprocessors());
   const int64_t total = s.n * s.hw;
-  const int64_t per = (total + kTiles - 1) / kTiles;
+  const int64_t per = (total + tiles - 1) / tiles;
   return per < 16 ? 16 : per;
 }
 

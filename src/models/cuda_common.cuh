@@ -70,6 +70,21 @@ __device__ __forceinline__ float2 block_sum(float a, float b) {
   return total;
 }
 
+// The current device's multiprocessor count, read once (80 if it cannot be read), for kernels
+// that size their grids to fill the device.
+inline int multiprocessors() {
+  static const int count = [] {
+    int device = 0, value = 0;
+    if (cudaGetDevice(&device) != cudaSuccess ||
+        cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
+      (void)cudaGetLastError();
+      return 80;
+    }
+    return value;
+  }();
+  return count;
+}
+
 // dL/d(pre-activation) from dL/dy.
 __device__ __forceinline__ float pre_grad(float dy, float pre, bool silu) {
   if (!silu) return dy;

@@ -12,6 +12,7 @@
 #include <c10/cuda/CUDAStream.h>
 
 #include "group_norm_act_cuda.hpp"
+#include "kernel_tensors.hpp"
 #endif
 
 namespace dmtrain::models {
@@ -62,28 +63,8 @@ at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
 namespace {
 
-cuda::ElementType element_type(at::ScalarType t) {
-  switch (t) {
-    case at::kBFloat16:
-      return cuda::ElementType::kBFloat16;
-    case at::kHalf:
-      return cuda::ElementType::kFloat16;
-    default:
-      return cuda::ElementType::kFloat32;
-  }
-}
-
-// Dense channels-last: [N, C, *spatial] with C innermost (an NHWC tensor, or a [N, C, T] view of
-// one, as the attention block's flatten makes).
-bool is_channels_last_dense(const at::Tensor& x) {
-  if (x.stride(1) != 1) return false;
-  int64_t expect = x.size(1);
-  for (int64_t d = x.dim() - 1; d >= 2; --d) {
-    if (x.size(d) != 1 && x.stride(d) != expect) return false;
-    expect *= x.size(d);
-  }
-  return x.size(0) == 1 || x.stride(0) == expect;
-}
+using detail::element_type;
+using detail::is_channels_last_dense;
 
 cuda::GroupNormActShape shape_of(const at::Tensor& x, int64_t groups) {
   cuda::GroupNormActShape s;

@@ -31,19 +31,6 @@ struct Tiles {
   int64_t tile_pixels;  // the last tile may be shorter
 };
 
-int multiprocessors() {
-  static const int count = [] {
-    int device = 0, value = 0;
-    if (cudaGetDevice(&device) != cudaSuccess ||
-        cudaDeviceGetAttribute(&value, cudaDevAttrMultiProcessorCount, device) != cudaSuccess) {
-      (void)cudaGetLastError();
-      return 80;
-    }
-    return value;
-  }();
-  return count;
-}
-
 // About four blocks per multiprocessor over the batch, and at least 16 pixels a tile. Depends on
 // the shape only (the workspace is sized from it before the pack width is known).
 int64_t tiles_per_sample(const GroupNormActShape& s) {
