@@ -1,6 +1,8 @@
 // Helpers for the trainer tests: a tiny data set in IDX format and a tiny config that trains on
 // it in well under a second per iteration on a CPU.
 #pragma once
+#include <gtest/gtest.h>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -28,6 +30,19 @@ inline std::vector<std::pair<double, double>> logged_losses(const std::filesyste
     out.emplace_back(r.loss, r.grad_norm);
   }
   return out;
+}
+
+// `got` logged `iterations` (loss, gradient norm) pairs, each within the relative tolerances of
+// `want`'s (the graph-against-eager and ranks-against-one-process comparisons of these tests).
+inline void expect_same_losses(const std::vector<std::pair<double, double>>& want,
+                               const std::vector<std::pair<double, double>>& got, size_t iterations,
+                               double loss_rel, double norm_rel) {
+  ASSERT_EQ(want.size(), iterations);
+  ASSERT_EQ(got.size(), iterations);
+  for (size_t i = 0; i < iterations; ++i) {
+    EXPECT_NEAR(got[i].first, want[i].first, loss_rel * want[i].first) << "iteration " << i + 1;
+    EXPECT_NEAR(got[i].second, want[i].second, norm_rel * want[i].second) << "iteration " << i + 1;
+  }
 }
 
 // Writes train-images-idx3-ubyte / train-labels-idx1-ubyte with n images of side x side
