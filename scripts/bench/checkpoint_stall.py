@@ -9,22 +9,18 @@ metrics before it checkpoints), and an asynchronous one may slow the next window
 copy, the background write). The stall of a checkpoint = the sum, over the WINDOWS_AFTER (3)
 windows from that one, of each window's time above the median time of the windows that follow
 no checkpoint (the first two windows, warm-up and graph capture, left out)."""
-import json
+import os
 import statistics
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from metrics_jsonl import records  # noqa: E402
 
 
 def main():
     path, every = sys.argv[1], int(sys.argv[2])
     after = int(sys.argv[3]) if len(sys.argv) > 3 else 3
-    recs = []
-    for line in open(path):
-        try:
-            r = json.loads(line)
-        except ValueError:
-            continue
-        if "img_per_s" in r and r.get("img_per_s"):
-            recs.append(r)
+    recs = [r for r in records(path) if r.get("img_per_s")]
     windows = []  # (first iteration, last iteration, seconds)
     prev_step, prev_images = 0, 0
     for r in recs:

@@ -10,20 +10,15 @@ later the rounding differences grow, as any two trajectories' do, to about a see
 
 Usage: curve_check.py A.jsonl B.jsonl C.jsonl [--window 200]"""
 import argparse
-import json
+import os
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from metrics_jsonl import records  # noqa: E402
 
 
 def losses(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            try:
-                r = json.loads(line)
-            except ValueError:
-                continue  # a torn last line
-            if "loss" in r:
-                out[r["step"]] = r["loss"]
-    return out
+    return {r["step"]: r["loss"] for r in records(path) if "loss" in r}
 
 
 def windows(curve, width):

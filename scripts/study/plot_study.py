@@ -7,7 +7,7 @@ mean FID of the seeds at each evaluation step, the min-max band where two or mor
 step, and every seed's points; prints a markdown table: FID per step (mean and spread), and the
 iteration at which the arm's mean curve (linear between evaluations) first reaches TARGET_FID.
 """
-import json
+import os
 import sys
 
 import matplotlib
@@ -15,18 +15,12 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from metrics_jsonl import records  # noqa: E402
+
 
 def fids(path):
-    out = {}
-    with open(path) as f:
-        for line in f:
-            try:
-                rec = json.loads(line)
-            except ValueError:
-                continue
-            if rec.get("fid") is not None:
-                out[rec["step"]] = rec["fid"]
-    return out
+    return {r["step"]: r["fid"] for r in records(path) if r.get("fid") is not None}
 
 
 def reach(curve, target):

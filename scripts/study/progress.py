@@ -3,9 +3,16 @@
 <exp>/arms.txt ("name pid config sets...") and each <exp>/<name>/metrics.jsonl.
 --running prints only how many arms' processes are alive; --alive PID exits 0 when that
 process runs."""
-import json
 import os
 import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from metrics_jsonl import records as read_records  # noqa: E402
+
+
+def records(path):
+    """The run's records so far ([] before it wrote any)."""
+    return read_records(path, missing_ok=True)
 
 
 def alive(pid):
@@ -20,18 +27,6 @@ def alive(pid):
         return False
 
 
-def records(path):
-    out = []
-    try:
-        with open(path) as f:
-            for line in f:
-                try:
-                    out.append(json.loads(line))
-                except ValueError:
-                    pass  # a torn last line
-    except OSError:
-        pass
-    return out
 
 
 def arms(exp):
