@@ -4,7 +4,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 D=$PWD/build/ci/apps/dmtrain
-pkill -f scripts/study/queue.py && echo "stopped the queue"
+pkill -f "study/[q]ueue.py" && echo "stopped the queue"  # [q]: not this call's own shell
 while read -r name pid _; do kill -INT "$pid" 2>/dev/null && echo "SIGINT $name"; done </tmp/exp/arms.txt
 for _ in $(seq 60); do
   [ "$(python3 scripts/study/progress.py /tmp/exp --running)" = 0 ] && break; sleep 2
@@ -17,4 +17,6 @@ for pair in "$@"; do
     --steps ddim50 --device cuda --out "/tmp/exp/consistency_${a}_${b}.png" 2>&1 | tail -4 \
     | tee "/tmp/exp/consistency_${a}_${b}.log"
 done
+# MPS off again, so that benchmarks after the study see the GPU as a user would.
+[ -d /tmp/mps-pipe ] && CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe scripts/study/mps.sh stop
 exec scripts/study/gpu_wait.sh 0

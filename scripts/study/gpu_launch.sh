@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Call 2 on the GPU machine: FID network and reference statistics, then start every arm of the
 # group file $1 (scripts/study/README.md), at most $4 at once (default: all); $2: seconds the arms
-# may train in all; $3: seconds this call then waits (gpu_wait.sh).
+# may train in all; $3: seconds this call then waits (gpu_wait.sh). Under CUDA MPS unless MPS=0.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 GROUP="$1" BUDGET="$2" WAIT="$3" JOBS="${4:-1000}"
@@ -15,7 +15,7 @@ export OMP_NUM_THREADS=2
 COMMON=(--set data.path=/tmp/c10.dmdata --set data.format=cache --set data.cache=
         --set data.num_workers=1 --set eval.inception=/tmp/study/inception.pt
         --set eval.reference=/tmp/c10_ref.npz)
-if [ "${MPS:-0}" = 1 ]; then  # the arms' kernels run concurrently (scripts/study/mps.sh)
+if [ "${MPS:-1}" = 1 ]; then  # the arms' kernels run concurrently (scripts/study/mps.sh); MPS=0: time-sliced
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   # Without the daemon the arms still run, time-sliced as before, rather than not at all.
   scripts/study/mps.sh start || { echo "mps: not started; arms time-slice"; unset CUDA_MPS_PIPE_DIRECTORY; }
