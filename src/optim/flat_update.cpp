@@ -219,7 +219,9 @@ at::Tensor flat_update(FlatBuffers& b, const at::Tensor& loss, const at::Tensor&
     const c10::cuda::CUDAGuard guard(b.params.device());
     TORCH_CHECK(
         loss.scalar_type() == at::kFloat && loss.numel() == 1 && loss.device() == b.params.device(),
-        "flat_update: the loss must be a float32 scalar on the buffers' device");
+        "flat_update: the loss must be a float32 scalar on the buffers' device (got ",
+        loss.scalar_type(), ", ", loss.numel(), " elements, on ", loss.device(), "; buffers on ",
+        b.params.device(), ")");
     TORCH_CHECK(scalars.scalar_type() == at::kFloat && scalars.is_contiguous() &&
                     scalars.device() == b.params.device() &&
                     scalars.numel() == flat::kEmaWeight0 + int64_t(b.ema.size()),
