@@ -4,8 +4,9 @@
 #            (asynchronous, and synchronous as the baseline, same call);
 #   phase 2: the step's speed against the PyTorch peers (.carry/anchors: improved-diffusion,
 #            guided-diffusion and ../shared/tools/anchor_bench.py, carried), each lever on/off;
-#   curves:  LEVERS="--set k=v ..." $0 curves: the first 2,000 iterations with the levers
-#            against the defaults of the same seed, judged against another seed (curve_check.py);
+#   curves:  [LEVERS="--set k=v ..."] $0 curves: the first 2,000 iterations of the defaults (or
+#            of the levers given) against the fp32 curve of the same seed, judged against fp32
+#            with another seed (curve_check.py);
 #   levers:  (after phase 1's build) the CIFAR10 peer first, then each newer lever against the
 #            defaults in the same call, and an eager trace of the step ($OUT/trace.json.gz) for
 #            scripts/bench/trace_attribution.py (about 7 minutes);
@@ -70,23 +71,20 @@ levers)
   bench() { "$D" bench --config $C "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|error"; }
   echo "== peer: ID + bf16 + channels_last + fused AdamW + torch.compile(reduce-overhead), B=128"
   ID_DIR=$A/id GD_DIR=$A/gd STEPS=30 timeout 280 python3 "$A/anchor_bench.py" id compile-ro 2>&1 | tail -1
+  OFF=(--set train.fast_conv_bias=false --set train.attention_token_major=false)
   for i in 1 2; do
-    echo "== dmtrain $C (defaults), run $i"; bench --steps 100
-    echo "== train.attention_token_major=true, run $i"; bench --steps 100 --set train.attention_token_major=true
+    echo "== dmtrain $C (defaults: fast_conv_bias, attention_token_major), run $i"; bench --steps 100
+    echo "== both off (the defaults before session 7), run $i"; bench --steps 100 "${OFF[@]}"
   done
-  echo "== train.fast_conv_bias=true"; bench --steps 100 --set train.fast_conv_bias=true
-  echo "== all three NCHW levers: fast_conv_bias + attention_token_major"
-  bench --steps 100 --set train.fast_conv_bias=true --set train.attention_token_major=true
-  echo "== train.channels_last=true (per-group NHWC GroupNorm kernels)"
-  bench --steps 100 --set train.channels_last=true
-  echo "== train.channels_last=true, row-reading NHWC GroupNorm kernels"
-  DMTRAIN_NHWC_GROUPNORM=rows bench --steps 100 --set train.channels_last=true
-  echo "== train.channels_last=true + row kernels + train.attention_token_major=true"
-  DMTRAIN_NHWC_GROUPNORM=rows bench --steps 100 --set train.channels_last=true \
-    --set train.attention_token_major=true
-  echo "== profile: channels_last + row kernels + token-major attention"
-  DMTRAIN_NHWC_GROUPNORM=rows "$D" bench --config $C --steps 30 --profile \
-    --set train.channels_last=true --set train.attention_token_major=true 2>&1 | tail -32
+  CL=(--set train.channels_last=true)
+  echo "== channels_last, per-group NHWC GroupNorm kernels"; bench --steps 100 "${CL[@]}"
+  echo "== channels_last + train.nhwc_group_norm_rows"
+  bench --steps 100 "${CL[@]}" --set train.nhwc_group_norm_rows=true
+  echo "== channels_last + rows, both levers off"
+  bench --steps 100 "${CL[@]}" --set train.nhwc_group_norm_rows=true "${OFF[@]}"
+  echo "== profile: channels_last + rows (+ the default levers)"
+  "$D" bench --config $C --steps 30 --profile "${CL[@]}" --set train.nhwc_group_norm_rows=true \
+    2>&1 | tail -32
   echo "== eager trace (3 steps) for the op attribution"
   "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
     --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"
@@ -101,28 +99,29 @@ levers128)
   echo "== peer: GD ImageNet128, fp16 as published, B=32"
   ID_DIR=$A/id GD_DIR=$A/gd STEPS=20 timeout 200 python3 "$A/anchor_bench.py" gd ref 2>&1 | tail -1
   echo "== dmtrain $I (defaults)"; ibench
-  echo "== $I, row-reading NHWC GroupNorm kernels"; DMTRAIN_NHWC_GROUPNORM=rows ibench
-  echo "== $I, row kernels + train.attention_token_major=true"
-  DMTRAIN_NHWC_GROUPNORM=rows ibench --set train.attention_token_major=true
-  echo "== $I, row kernels + token-major attention + train.fast_conv_bias=true"
-  DMTRAIN_NHWC_GROUPNORM=rows ibench --set train.attention_token_major=true \
-    --set train.fast_conv_bias=true
+  echo "== $I, both levers off"
+  ibench --set train.fast_conv_bias=false --set train.attention_token_major=false
+  echo "== $I, train.nhwc_group_norm_rows"; ibench --set train.nhwc_group_norm_rows=true
+  echo "== $I, NCHW (train.channels_last=false)"; ibench --set train.channels_last=false
   ;;
 curves)
   # Training unchanged (issue 17): 2,000 iterations of the paper's config on real CIFAR-10 (the
-  # study's /tmp/c10.dmdata, scripts/study/gpu_prepare.sh) with the defaults (seed 0), with the
-  # levers given in $LEVERS (seed 0), and the defaults with seed 1 as the noise control.
+  # study's /tmp/c10.dmdata, scripts/study/gpu_prepare.sh): the fp32 curve of seed 0 (REF), the
+  # defaults or the levers in $LEVERS (seed 0), and fp32 with seed 1 as the noise control; the
+  # three run at once (deterministic each; about 5 minutes on an H200).
   export OMP_NUM_THREADS=4
   C=configs/cifar10_clts_mdlrc.yaml
+  REF=${REF:---set train.precision=fp32}
   common=(--config $C --set train.iterations=2000 --set data.path=/tmp/c10.dmdata
           --set data.format=cache --set data.cache= --set eval.fid_every=0 --set sample.every=0
           --set checkpoint.every=0 --set log.every=20 --set log.tensorboard=false)
   # shellcheck disable=SC2086
-  for arm in "a:--set train.seed=0" "b:--set train.seed=0 ${LEVERS:-}" "c:--set train.seed=1"; do
+  for arm in "a:--set train.seed=0 $REF" "b:--set train.seed=0 ${LEVERS:-}" "c:--set train.seed=1 $REF"; do
     name=${arm%%:*}
-    $D "${common[@]}" ${arm#*:} --run-dir /tmp/curves/$name >/tmp/curves_$name.log 2>&1
-    echo "run $name (${arm#*:}): rc $?, $(grep -c '"loss"' /tmp/curves/$name/metrics.jsonl) records"
+    ($D "${common[@]}" ${arm#*:} --run-dir /tmp/curves/$name >/tmp/curves_$name.log 2>&1
+     echo "run $name (${arm#*:}): rc $?, $(grep -c '"loss"' /tmp/curves/$name/metrics.jsonl) records") &
   done
+  wait
   python3 scripts/bench/curve_check.py /tmp/curves/{a,b,c}/metrics.jsonl --window 200
   ;;
 *) echo "usage: $0 phase1|phase2|levers|levers128|curves" >&2; exit 2 ;;

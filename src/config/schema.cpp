@@ -524,6 +524,10 @@ std::vector<Field> build() {
                   "true or false",
                   "attention blocks as token-major matrix products (no qkv copy, no layout "
                   "transposes; same weights and results)"));
+  f.push_back(any("train.nhwc_group_norm_rows", &R::train, &Tr::nhwc_group_norm_rows,
+                  "true or false",
+                  "with train.channels_last: fused GroupNorm kernels that read whole pixel rows "
+                  "(tiles of pixels with every channel) instead of one block per (sample, group)"));
   f.push_back(with_example(
       bind<std::vector<double>>(
           "train.posthoc_ema.sigma_rels",

@@ -4,7 +4,6 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include <atomic>
-#include <cstdlib>
 #include <string>
 
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
@@ -19,10 +18,7 @@ namespace dmtrain::models {
 namespace {
 
 std::atomic<bool> g_fused_enabled{true};
-std::atomic<bool> g_nhwc_rows{[] {
-  const char* v = std::getenv("DMTRAIN_NHWC_GROUPNORM");
-  return v != nullptr && std::string(v) == "rows";
-}()};
+std::atomic<bool> g_nhwc_rows{false};
 
 }  // namespace
 

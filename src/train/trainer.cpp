@@ -180,6 +180,7 @@ models::UNetModel make_model(const config::RunConfig& cfg, const at::Device& dev
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.train.cudnn_benchmark);
   models::set_fused_kernels_enabled(cfg.train.fused_kernels);
   models::set_fast_conv_bias_enabled(cfg.train.fast_conv_bias);
+  models::set_nhwc_row_kernels_enabled(cfg.train.nhwc_group_norm_rows);
   return model;
 }
 

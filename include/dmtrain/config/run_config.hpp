@@ -132,6 +132,7 @@ struct TrainConfig {
                                       // CIFAR10 method config: +3.6%, docs/benchmarks.md)
   bool attention_token_major = true;  // attention's 1x1 convolutions as token-major products
                                       // (+10.1%; with fast_conv_bias +15.2%)
+  bool nhwc_group_norm_rows = false;  // channels-last GroupNorm kernels reading pixel rows
   PosthocEmaConfig posthoc_ema;
 };
 
