@@ -94,6 +94,25 @@ class TraceAttribution(unittest.TestCase):
             self.assertNotIn("add_kernel", out.stdout)
 
 
+class StudyTable(unittest.TestCase):
+    def test_iterations_to_the_target_and_their_ratio_for_the_mean_and_each_seed(self):
+        sys.path.insert(0, script("study"))
+        import study_table  # noqa: E402
+        # Baseline seeds 50 -> 30 and 40 -> 20 over steps 1,000 and 2,000: mean 45 -> 25, which
+        # reaches 25 at 2,000; seed 1 never does, seed 2 at 1,000 + 15/20 * 1,000 = 1,750. The
+        # arm is at 25 already at 1,000: 2,000 / 1,000 = 2.00x.
+        arms = [("base", [{1000: 50.0, 2000: 30.0}, {1000: 40.0, 2000: 20.0}]),
+                ("arm", [{1000: 25.0, 2000: 10.0}]),
+                ("slow", [{1000: 60.0}])]
+        rows = study_table.table(arms, 25.0).splitlines()
+        self.assertEqual(len(rows), 5)
+        self.assertEqual(rows[2], "| base | 2 | 45.0 (40.0-50.0) | 25.0 (20.0-30.0) | "
+                                  "2,000 (1.00x; seeds > 2,000 and 1,750) |")
+        self.assertEqual(rows[3], "| arm | 1 | 25.0 | 10.0 | 1,000 (2.00x) |")
+        self.assertEqual(rows[4], "| slow | 1 | 60.0 |  | > 1,000 |")
+        self.assertAlmostEqual(study_table.reach([(0, 10.0), (100, 0.0)], 2.5), 75.0)
+
+
 class StudyQueue(unittest.TestCase):
     def test_at_most_jobs_arms_run_at_once_in_priority_order(self):
         with tempfile.TemporaryDirectory() as d:
