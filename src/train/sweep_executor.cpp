@@ -24,6 +24,7 @@
 #include <sstream>
 #include <thread>
 
+#include "dmtrain/train/mps_daemon.hpp"
 #include "dmtrain/util/log.hpp"
 
 extern char** environ;
@@ -78,21 +79,27 @@ struct Child {
   int64_t start_step = 0;
 };
 
-// Forks argv with CUDA_VISIBLE_DEVICES=gpu (unless ""), output to log_path (unless "").
-// Returns the pid, or -1 with `why` set. SIGINT/SIGTERM are blocked around fork so a signal
-// always finds the child registered (the caller forwards it) or not yet forked.
-pid_t spawn(std::vector<std::string> argv, const std::string& gpu, const std::string& log_path,
+// Forks argv with CUDA_VISIBLE_DEVICES=gpu (unless "") and the NAME=value entries of `extra_env`
+// in its environment, output to log_path (unless ""). Returns the pid, or -1 with `why` set.
+// SIGINT/SIGTERM are blocked around fork so a signal always finds the child registered (the
+// caller forwards it) or not yet forked.
+pid_t spawn(std::vector<std::string> argv, const std::string& gpu,
+            const std::vector<std::string>& extra_env, const std::string& log_path,
             std::string& why) {
   const std::string program = resolve_program(argv.at(0));
   if (program.empty()) {
     why = "program '" + argv[0] + "' not found in PATH";
     return -1;
   }
-  std::vector<std::string> env;
+  std::vector<std::string> set = extra_env, env;
+  if (!gpu.empty()) set.insert(set.begin(), "CUDA_VISIBLE_DEVICES=" + gpu);
   for (char** e = environ; e && *e; ++e) {
-    if (gpu.empty() || std::strncmp(*e, "CUDA_VISIBLE_DEVICES=", 21) != 0) env.emplace_back(*e);
+    const bool replaced = std::any_of(set.begin(), set.end(), [&](const std::string& s) {
+      return std::strncmp(*e, s.c_str(), s.find('=') + 1) == 0;
+    });
+    if (!replaced) env.emplace_back(*e);
   }
-  if (!gpu.empty()) env.push_back("CUDA_VISIBLE_DEVICES=" + gpu);
+  env.insert(env.end(), set.begin(), set.end());
   int log_fd = -1;
   if (!log_path.empty()) {
     log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -102,7 +109,8 @@ pid_t spawn(std::vector<std::string> argv, const std::string& gpu, const std::st
     }
     std::string head = "==== dmtrain sweep:";
     for (const auto& a : argv) head += " " + shell_quote(a);
-    head += gpu.empty() ? "\n" : " (CUDA_VISIBLE_DEVICES=" + gpu + ")\n";
+    for (size_t i = 0; i < set.size(); ++i) head += (i == 0 ? " (" : " ") + set[i];
+    head += set.empty() ? "\n" : ")\n";
     const ssize_t wrote = ::write(log_fd, head.data(), head.size());  // a marker per attempt
     (void)wrote;
   }
@@ -329,6 +337,15 @@ int run_sweep_parallel(const std::vector<SweepRun>& runs, const SweepArgv& argv,
   g_sweep_signal.store(0);
   for (int i = 0; i < 2; ++i) ::sigaction(kHandled[i], &sa, &old[i]);
 
+  // Started with the handlers in place: a signal meanwhile stops the sweep before any child.
+  MpsDaemon mps;  // stopped below once every child has exited, or by its destructor
+  std::vector<std::string> child_env;
+  if (!options.mps_dir.empty() && options.jobs <= 1) {
+    log::info("sweep: MPS not started: it only matters for runs sharing a GPU (--jobs N > 1)");
+  } else if (!options.mps_dir.empty() && !todo.empty() && mps.start(options.mps_dir)) {
+    child_env = mps.client_env();
+  }
+
   int first_failure = 0;
   bool interrupted = false;
   for (;;) {
@@ -354,7 +371,7 @@ int run_sweep_parallel(const std::vector<SweepRun>& runs, const SweepArgv& argv,
           fs::create_directories(r.run_dir);
           log_path = (fs::path(r.run_dir) / "sweep_child.log").string();
         }
-        pid = spawn(argv(r), start->gpu, log_path, why);
+        pid = spawn(argv(r), start->gpu, child_env, log_path, why);
       } catch (const std::exception& e) {
         why = e.what();
       }
@@ -408,6 +425,7 @@ int run_sweep_parallel(const std::vector<SweepRun>& runs, const SweepArgv& argv,
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   show(true);
+  mps.stop();  // with the sweep's signal handlers still in place
   for (int i = 0; i < 2; ++i) ::sigaction(kHandled[i], &old[i], nullptr);
   return interrupted ? 130 : first_failure;
 }

@@ -1,8 +1,11 @@
 // Parallel sweeps: the GPU assignment of the scheduler, GPU list parsing, the ETA arithmetic,
 // and run_sweep_parallel with /bin/sh children: two runs really overlap (each waits for the
 // other to have started), each gets its GPU and log file, a failure lets the others go on, and
-// SIGINT / SIGTERM to the sweep reaches every child as SIGINT. Last, a real `dmtrain sweep
-// --jobs 2` through the binary.
+// SIGINT / SIGTERM to the sweep reaches every child as SIGINT; a real `dmtrain sweep --jobs 2`
+// through the binary. Last, CUDA MPS (--mps) with a fake nvidia-cuda-mps-control on PATH: one
+// daemon started before the children, which see its pipe directory, and quit after the last (also
+// after a failure or SIGINT); a daemon that fails or is missing is a warning; no --mps or --jobs
+// 1 starts nothing.
 #include "dmtrain/train/sweep_executor.hpp"
 #include "support/scratch_dir.hpp"
 
@@ -11,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdlib>
@@ -20,6 +24,7 @@
 #include <thread>
 
 #include "dmtrain/config/load.hpp"
+#include "dmtrain/util/log.hpp"
 #include "tiny_run.hpp"
 
 namespace fs = std::filesystem;
@@ -248,4 +253,235 @@ TEST(SweepParallel, RealDmtrainSweepWithTwoJobs) {
             std::string::npos)
       << csv;
   EXPECT_NE(csv.find(",done\n"), std::string::npos) << csv;
+}
+
+// --- CUDA MPS (ParallelSweepOptions::mps_dir, dmtrain sweep --mps) with a fake control program.
+namespace {
+
+// Sets (value) or unsets (nullptr) an environment variable until the end of the scope.
+class ScopedEnv {
+ public:
+  ScopedEnv(const char* name, const char* value) : name_(name) {
+    const char* old = std::getenv(name);
+    had_ = old != nullptr;
+    if (had_) old_ = old;
+    value ? ::setenv(name, value, 1) : ::unsetenv(name);
+  }
+  ~ScopedEnv() { had_ ? ::setenv(name_.c_str(), old_.c_str(), 1) : ::unsetenv(name_.c_str()); }
+
+ private:
+  std::string name_, old_;
+  bool had_ = false;
+};
+
+// <root>/bin/nvidia-cuda-mps-control: appends "control [ARGS] pipe=... log=..." to
+// <root>/control.log, with " stdin=<its stdin, newlines as |>" unless ARGS is -d; on -d it
+// prints "fake: no daemon" and exits d_exit, else it exits 0. Returns <root>/bin.
+fs::path fake_mps_control(const fs::path& root, int d_exit) {
+  fs::create_directories(root / "bin");
+  const fs::path exe = root / "bin" / "nvidia-cuda-mps-control";
+  std::ofstream(exe)
+      << "#!/bin/sh\nin=\nif [ \"$1\" != -d ]; then in=\" stdin=$(tr '\\n' '|')\"; fi\n"
+      << "echo \"control [$*] pipe=$CUDA_MPS_PIPE_DIRECTORY "
+      << "log=$CUDA_MPS_LOG_DIRECTORY$in\" >> '" << (root / "control.log").string()
+      << "'\nif [ \"$1\" = -d ]; then echo 'fake: no daemon'; exit " << d_exit << "; fi\nexit 0\n";
+  fs::permissions(exe, fs::perms::owner_all);
+  return root / "bin";
+}
+
+std::vector<std::string> lines_of(const fs::path& file) {
+  std::stringstream ss(test_support::file_text(file));
+  std::vector<std::string> lines;
+  for (std::string l; std::getline(ss, l);) lines.push_back(l);
+  return lines;
+}
+
+// Everything logged since the first call (a file sink of this process). Also sets the level back
+// to the default, info, which a trainer test run before in this process may have changed.
+std::string logged() {
+  log::set_level(log::Level::kInfo);
+  static const fs::path file = [] {
+    const fs::path f = dmtrain::test_support::scratch_dir("sweepx_mpslog") / "log.txt";
+    log::add_file_sink(f.string());
+    return f;
+  }();
+  log::flush();
+  return test_support::file_text(file);
+}
+
+// Each child waits 0.3 s (a quit sent before it ends would be logged first), then appends
+// "child <name> pipe=... log=..." to $2 and exits $3.
+const std::string kMpsChild =
+    "sleep 0.3; echo \"child ${1##*/} pipe=${CUDA_MPS_PIPE_DIRECTORY-unset} "
+    "log=${CUDA_MPS_LOG_DIRECTORY-unset}\" >> \"$2\"; exit $3";
+
+int run_mps_sweep(const fs::path& root, int runs, int64_t jobs, const std::string& mps_dir,
+                  int failing_run = -1) {
+  train::ParallelSweepOptions opts;
+  opts.jobs = jobs;
+  opts.gpus = {"g0"};  // the runs share one GPU
+  opts.child_logs = true;
+  opts.mps_dir = mps_dir;
+  opts.print = [](const std::string&) {};
+  const std::string log = (root / "control.log").string();
+  return train::run_sweep_parallel(
+      runs_in(root, runs),
+      [&](const SweepRun& r) -> std::vector<std::string> {
+        return {
+            "/bin/sh", "-c", kMpsChild, "sh", r.run_dir, log, r.index == failing_run ? "3" : "0"};
+      },
+      opts);
+}
+
+}  // namespace
+
+TEST(SweepMps, OneDaemonForAllChildrenStartedFirstAndQuitAfterTheLastEvenAfterAFailure) {
+  const fs::path root = scratch("mps");
+  const ScopedEnv path("PATH",
+                       (fake_mps_control(root, 0).string() + ":" + std::getenv("PATH")).c_str());
+  const ScopedEnv pipe_var("CUDA_MPS_PIPE_DIRECTORY", nullptr);
+  const size_t logged_before = logged().size();
+  EXPECT_EQ(run_mps_sweep(root, 3, 2, (root / "mps").string(), 2), 3);  // r2 fails
+  const std::string pipe = (root / "mps" / "pipe").string(), logs = (root / "mps" / "log").string();
+  EXPECT_TRUE(fs::is_directory(pipe));
+  EXPECT_TRUE(fs::is_directory(logs));
+  const std::string env = "pipe=" + pipe + " log=" + logs;
+  auto lines = lines_of(root / "control.log");
+  ASSERT_EQ(lines.size(), 5u) << test_support::file_text(root / "control.log");
+  EXPECT_EQ(lines.front(), "control [-d] " + env);
+  EXPECT_EQ(lines.back(), "control [] " + env + " stdin=quit|");  // after every child's line
+  std::vector<std::string> children(lines.begin() + 1, lines.end() - 1);
+  std::sort(children.begin(), children.end());
+  EXPECT_EQ(children,
+            (std::vector<std::string>{"child r0 " + env, "child r1 " + env, "child r2 " + env}));
+  const std::string child_log = test_support::file_text(root / "r0" / "sweep_child.log");
+  EXPECT_NE(child_log.find("(CUDA_VISIBLE_DEVICES=g0 CUDA_MPS_PIPE_DIRECTORY=" + pipe),
+            std::string::npos)
+      << child_log;
+  const std::string said = logged().substr(logged_before);
+  EXPECT_NE(said.find("MPS: control daemon started, pipes in " + pipe), std::string::npos) << said;
+  EXPECT_NE(said.find("MPS: control daemon stopped"), std::string::npos) << said;
+}
+
+TEST(SweepMps, ADaemonThatFailsOrIsMissingIsAWarningAndTheRunsTimeSlice) {
+  const ScopedEnv pipe_var("CUDA_MPS_PIPE_DIRECTORY", nullptr);
+  const std::vector<std::string> unset = {"child r0 pipe=unset log=unset",
+                                          "child r1 pipe=unset log=unset"};
+  {
+    const fs::path root = scratch("mps_fails");
+    const ScopedEnv path("PATH",
+                         (fake_mps_control(root, 1).string() + ":" + std::getenv("PATH")).c_str());
+    const size_t logged_before = logged().size();
+    EXPECT_EQ(run_mps_sweep(root, 2, 2, (root / "mps").string()), 0);
+    auto lines = lines_of(root / "control.log");
+    ASSERT_EQ(lines.size(), 3u) << test_support::file_text(root / "control.log");  // no quit
+    EXPECT_EQ(lines[0].rfind("control [-d] pipe=", 0), 0u) << lines[0];
+    std::sort(lines.begin() + 1, lines.end());
+    EXPECT_EQ(std::vector<std::string>(lines.begin() + 1, lines.end()), unset);
+    const std::string said = logged().substr(logged_before);
+    EXPECT_NE(said.find("MPS: the control daemon did not start (nvidia-cuda-mps-control -d exited "
+                        "with code 1: fake: no daemon); the runs share the GPU by time-slicing"),
+              std::string::npos)
+        << said;
+  }
+  {
+    const fs::path root = scratch("mps_missing");
+    // A PATH with only `sleep` (for the children, /bin/sh) and no nvidia-cuda-mps-control.
+    fs::create_directories(root / "tools");
+    fs::create_symlink(fs::exists("/usr/bin/sleep") ? "/usr/bin/sleep" : "/bin/sleep",
+                       root / "tools" / "sleep");
+    const ScopedEnv path("PATH", (root / "tools").c_str());
+    const size_t logged_before = logged().size();
+    EXPECT_EQ(run_mps_sweep(root, 2, 2, (root / "mps").string()), 0);
+    auto lines = lines_of(root / "control.log");
+    std::sort(lines.begin(), lines.end());
+    EXPECT_EQ(lines, unset);
+    const std::string said = logged().substr(logged_before);
+    EXPECT_NE(said.find("(nvidia-cuda-mps-control not found on PATH)"), std::string::npos) << said;
+  }
+}
+
+TEST(SweepMps, WithoutMpsOrWithOneJobNothingIsStarted) {
+  const ScopedEnv pipe_var("CUDA_MPS_PIPE_DIRECTORY", nullptr);
+  const std::vector<std::string> unset = {"child r0 pipe=unset log=unset",
+                                          "child r1 pipe=unset log=unset"};
+  for (const int64_t jobs : {2, 1}) {
+    const fs::path root = scratch("mps_off" + std::to_string(jobs));
+    const ScopedEnv path("PATH",
+                         (fake_mps_control(root, 0).string() + ":" + std::getenv("PATH")).c_str());
+    const size_t logged_before = logged().size();
+    // jobs 2 without MPS; jobs 1 with it, which starts nothing.
+    EXPECT_EQ(run_mps_sweep(root, 2, jobs, jobs == 1 ? (root / "mps").string() : ""), 0);
+    auto lines = lines_of(root / "control.log");
+    std::sort(lines.begin(), lines.end());
+    EXPECT_EQ(lines, unset) << "jobs " << jobs;
+    EXPECT_FALSE(fs::exists(root / "mps")) << "jobs " << jobs;
+    const std::string said = logged().substr(logged_before);
+    EXPECT_EQ(said.find("only matters for runs sharing a GPU") != std::string::npos, jobs == 1)
+        << said;
+  }
+}
+
+TEST(SweepMps, QuitReachesTheControlProgramAfterSigintOnceTheChildrenHaveExited) {
+  const fs::path root = scratch("mps_sigint");
+  const ScopedEnv path("PATH",
+                       (fake_mps_control(root, 0).string() + ":" + std::getenv("PATH")).c_str());
+  const ScopedEnv pipe_var("CUDA_MPS_PIPE_DIRECTORY", nullptr);
+  const std::string log = (root / "control.log").string();
+  // On SIGINT a child waits 0.3 s, then logs itself and exits 130.
+  const std::string script =
+      "trap 'sleep 0.3; echo \"child ${1##*/} interrupted\" >> \"$2\"; exit 130' INT; "
+      "mkdir -p \"$1\"; touch \"$1/started\"; "
+      "i=0; while [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; exit 0";
+  train::ParallelSweepOptions opts;
+  opts.jobs = 2;
+  opts.mps_dir = (root / "mps").string();
+  opts.print = [](const std::string&) {};
+  std::thread sender([&] {
+    if (wait_for({root / "r0" / "started", root / "r1" / "started"}, 10)) {
+      ::kill(::getpid(), SIGINT);
+    }
+  });
+  const int code = train::run_sweep_parallel(
+      runs_in(root, 2),
+      [&](const SweepRun& r) -> std::vector<std::string> {
+        return {"/bin/sh", "-c", script, "sh", r.run_dir, log};
+      },
+      opts);
+  sender.join();
+  EXPECT_EQ(code, 130);
+  auto lines = lines_of(log);
+  ASSERT_EQ(lines.size(), 4u) << test_support::file_text(log);
+  EXPECT_EQ(lines.front().rfind("control [-d] ", 0), 0u) << lines.front();
+  EXPECT_EQ(lines.back().rfind("control [] ", 0), 0u) << lines.back();
+  EXPECT_NE(lines.back().find(" stdin=quit|"), std::string::npos) << lines.back();
+  std::sort(lines.begin() + 1, lines.end() - 1);
+  EXPECT_EQ(lines[1], "child r0 interrupted");
+  EXPECT_EQ(lines[2], "child r1 interrupted");
+}
+
+TEST(SweepMps, RealDmtrainSweepWithMpsUsesTheOutDir) {
+  if (!fs::exists(DMTRAIN_BINARY)) GTEST_SKIP() << "dmtrain binary not built";
+  const fs::path root = scratch("mps_cli");
+  const fs::path bin = fake_mps_control(root, 0);
+  test_support::write_tiny_idx(root / "data");
+  auto cfg = test_support::tiny_config(root / "data", root / "runs");
+  cfg.train.iterations = 1;
+  cfg.sample.count = 1;
+  std::ofstream(root / "base.yaml") << config::dump_config(cfg);
+  const std::string cmd = "PATH=" + bin.string() + ":$PATH OMP_NUM_THREADS=1 " + DMTRAIN_BINARY +
+                          " sweep --config " + (root / "base.yaml").string() +
+                          " --grid timestep.clts.mu=0.1 --jobs 2 --gpus none --mps > " +
+                          (root / "out.txt").string() + " 2>&1";
+  const int rc = std::system(cmd.c_str());
+  ASSERT_TRUE(WIFEXITED(rc) && WEXITSTATUS(rc) == 0) << test_support::file_text(root / "out.txt");
+  const std::string pipe = (root / "runs" / "mps" / "pipe").string();
+  const std::string env = "pipe=" + pipe + " log=" + (root / "runs" / "mps" / "log").string();
+  EXPECT_EQ(
+      lines_of(root / "control.log"),
+      (std::vector<std::string>{"control [-d] " + env, "control [] " + env + " stdin=quit|"}));
+  const std::string child_log =
+      test_support::file_text(root / "runs" / "mu0.1" / "sweep_child.log");
+  EXPECT_NE(child_log.find("(CUDA_MPS_PIPE_DIRECTORY=" + pipe), std::string::npos) << child_log;
+  EXPECT_TRUE(fs::exists(root / "runs" / "mu0.1" / "config.yaml"));
 }

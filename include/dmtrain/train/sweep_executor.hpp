@@ -10,6 +10,10 @@
 //    own process group (a terminal's Ctrl-C reaches a child once, through the sweep), dying with
 //    the sweep (PR_SET_PDEATHSIG = SIGTERM: it checkpoints, and never trains behind a
 //    re-launch's back). With child_logs its stdout/stderr append to <run_dir>/sweep_child.log.
+//  - With mps_dir and jobs > 1 a CUDA MPS control daemon (MpsDaemon, pipes in <mps_dir>/pipe) is
+//    started before the first child, every child gets its CUDA_MPS_PIPE_DIRECTORY and
+//    CUDA_MPS_LOG_DIRECTORY, and it is stopped once every child has exited (also after a failure
+//    or a signal). A daemon that does not start is a warning: the runs then time-slice the GPU.
 //  - A run already "done" (summarize_run) is skipped. A run exiting non-zero other than 130 (a
 //    signal other than SIGINT/SIGTERM counts as 128 + signo, e.g. the OOM killer's 137) is
 //    recorded and the others go on.
@@ -90,6 +94,7 @@ struct ParallelSweepOptions {
   int64_t jobs = 1;
   std::vector<std::string> gpus;  // one CUDA_VISIBLE_DEVICES value each; empty = leave it
   bool child_logs = false;        // children's stdout/stderr -> <run_dir>/sweep_child.log
+  std::string mps_dir;            // non-empty: run the children under CUDA MPS (when jobs > 1)
   // Progress: on a terminal one line redrawn in place every refresh_seconds and at each run's
   // start and end; otherwise plain lines, at most one per plain_seconds (and a last one).
   bool tty = false;
