@@ -135,6 +135,25 @@ std::string kernel_category(const std::string& name) {
   return "other";
 }
 
+double busy_fraction(std::vector<std::pair<uint64_t, uint64_t>> intervals) {
+  if (intervals.empty()) return 1.0;
+  std::sort(intervals.begin(), intervals.end());
+  uint64_t covered = 0, run_start = intervals[0].first, run_end = intervals[0].first;
+  uint64_t last_end = 0;
+  for (const auto& [start, end] : intervals) {
+    if (start > run_end) {  // a gap: close the covered run
+      covered += run_end - run_start;
+      run_start = start;
+      run_end = start;
+    }
+    run_end = std::max(run_end, end);
+    last_end = std::max(last_end, end);
+  }
+  covered += run_end - run_start;
+  const uint64_t span = last_end - intervals[0].first;
+  return span == 0 ? 1.0 : static_cast<double>(covered) / static_cast<double>(span);
+}
+
 KernelProfile::~KernelProfile() {
   if (!recording_) return;
   try {
@@ -213,6 +232,15 @@ std::string KernelProfile::stop(const std::string& trace_path, int64_t steps, in
       << ms(total_ns) << " ms over " << steps
       << " steps = " << ms(total_ns) / static_cast<double>(steps) << " ms/step, " << spans.size()
       << (on_device ? " kernels" : " ops") << "\n";
+  if (on_device) {
+    // Idle time between kernels is the host's: a step launched late, a sync waited for.
+    std::vector<std::pair<uint64_t, uint64_t>> intervals;
+    for (const auto& s : spans) intervals.emplace_back(s.start, s.end);
+    out << std::setprecision(1) << "device busy " << 100.0 * busy_fraction(intervals)
+        << "% of the time from the first kernel's start to the last one's end (idle: waiting for "
+           "the host)\n"
+        << std::setprecision(3);
+  }
 
   std::vector<std::pair<std::string, uint64_t>> cats(by_category.begin(), by_category.end());
   std::stable_sort(cats.begin(), cats.end(),

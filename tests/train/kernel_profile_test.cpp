@@ -17,6 +17,7 @@
 #include <string>
 
 namespace fs = std::filesystem;
+using dmtrain::train::busy_fraction;
 using dmtrain::train::kernel_category;
 using dmtrain::train::KernelProfile;
 
@@ -205,4 +206,15 @@ TEST(KernelProfile, CategoriesOfKnownKernelNames) {
   EXPECT_EQ(kernel_category("aten::_foreach_lerp_"), "optimizer");
   EXPECT_EQ(kernel_category("aten::addmmx"), "other");  // exact op names, not prefixes
   EXPECT_EQ(kernel_category("cudaLaunchKernel"), "other");
+}
+
+TEST(KernelProfile, BusyFractionIsTheUnionOfTheIntervalsOverTheirSpan) {
+  // [0, 10) and [5, 20) overlap: 20 ns covered, then a 10 ns gap, then [30, 40): 30 of 40 ns.
+  EXPECT_DOUBLE_EQ(busy_fraction({{30, 40}, {5, 20}, {0, 10}}), 0.75);
+  // A kernel inside another (two streams) adds nothing; touching intervals leave no gap.
+  EXPECT_DOUBLE_EQ(busy_fraction({{0, 100}, {10, 20}}), 1.0);
+  EXPECT_DOUBLE_EQ(busy_fraction({{0, 10}, {10, 30}}), 1.0);
+  EXPECT_DOUBLE_EQ(busy_fraction({{0, 10}, {90, 100}}), 0.2);
+  EXPECT_DOUBLE_EQ(busy_fraction({}), 1.0);
+  EXPECT_DOUBLE_EQ(busy_fraction({{5, 5}}), 1.0);
 }

@@ -22,6 +22,8 @@
 #pragma once
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dmtrain::train {
 
@@ -31,6 +33,11 @@ namespace dmtrain::train {
 // order, which matters: a flash-attention kernel also says "sm90", a GroupNorm elementwise
 // kernel also says "elementwise").
 std::string kernel_category(const std::string& name);
+
+// The share of the span from the earliest start to the latest end that at least one of the
+// intervals [start, end) (ns) covers: a GPU's busy time over the wall time of a recorded stretch,
+// whatever overlaps (several streams). 1 for no intervals or a zero span.
+double busy_fraction(std::vector<std::pair<uint64_t, uint64_t>> intervals);
 
 class KernelProfile {
  public:
