@@ -76,6 +76,8 @@ levers)
     echo "== dmtrain $C (defaults: fast_conv_bias, attention_token_major), run $i"; bench --steps 100
     echo "== both off (the defaults before session 7), run $i"; bench --steps 100 "${OFF[@]}"
   done
+  echo "== train.graph_grad_gather=true (gradients gathered, not accumulated: same values)"
+  bench --steps 100 --set train.graph_grad_gather=true
   CL=(--set train.channels_last=true)
   echo "== channels_last, per-group NHWC GroupNorm kernels"; bench --steps 100 "${CL[@]}"
   echo "== channels_last + train.nhwc_group_norm_rows"

@@ -524,6 +524,10 @@ std::vector<Field> build() {
                   "true or false",
                   "attention blocks as token-major matrix products (no qkv copy, no layout "
                   "transposes; same weights and results)"));
+  f.push_back(any("train.graph_grad_gather", &R::train, &Tr::graph_grad_gather, "true or false",
+                  "with train.graph_optimizer on one GPU: the backward's gradients gathered into "
+                  "the flat buffer by one multi-tensor copy, instead of accumulated into its "
+                  "zeroed views by one add kernel per parameter (same values)"));
   f.push_back(any("train.nhwc_group_norm_rows", &R::train, &Tr::nhwc_group_norm_rows,
                   "true or false",
                   "with train.channels_last: fused GroupNorm kernels that read whole pixel rows "

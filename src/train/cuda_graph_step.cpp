@@ -89,9 +89,38 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
   // Without a captured update the graph allocates the gradients in its pool; with one they are
   // the caller's static tensors, zeroed inside the graph instead.
   const bool own_grads = !s.update.enabled();
+  const bool gather = !own_grads && !s.update.gather_into.empty();
+  TORCH_CHECK(!gather || s.update.gather_into.size() == s.params.size(),
+              "CudaGraphStep: gather_into needs one tensor per parameter");
   const auto reset_grads = [&] {
     if (!own_grads) return;
     for (auto& p : s.params) p.mutable_grad().reset();
+  };
+  // Before a backward whose gradients the caller's tensors receive (CapturedUpdate).
+  const auto begin_update_grads = [&] {
+    if (!gather) {
+      s.update.zero_grads();
+      return;
+    }
+    for (auto& p : s.params) p.mutable_grad().reset();
+  };
+  // After it: the backward's own gradient tensors into gather_into, one multi-tensor copy.
+  const auto gather_grads = [&] {
+    if (!gather) return;
+    std::vector<at::Tensor> into, from;
+    for (size_t i = 0; i < s.params.size(); ++i) {
+      const at::Tensor& g = s.params[i].grad();
+      if (g.defined()) {
+        into.push_back(s.update.gather_into[i]);
+        from.push_back(g);
+      } else {
+        s.update.gather_into[i].zero_();
+      }
+    }
+    if (!into.empty()) at::_foreach_copy_(into, from);
+    for (size_t i = 0; i < s.params.size(); ++i) {
+      s.params[i].mutable_grad() = s.update.gather_into[i];
+    }
   };
   // Capture happens on a side stream that has seen the step once (libraries such as cuBLAS set
   // up per-stream workspaces on first use, which must not happen inside the capture).
@@ -103,9 +132,10 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
   {
     const at::cuda::CUDAStreamGuard on_side(side);
     reset_grads();
-    if (!own_grads) s.update.zero_grads();
+    if (!own_grads) begin_update_grads();
     s.step(s.inputs).first.backward();
     if (s.update.after_backward) s.update.after_backward();
+    gather_grads();
     reset_grads();  // the backward inside the capture then allocates them in the graph's pool
     const bool cache = at::autocast::is_autocast_cache_enabled();
     at::autocast::set_autocast_cache_enabled(false);
@@ -132,6 +162,11 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
       s.inputs.clear();
       s.update_result = at::Tensor();
       reset_grads();
+      if (gather) {  // the caller's tensors are the gradients again, as without gather_into
+        for (size_t i = 0; i < s.params.size(); ++i) {
+          s.params[i].mutable_grad() = s.update.gather_into[i];
+        }
+      }
       throw Error(
           "the training step could not be captured as a CUDA graph (set "
           "train.cuda_graphs: false to train without): " +
@@ -141,10 +176,11 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
       s.graph->capture_begin({0, 0}, s.update.thread_local_capture
                                          ? cudaStreamCaptureModeThreadLocal
                                          : cudaStreamCaptureModeGlobal);
-      if (!own_grads) s.update.zero_grads();
+      if (!own_grads) begin_update_grads();
       s.outputs = s.step(s.inputs);
       s.outputs.first.backward();
       if (s.update.after_backward) s.update.after_backward();
+      gather_grads();
       if (!own_grads) s.update_result = s.update.update(s.outputs.first.detach());
       s.graph->capture_end();
     } catch (const c10::Error& e) {

@@ -223,6 +223,10 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
         optim::FlatOptimizerStep* u = g->update;
         captured.zero_grads = [u] { u->zero_grads(); };
         captured.update = [u](const at::Tensor& loss) { return u->update(loss); };
+        // (not with dist.graph_step: the all-reduce hooks need the gradients to be the buckets')
+        if (r.cfg.train.graph_grad_gather && !r.bucketed) {
+          captured.gather_into = u->buffers().grad_views;
+        }
         if (r.bucketed) {  // dist.graph_step: the bucket all-reduces are in the graph too
           captured.after_backward = [&r] { r.bucketed->finish(); };
           captured.thread_local_capture = true;

@@ -133,6 +133,7 @@ struct TrainConfig {
   bool attention_token_major = true;  // attention's 1x1 convolutions as token-major products
                                       // (+10.1%; with fast_conv_bias +15.2%)
   bool nhwc_group_norm_rows = false;  // channels-last GroupNorm kernels reading pixel rows
+  bool graph_grad_gather = false;     // graph_optimizer: gradients gathered, not accumulated
   PosthocEmaConfig posthoc_ema;
 };
 

@@ -20,7 +20,8 @@
 //   capture, so the weights change only when the graph replays: once per run(). Its optional
 //   `after_backward` runs after every backward, the warm-up's and the captured one (before
 //   `update`): a data-parallel step waits there for the gradient all-reduces its backward
-//   launched (dist::BucketedAllReduce::finish).
+//   launched (dist::BucketedAllReduce::finish). With `gather_into` the gradients are gathered
+//   into those tensors after the backward instead (CapturedUpdate::gather_into).
 // - Parameters must keep their storage (in-place updates only, as the optimizers and the EMA
 //   copies do). Random numbers drawn inside (dropout) come from the default CUDA generator,
 //   advanced by the graph at each replay.
@@ -48,6 +49,13 @@ class CudaGraphStep {
     // events while the capture runs, which CUDA's global capture mode forbids to every thread
     // (it invalidates the capture); thread-local mode forbids unsafe calls to this thread only.
     bool thread_local_capture = false;
+    // train.graph_grad_gather: when set (one tensor per parameter, in the order of `params`),
+    // the parameters' .grad are released before each backward instead of zeroed, so the
+    // backward keeps the gradient tensors it computes (no add kernel per parameter into zeroed
+    // buffers), and one multi-tensor copy gathers them into these tensors after it (zeros for a
+    // parameter without a gradient); .grad are these tensors again before `update` runs.
+    // `zero_grads` is then not called.
+    std::vector<at::Tensor> gather_into;
     bool enabled() const { return static_cast<bool>(update); }
   };
 
