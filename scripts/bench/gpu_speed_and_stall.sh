@@ -78,6 +78,14 @@ levers)
   done
   echo "== train.graph_grad_gather=true (gradients gathered, not accumulated: same values)"
   bench --steps 100 --set train.graph_grad_gather=true
+  echo "== train.prefetch_inputs=true (next batch and draws before the sync: same values)"
+  bench --steps 100 --set train.prefetch_inputs=true
+  echo "== both, and their profile (its 'device busy' line: the host gap left)"
+  bench --steps 100 --set train.graph_grad_gather=true --set train.prefetch_inputs=true
+  "$D" bench --config $C --steps 30 --profile --set train.graph_grad_gather=true \
+    --set train.prefetch_inputs=true 2>&1 | grep -E "device (time|busy)"
+  echo "== defaults, profile's busy line"
+  "$D" bench --config $C --steps 30 --profile 2>&1 | grep -E "device (time|busy)"
   CL=(--set train.channels_last=true)
   echo "== channels_last, per-group NHWC GroupNorm kernels"; bench --steps 100 "${CL[@]}"
   echo "== channels_last + train.nhwc_group_norm_rows"

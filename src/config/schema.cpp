@@ -524,6 +524,10 @@ std::vector<Field> build() {
                   "true or false",
                   "attention blocks as token-major matrix products (no qkv copy, no layout "
                   "transposes; same weights and results)"));
+  f.push_back(any("train.prefetch_inputs", &R::train, &Tr::prefetch_inputs, "true or false",
+                  "prepare the next iteration's batch and draws (timesteps, weights, noise) while "
+                  "the device runs this one, before the step's host sync (same numbers; not with "
+                  "a sampler that learns from the losses)"));
   f.push_back(any("train.graph_grad_gather", &R::train, &Tr::graph_grad_gather, "true or false",
                   "with train.graph_optimizer on one GPU: the backward's gradients gathered into "
                   "the flat buffer by one multi-tensor copy, instead of accumulated into its "

@@ -273,10 +273,10 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
   };
 }
 
-// One optimizer iteration k: the batch and its draws, forward + backward, the finite check
-// agreed over ranks, then the optimizer, EMA and sampler updates (skipped when not finite).
-StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLog& metrics,
-                      int64_t k) {
+// Iteration k's batch and its draws (timesteps, loss weights, noise) for this rank, from the
+// generators given: the state's, or with train.prefetch_inputs the InputPrefetch's.
+PreparedInputs prepare_inputs(Run& r, MetricsLog& metrics, int64_t k, at::Generator& t_gen,
+                              at::Generator& noise_gen) {
   const auto& tc = r.cfg.train;
   auto t0 = Clock::now();
   data::Batch batch = r.loader.next();
@@ -288,22 +288,59 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
   // Timesteps, weights and noise are drawn for the whole global batch on every rank (same
   // generators, same decisions everywhere) and each rank takes its rows. Host-to-device copies
   // come from page-locked memory: from pageable memory the host would wait for the device.
-  auto draw = r.sampler->sample(tc.batch_size, k, r.state.t_gen);
+  PreparedInputs p;
+  p.draw = r.sampler->sample(tc.batch_size, k, t_gen);
   const auto upload = [&](const at::Tensor& h) {
     return r.device.is_cuda() ? h.pin_memory().to(r.device, /*non_blocking=*/true) : h;
   };
   const at::Tensor abar = r.diffusion.alphas_cumprod();
-  StepInputs in;
+  StepInputs& in = p.in;
   in.x0 = x0;
   in.y = y;
-  in.w = upload(rank_rows(draw.weights * timestep::loss_weight(r.weighting, abar, draw.t), r.ctx));
-  in.t = upload(rank_rows(draw.t, r.ctx));
+  in.w = upload(
+      rank_rows(p.draw.weights * timestep::loss_weight(r.weighting, abar, p.draw.t), r.ctx));
+  in.t = upload(rank_rows(p.draw.t, r.ctx));
   std::vector<int64_t> noise_shape = x0.sizes().vec();
   noise_shape[0] = tc.batch_size;
-  in.noise = rank_rows(at::randn(noise_shape, r.state.noise_gen, x0.options()), r.ctx);
+  in.noise = rank_rows(at::randn(noise_shape, noise_gen, x0.options()), r.ctx);
+  return p;
+}
+
+InputPrefetch::InputPrefetch(const TrainState& state)
+    : t_gen(state.t_gen.clone()), noise_gen(state.noise_gen.clone()) {}
+
+// One optimizer iteration k: the batch and its draws, forward + backward, the finite check
+// agreed over ranks, then the optimizer, EMA and sampler updates (skipped when not finite).
+StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLog& metrics,
+                      int64_t k, InputPrefetch* prefetch, int64_t stop) {
+  const auto& tc = r.cfg.train;
+  PreparedInputs step;
+  if (prefetch != nullptr && prefetch->next && prefetch->next_iteration == k) {
+    step = std::move(*prefetch->next);
+    ++prefetch->used;
+  } else if (prefetch != nullptr) {
+    step = prepare_inputs(r, metrics, k, prefetch->t_gen, prefetch->noise_gen);
+  } else {
+    step = prepare_inputs(r, metrics, k, r.state.t_gen, r.state.noise_gen);
+  }
+  if (prefetch != nullptr) prefetch->next.reset();
+  const StepInputs& in = step.in;
+  const auto& draw = step.draw;
 
   const Losses out = forward_backward(in, k);
   const at::Tensor gnorm_t = out.grad_norm.defined() ? out.grad_norm : unscaled_grad_norm(r);
+  // What a checkpoint after this iteration holds: the loader position and the generators after
+  // its draws. With train.prefetch_inputs the next iteration's are drawn now, while the device
+  // runs this one (the sync below would otherwise leave it idle while the host draws them).
+  const data::LoaderPosition position = r.loader.position();
+  if (prefetch != nullptr) {
+    r.state.t_gen.set_state(prefetch->t_gen.get_state());
+    r.state.noise_gen.set_state(prefetch->noise_gen.get_state());
+    if (k + 1 < stop) {
+      prefetch->next = prepare_inputs(r, metrics, k + 1, prefetch->t_gen, prefetch->noise_gen);
+      prefetch->next_iteration = k + 1;
+    }
+  }
   // One host sync per step: the loss and the gradient norm decide whether the step is taken, and
   // every rank must decide alike, as it must about a signal that reached only some ranks: all
   // four numbers are summed over ranks first (flags made on the device: no host copy).
@@ -356,7 +393,7 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
     metrics.add_step(loss, gnorm, in.t, out.per_example);
   }
   c.iteration = k + 1;
-  c.position = r.loader.position();
+  c.position = position;
   return res;
 }
 

@@ -308,7 +308,7 @@ void on_main_rank(Run& r, F f) {
 
 // dmtrain bench: timed train_step()s after `warmup` of them, no checkpoints or evaluations.
 void benchmark(Run& r, const ForwardBackward& fb, MetricsLog& metrics, const TrainOptions& options,
-               int64_t stop, TrainResult& result) {
+               int64_t stop, TrainResult& result, InputPrefetch* prefetch) {
   const int64_t first = r.iteration();
   KernelProfile profile;
   Clock::time_point start;
@@ -318,7 +318,7 @@ void benchmark(Run& r, const ForwardBackward& fb, MetricsLog& metrics, const Tra
       if (options.profile) profile.start(/*record_shapes=*/!options.profile_trace.empty());
       start = Clock::now();
     }
-    train_step(r, fb, metrics, r.iteration());
+    train_step(r, fb, metrics, r.iteration(), prefetch, stop);
     if (r.iteration() % r.cfg.log.every == 0 || r.iteration() == stop) flush_metrics(r, metrics);
   }
   synchronize(r.device);
@@ -432,8 +432,15 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   if (graphs) {
     fb = graphed(std::move(fb), r, capture_at, result.graph_steps, optimizer_in_graph);
   }
+  // train.prefetch_inputs (train_step.hpp), after the resume: its generators start from the state's.
+  std::unique_ptr<InputPrefetch> prefetch;
+  if (cfg.train.prefetch_inputs && r.sampler->uses_losses()) {
+    log::info("train.prefetch_inputs: off, the timestep sampler learns from each step's losses");
+  } else if (cfg.train.prefetch_inputs) {
+    prefetch = std::make_unique<InputPrefetch>(r.state);
+  }
   while (!options.benchmark && r.iteration() < stop) {
-    const StepResult step = train_step(r, fb, metrics, r.iteration());
+    const StepResult step = train_step(r, fb, metrics, r.iteration(), prefetch.get(), stop);
     if (phema) phema->after_step(*r.model, r.iteration(), !r.state.counters.consecutive_nonfinite);
     const int64_t k = r.iteration();  // iterations done
     if (k % cfg.log.every == 0 || k == stop) flush_metrics(r, metrics);
@@ -482,8 +489,9 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
       break;
     }
   }
-  if (options.benchmark) benchmark(r, fb, metrics, options, stop, result);
+  if (options.benchmark) benchmark(r, fb, metrics, options, stop, result, prefetch.get());
   result.iteration = r.iteration();
+  if (prefetch) result.prefetched_steps = prefetch->used;
   if (!options.benchmark && r.iteration() == K && !result.interrupted && r.main_rank()) {
     // Each export carries a checksum sidecar that the sample/eval commands verify.
     for (size_t i = 0; i < r.ema.rates().size(); ++i) {

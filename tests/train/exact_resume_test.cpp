@@ -45,11 +45,19 @@ std::map<std::string, at::Tensor> load_archive(const fs::path& file, const confi
 
 }  // namespace
 
-TEST(ExactResume, SplitRunEqualsStraightRunBitForBit) {
-  const fs::path root = scratch("exact");
+namespace {
+
+// The straight run as configured, the split one with train.prefetch_inputs as `prefetch` says:
+// prefetched inputs must give the same numbers, and a checkpoint taken while the next
+// iteration's inputs were already drawn must resume as if they were not: with prefetching the
+// second half resumes from iteration 2's checkpoint (written while iteration 3's batch and
+// draws were prepared; the one at 3, the first half's last iteration, has nothing in flight).
+void split_run_equals_straight_run(const std::string& name, bool prefetch) {
+  const fs::path root = scratch(name);
   test_support::write_tiny_idx(root / "data");
   auto straight = test_support::tiny_config(root / "data", root / "straight");
   auto split = test_support::tiny_config(root / "data", root / "split");
+  split.train.prefetch_inputs = prefetch;
 
   auto a = train::train(straight);
   EXPECT_EQ(a.iteration, 6);
@@ -58,11 +66,16 @@ TEST(ExactResume, SplitRunEqualsStraightRunBitForBit) {
   first.stop_at = 3;
   auto b1 = train::train(split, first);
   EXPECT_EQ(b1.iteration, 3);
+  // Iterations 2 and 3 trained on inputs drawn during the one before (1 drew its own).
+  EXPECT_EQ(b1.prefetched_steps, prefetch ? 2 : 0);
   EXPECT_EQ(b1.last_checkpoint, (root / "split" / "checkpoints" / "iter_000000000003").string());
   train::TrainOptions second;
-  second.resume = "auto";
+  second.resume =
+      prefetch ? (root / "split" / "checkpoints" / "iter_000000000002").string() : "auto";
   auto b2 = train::train(split, second);
   EXPECT_EQ(b2.iteration, 6);
+  // From 2: iteration 3 draws its own, 4 to 6 were prepared during the one before.
+  EXPECT_EQ(b2.prefetched_steps, prefetch ? 3 : 0);
 
   // Same logged losses, step by step (the split run logs steps 1-3, then 4-6).
   auto la = losses(root / "straight"), lb = losses(root / "split");
@@ -99,6 +112,16 @@ TEST(ExactResume, SplitRunEqualsStraightRunBitForBit) {
   }
   EXPECT_GT(moved, 0.0);
   fs::remove_all(root);
+}
+
+}  // namespace
+
+TEST(ExactResume, SplitRunEqualsStraightRunBitForBit) {
+  split_run_equals_straight_run("exact", /*prefetch=*/false);
+}
+
+TEST(ExactResume, SplitRunWithPrefetchedInputsEqualsStraightRunWithout) {
+  split_run_equals_straight_run("prefetch", /*prefetch=*/true);
 }
 
 TEST(ExactResume, CorruptNewestCheckpointFallsBackToPrevious) {

@@ -134,6 +134,7 @@ struct TrainConfig {
                                       // (+10.1%; with fast_conv_bias +15.2%)
   bool nhwc_group_norm_rows = false;  // channels-last GroupNorm kernels reading pixel rows
   bool graph_grad_gather = false;     // graph_optimizer: gradients gathered, not accumulated
+  bool prefetch_inputs = false;       // next iteration's batch and draws during this one
   PosthocEmaConfig posthoc_ema;
 };
 

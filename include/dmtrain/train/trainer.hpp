@@ -49,6 +49,7 @@ struct TrainResult {
   int64_t timed_iterations = 0;
   double peak_gpu_gib = 0;
   int64_t graph_steps = 0;  // iterations replayed from a CUDA graph (train.cuda_graphs)
+  int64_t prefetched_steps = 0;  // iterations whose inputs were prepared during the one before
   std::string profile_summary;  // with TrainOptions::profile: where the timed steps' time went
   int rank = 0, world_size = 1;  // of this process in its job
 };
