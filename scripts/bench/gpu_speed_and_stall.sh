@@ -78,12 +78,15 @@ levers)
   done
   echo "== train.graph_grad_gather=true (gradients gathered, not accumulated: same values)"
   bench --steps 100 --set train.graph_grad_gather=true
+  echo "== train.group_norm_cached_backward=true (GroupNorm backward reads once: same bits)"
+  bench --steps 100 --set train.group_norm_cached_backward=true
   echo "== train.prefetch_inputs=true (next batch and draws before the sync: same values)"
   bench --steps 100 --set train.prefetch_inputs=true
-  echo "== both, and their profile (its 'device busy' line: the host gap left)"
-  bench --steps 100 --set train.graph_grad_gather=true --set train.prefetch_inputs=true
-  "$D" bench --config $C --steps 30 --profile --set train.graph_grad_gather=true \
-    --set train.prefetch_inputs=true 2>&1 | grep -E "device (time|busy)"
+  NEW=(--set train.graph_grad_gather=true --set train.prefetch_inputs=true
+       --set train.group_norm_cached_backward=true)
+  echo "== the three, and their profile (its 'device busy' line: the host gap left)"
+  bench --steps 100 "${NEW[@]}"
+  "$D" bench --config $C --steps 30 --profile "${NEW[@]}" 2>&1 | grep -E "device (time|busy)|backward_"
   echo "== defaults, profile's busy line"
   "$D" bench --config $C --steps 30 --profile 2>&1 | grep -E "device (time|busy)"
   CL=(--set train.channels_last=true)

@@ -19,6 +19,7 @@ namespace {
 
 std::atomic<bool> g_fused_enabled{true};
 std::atomic<bool> g_nhwc_rows{false};
+std::atomic<bool> g_cached_backward{false};
 
 }  // namespace
 
@@ -42,6 +43,13 @@ bool nhwc_row_kernels_enabled() {
 }
 void set_nhwc_row_kernels_enabled(bool on) {
   g_nhwc_rows.store(on);
+}
+
+bool cached_backward_enabled() {
+  return g_cached_backward.load();
+}
+void set_cached_backward_enabled(bool on) {
+  g_cached_backward.store(on);
 }
 
 at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
@@ -163,7 +171,7 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
           rstd.data_ptr<float>(), gamma.data_ptr<float>(), beta.data_ptr<float>(), ptr_or_null(sc),
           ptr_or_null(sh), silu, grad_x.data_ptr(), sum_dy.data_ptr<float>(),
           sum_dy_xhat.data_ptr<float>(), ws.defined() ? ws.data_ptr<float>() : nullptr,
-          c10::cuda::getCurrentCUDAStream().stream()),
+          c10::cuda::getCurrentCUDAStream().stream(), cached_backward_enabled()),
       "backward");
   // Per (n, c): dL/dshift = sum_dy; dL/dscale = sum over pixels of dL/dpre * GN(x)
   // = gamma * sum_dy_xhat + beta * sum_dy; dL/dgamma, dL/dbeta: the same through (1 + scale),

@@ -188,6 +188,95 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
   }
 }
 
+// The same backward with each warp's loads of pass 1 kept in registers for pass 2 (at most
+// kIters packs of x and of dL/dy per lane: HW <= kIters * 32 * V), and pass 2 done by the warp
+// that read them: one read of x and dL/dy instead of two. One warp per channel (cpg <= warps).
+// Every sum is taken in the order of backward_kernel and every dL/dx element from the same
+// values by the same expression, so the results are the same bits (GPU test).
+template <typename T, int V, int kIters>
+__global__ void backward_cached_kernel(GroupNormActShape s, const T* __restrict__ grad_y,
+                                       const T* __restrict__ x, const float* __restrict__ mean_in,
+                                       const float* __restrict__ rstd_in,
+                                       const float* __restrict__ gamma,
+                                       const float* __restrict__ beta,
+                                       const float* __restrict__ scale,
+                                       const float* __restrict__ shift, bool silu,
+                                       T* __restrict__ grad_x, float* __restrict__ sum_dy,
+                                       float* __restrict__ sum_dy_xhat) {
+  extern __shared__ float smem[];
+  const Group g = this_group(s);
+  float2* coef = reinterpret_cast<float2*>(smem);
+  float* w = smem + 2 * g.cpg;
+  float* part1 = w + g.cpg;
+  float* part2 = part1 + g.cpg;
+  const float mean = mean_in[g.index];
+  const float rstd = rstd_in[g.index];
+  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
+    coef[c] =
+        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
+    const float k = scale != nullptr ? 1.f + scale[g.n * s.c + g.c0 + c] : 1.f;
+    w[c] = k * gamma[g.c0 + c];
+  }
+  __syncthreads();
+
+  const int lane = threadIdx.x & 31;
+  const int c = threadIdx.x >> 5;  // this warp's channel
+  const int64_t channel_offset = g.offset + static_cast<int64_t>(c) * g.hw;
+  Pack<T, V> px[kIters], pg[kIters];
+  if (c < g.cpg) {
+    const float2 ab = coef[c];
+    float a1 = 0.f, a2 = 0.f;
+#pragma unroll
+    for (int it = 0; it < kIters; ++it) {
+      const int i = (lane + 32 * it) * V;
+      if (i < g.hw) {
+        px[it] = *reinterpret_cast<const Pack<T, V>*>(x + channel_offset + i);
+        pg[it] = *reinterpret_cast<const Pack<T, V>*>(grad_y + channel_offset + i);
+#pragma unroll
+        for (int j = 0; j < V; ++j) {
+          const float xv = to_float(px[it].v[j]);
+          const float dpre = pre_grad(to_float(pg[it].v[j]), xv * ab.x + ab.y, silu);
+          a1 += dpre;
+          a2 += dpre * (xv - mean) * rstd;
+        }
+      }
+    }
+    a1 = warp_sum(a1);
+    a2 = warp_sum(a2);
+    if (lane == 0) {
+      sum_dy[g.n * s.c + g.c0 + c] = a1;
+      sum_dy_xhat[g.n * s.c + g.c0 + c] = a2;
+      part1[c] = a1 * w[c];
+      part2[c] = a2 * w[c];
+    }
+  }
+  __syncthreads();
+  float p1 = 0.f, p2 = 0.f;
+  for (int k = threadIdx.x; k < g.cpg; k += blockDim.x) {
+    p1 += part1[k];
+    p2 += part2[k];
+  }
+  const float2 c23 = input_grad_constants(p1, p2, static_cast<float>(g.len), mean, rstd);
+  const float c2 = c23.x, c3 = c23.y;
+  if (c >= g.cpg) return;
+  const float2 ab = coef[c];
+  const float kc = rstd * w[c];
+#pragma unroll
+  for (int it = 0; it < kIters; ++it) {
+    const int i = (lane + 32 * it) * V;
+    if (i < g.hw) {
+      Pack<T, V> q;
+#pragma unroll
+      for (int j = 0; j < V; ++j) {
+        const float xv = to_float(px[it].v[j]);
+        const float dpre = pre_grad(to_float(pg[it].v[j]), xv * ab.x + ab.y, silu);
+        q.v[j] = from_float<T>(dpre * kc + xv * c2 + c3);
+      }
+      *reinterpret_cast<Pack<T, V>*>(grad_x + channel_offset + i) = q;
+    }
+  }
+}
+
 bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
@@ -231,7 +320,7 @@ template <typename T>
 int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const float* mean,
                    const float* rstd, const float* gamma, const float* beta, const float* scale,
                    const float* shift, bool silu, void* grad_x, float* sum_dy, float* sum_dy_xhat,
-                   float* workspace, cudaStream_t stream) {
+                   float* workspace, cudaStream_t stream, bool cached) {
   if (s.channels_last) {
     if (workspace != nullptr) {
       const int r = nhwc_tiled_backward<T>(s, grad_y, x, mean, rstd, gamma, beta, scale, shift,
@@ -248,7 +337,23 @@ int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const
   const T* gy = static_cast<const T*>(grad_y);
   const T* xt = static_cast<const T*>(x);
   T* gx = static_cast<T*>(grad_x);
-  if (s.hw % kV == 0 && aligned16(grad_y) && aligned16(x) && aligned16(grad_x)) {
+  const bool packed = s.hw % kV == 0 && aligned16(grad_y) && aligned16(x) && aligned16(grad_x);
+  const int64_t iters = (s.hw + 32 * kV - 1) / (32 * kV);  // packs per lane and channel
+  if (cached && packed && s.c / s.groups <= threads / 32 && iters <= 4) {
+#define DMTRAIN_CACHED_BACKWARD(I)                                                              \
+  backward_cached_kernel<T, kV, I><<<grid, threads, smem, stream>>>(                            \
+      s, gy, xt, mean, rstd, gamma, beta, scale, shift, silu, gx, sum_dy, sum_dy_xhat)
+    if (iters == 1) {
+      DMTRAIN_CACHED_BACKWARD(1);
+    } else if (iters == 2) {
+      DMTRAIN_CACHED_BACKWARD(2);
+    } else {
+      DMTRAIN_CACHED_BACKWARD(4);
+    }
+#undef DMTRAIN_CACHED_BACKWARD
+    return static_cast<int>(cudaGetLastError());
+  }
+  if (packed) {
     backward_kernel<T, kV><<<grid, threads, smem, stream>>>(
         s, gy, xt, mean, rstd, gamma, beta, scale, shift, silu, gx, sum_dy, sum_dy_xhat);
   } else {
@@ -291,18 +396,19 @@ int group_norm_act_backward(ElementType type, GroupNormActShape shape, const voi
                             const void* x, const float* mean, const float* rstd, const float* gamma,
                             const float* beta, const float* scale, const float* shift, bool silu,
                             void* grad_x, float* sum_dy, float* sum_dy_xhat, float* workspace,
-                            void* stream) {
+                            void* stream, bool cached) {
   auto* st = static_cast<cudaStream_t>(stream);
   switch (type) {
     case ElementType::kFloat32:
       return backward_typed<float>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
-                                   grad_x, sum_dy, sum_dy_xhat, workspace, st);
+                                   grad_x, sum_dy, sum_dy_xhat, workspace, st, cached);
     case ElementType::kBFloat16:
       return backward_typed<__nv_bfloat16>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift,
-                                           silu, grad_x, sum_dy, sum_dy_xhat, workspace, st);
+                                           silu, grad_x, sum_dy, sum_dy_xhat, workspace, st,
+                                           cached);
     case ElementType::kFloat16:
       return backward_typed<__half>(shape, grad_y, x, mean, rstd, gamma, beta, scale, shift, silu,
-                                    grad_x, sum_dy, sum_dy_xhat, workspace, st);
+                                    grad_x, sum_dy, sum_dy_xhat, workspace, st, cached);
   }
   return static_cast<int>(cudaErrorInvalidValue);
 }

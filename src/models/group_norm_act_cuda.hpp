@@ -36,11 +36,13 @@ int group_norm_act_forward(ElementType type, GroupNormActShape shape, const void
 
 // Given dL/dy, writes dL/dx and, per (n, c), sum_dy = sum over HW of dL/d(pre-activation) and
 // sum_dy_xhat = the same weighted by the normalised input; the parameter gradients follow from
-// these two [N, C] sums on the LibTorch side.
+// these two [N, C] sums on the LibTorch side. `cached` (NCHW, HW <= 128 packs of 16 bytes per
+// channel, C / groups <= 16): the variant that reads x and dL/dy once, keeping them in registers
+// between its two passes; the same results to the bit.
 int group_norm_act_backward(ElementType type, GroupNormActShape shape, const void* grad_y,
                             const void* x, const float* mean, const float* rstd, const float* gamma,
                             const float* beta, const float* scale, const float* shift, bool silu,
                             void* grad_x, float* sum_dy, float* sum_dy_xhat, float* workspace,
-                            void* stream);
+                            void* stream, bool cached = false);
 
 }  // namespace dmtrain::models::cuda

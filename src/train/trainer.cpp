@@ -181,6 +181,7 @@ models::UNetModel make_model(const config::RunConfig& cfg, const at::Device& dev
   models::set_fused_kernels_enabled(cfg.train.fused_kernels);
   models::set_fast_conv_bias_enabled(cfg.train.fast_conv_bias);
   models::set_nhwc_row_kernels_enabled(cfg.train.nhwc_group_norm_rows);
+  models::set_cached_backward_enabled(cfg.train.group_norm_cached_backward);
   return model;
 }
 

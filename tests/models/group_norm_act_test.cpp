@@ -189,6 +189,35 @@ TEST(GroupNormAct, FusedStatisticsSurviveALargeMean) {
   }
 }
 
+// train.group_norm_cached_backward: the NCHW backward that keeps its loads in registers between
+// its two passes gives the two-pass kernel's results to the bit (same sums in the same order,
+// the same expression per element), where it applies (4 and 1 packs per lane for bf16, 8 and 2
+// for float32 below: the float32 32x32 case falls back) and where it does not.
+TEST(GroupNormAct, CachedBackwardGivesTheTwoPassKernelsBits) {
+  if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
+  const bool before = dm::cached_backward_enabled();
+  std::vector<Case> cases(kCases.begin(), kCases.end());
+  cases.push_back({{4, 128, 32, 32}, 32, true, true});  // a CIFAR10 ResBlock at 32x32
+  cases.push_back({{2, 256, 16, 16}, 32, false, true});  // 8 channels per group at 16x16
+  for (const auto& c : cases) {
+    if (c.channels_last) continue;
+    for (const auto act : {torch::kFloat, torch::kBFloat16}) {
+      const Inputs in = make_inputs(c);
+      dm::set_cached_backward_enabled(false);
+      const auto two_pass = run(in, c, torch::kCUDA, act, true);
+      dm::set_cached_backward_enabled(true);
+      const auto cached = run(in, c, torch::kCUDA, act, true);
+      ASSERT_EQ(cached.size(), two_pass.size());
+      for (size_t i = 0; i < cached.size(); ++i) {
+        EXPECT_TRUE(torch::equal(cached[i], two_pass[i]))
+            << "output " << i << " of case C=" << c.shape[1] << " HW=" << c.shape[2]
+            << (act == torch::kFloat ? " float32" : " bf16");
+      }
+    }
+  }
+  dm::set_cached_backward_enabled(before);
+}
+
 // The channels-last kernels that read pixel rows (off by default) against the float64 truth and
 // against the per-(sample, group) kernels, float32 and bf16, and with a large mean.
 TEST(GroupNormAct, NhwcRowKernelsMatchFloat64AndThePerGroupKernels) {

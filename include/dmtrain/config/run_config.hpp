@@ -135,6 +135,7 @@ struct TrainConfig {
   bool nhwc_group_norm_rows = false;  // channels-last GroupNorm kernels reading pixel rows
   bool graph_grad_gather = false;     // graph_optimizer: gradients gathered, not accumulated
   bool prefetch_inputs = false;       // next iteration's batch and draws during this one
+  bool group_norm_cached_backward = false;  // GroupNorm backward reading its inputs once
   PosthocEmaConfig posthoc_ema;
 };
 

@@ -47,6 +47,14 @@ void set_fused_kernels_enabled(bool on);
 bool nhwc_row_kernels_enabled();
 void set_nhwc_row_kernels_enabled(bool on);
 
+// NCHW backward: the kernel variant that reads x and dL/dy once, keeping them in registers
+// between its two passes (where they fit: H * W <= 1,024 bf16 or 512 float32 values per channel,
+// at most 16 channels per group), instead of reading them again in the second pass; the same
+// results to the bit. The trainer sets it from train.group_norm_cached_backward (off until
+// measured on a GPU).
+bool cached_backward_enabled();
+void set_cached_backward_enabled(bool on);
+
 // Switches the fused kernels off (or on) for a scope, restoring the previous setting.
 class FusedKernelsGuard {
  public:
