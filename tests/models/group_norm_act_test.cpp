@@ -193,7 +193,7 @@ TEST(GroupNormAct, FusedStatisticsSurviveALargeMean) {
 // its two passes gives the two-pass kernel's results to the bit (same sums in the same order,
 // the same expression per element), where it applies (4 and 1 packs per lane for bf16, 8 and 2
 // for float32 below: the float32 32x32 case falls back) and where it does not.
-TEST(GroupNormAct, CachedBackwardGivesTheTwoPassKernelsBits) {
+TEST(GroupNormAct, CachedBackwardOnCudaGivesTheTwoPassKernelsBits) {
   if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
   const bool before = dm::cached_backward_enabled();
   std::vector<Case> cases(kCases.begin(), kCases.end());
