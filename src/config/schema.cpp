@@ -524,10 +524,11 @@ std::vector<Field> build() {
                   "true or false",
                   "attention blocks as token-major matrix products (no qkv copy, no layout "
                   "transposes; same weights and results)"));
-  f.push_back(any("train.group_norm_cached_backward", &R::train,
-                  &Tr::group_norm_cached_backward, "true or false",
-                  "NCHW fused GroupNorm backward that reads x and dL/dy once, keeping them in "
-                  "registers between its two passes (where they fit; the same results to the bit)"));
+  f.push_back(
+      any("train.group_norm_cached_backward", &R::train, &Tr::group_norm_cached_backward,
+          "true or false",
+          "NCHW fused GroupNorm backward that reads x and dL/dy once, keeping them in "
+          "registers between its two passes (where they fit; the same results to the bit)"));
   f.push_back(any("train.prefetch_inputs", &R::train, &Tr::prefetch_inputs, "true or false",
                   "prepare the next iteration's batch and draws (timesteps, weights, noise) while "
                   "the device runs this one, before the step's host sync (same numbers; not with "

@@ -194,15 +194,12 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
 // Every sum is taken in the order of backward_kernel and every dL/dx element from the same
 // values by the same expression, so the results are the same bits (GPU test).
 template <typename T, int V, int kIters>
-__global__ void backward_cached_kernel(GroupNormActShape s, const T* __restrict__ grad_y,
-                                       const T* __restrict__ x, const float* __restrict__ mean_in,
-                                       const float* __restrict__ rstd_in,
-                                       const float* __restrict__ gamma,
-                                       const float* __restrict__ beta,
-                                       const float* __restrict__ scale,
-                                       const float* __restrict__ shift, bool silu,
-                                       T* __restrict__ grad_x, float* __restrict__ sum_dy,
-                                       float* __restrict__ sum_dy_xhat) {
+__global__ void backward_cached_kernel(
+    GroupNormActShape s, const T* __restrict__ grad_y, const T* __restrict__ x,
+    const float* __restrict__ mean_in, const float* __restrict__ rstd_in,
+    const float* __restrict__ gamma, const float* __restrict__ beta,
+    const float* __restrict__ scale, const float* __restrict__ shift, bool silu,
+    T* __restrict__ grad_x, float* __restrict__ sum_dy, float* __restrict__ sum_dy_xhat) {
   extern __shared__ float smem[];
   const Group g = this_group(s);
   float2* coef = reinterpret_cast<float2*>(smem);
@@ -340,8 +337,8 @@ int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const
   const bool packed = s.hw % kV == 0 && aligned16(grad_y) && aligned16(x) && aligned16(grad_x);
   const int64_t iters = (s.hw + 32 * kV - 1) / (32 * kV);  // packs per lane and channel
   if (cached && packed && s.c / s.groups <= threads / 32 && iters <= 4) {
-#define DMTRAIN_CACHED_BACKWARD(I)                                                              \
-  backward_cached_kernel<T, kV, I><<<grid, threads, smem, stream>>>(                            \
+#define DMTRAIN_CACHED_BACKWARD(I)                                   \
+  backward_cached_kernel<T, kV, I><<<grid, threads, smem, stream>>>( \
       s, gy, xt, mean, rstd, gamma, beta, scale, shift, silu, gx, sum_dy, sum_dy_xhat)
     if (iters == 1) {
       DMTRAIN_CACHED_BACKWARD(1);

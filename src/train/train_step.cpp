@@ -297,8 +297,8 @@ PreparedInputs prepare_inputs(Run& r, MetricsLog& metrics, int64_t k, at::Genera
   StepInputs& in = p.in;
   in.x0 = x0;
   in.y = y;
-  in.w = upload(
-      rank_rows(p.draw.weights * timestep::loss_weight(r.weighting, abar, p.draw.t), r.ctx));
+  in.w =
+      upload(rank_rows(p.draw.weights * timestep::loss_weight(r.weighting, abar, p.draw.t), r.ctx));
   in.t = upload(rank_rows(p.draw.t, r.ctx));
   std::vector<int64_t> noise_shape = x0.sizes().vec();
   noise_shape[0] = tc.batch_size;

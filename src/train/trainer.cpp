@@ -433,7 +433,8 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
   if (graphs) {
     fb = graphed(std::move(fb), r, capture_at, result.graph_steps, optimizer_in_graph);
   }
-  // train.prefetch_inputs (train_step.hpp), after the resume: its generators start from the state's.
+  // train.prefetch_inputs (train_step.hpp), after the resume: its generators start from the
+  // state's.
   std::unique_ptr<InputPrefetch> prefetch;
   if (cfg.train.prefetch_inputs && r.sampler->uses_losses()) {
     log::info("train.prefetch_inputs: off, the timestep sampler learns from each step's losses");

@@ -197,7 +197,7 @@ TEST(GroupNormAct, CachedBackwardOnCudaGivesTheTwoPassKernelsBits) {
   if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
   const bool before = dm::cached_backward_enabled();
   std::vector<Case> cases(kCases.begin(), kCases.end());
-  cases.push_back({{4, 128, 32, 32}, 32, true, true});  // a CIFAR10 ResBlock at 32x32
+  cases.push_back({{4, 128, 32, 32}, 32, true, true});   // a CIFAR10 ResBlock at 32x32
   cases.push_back({{2, 256, 16, 16}, 32, false, true});  // 8 channels per group at 16x16
   for (const auto& c : cases) {
     if (c.channels_last) continue;
