@@ -12,21 +12,13 @@
 #include <fstream>
 
 #include "dmtrain/util/log.hpp"
-
-extern char** environ;
+#include "dmtrain/util/process_env.hpp"
 
 namespace dmtrain::train {
 namespace {
 
 namespace fs = std::filesystem;
 constexpr const char* kControl = "nvidia-cuda-mps-control";
-
-std::vector<char*> c_strings(std::vector<std::string>& v) {
-  std::vector<char*> p;
-  for (auto& s : v) p.push_back(s.data());
-  p.push_back(nullptr);
-  return p;
-}
 
 // The last non-empty line of `path` ("" when none).
 std::string last_line(const std::string& path) {
@@ -38,19 +30,14 @@ std::string last_line(const std::string& path) {
   return last;
 }
 
-// Runs `nvidia-cuda-mps-control args` with `env` in place of the two MPS variables, `input` on
-// its stdin, its output appended to `output`. Returns "" when it exited 0, else why not.
+// Runs `nvidia-cuda-mps-control args` with `env` (the two MPS variables) in place of the
+// environment's, `input` on its stdin, its output appended to `output`. Returns "" when it
+// exited 0, else why not.
 std::string run_control(const std::vector<std::string>& args, const std::vector<std::string>& env,
                         const std::string& input, const std::string& output) {
-  std::vector<std::string> argv{kControl}, envp;
+  std::vector<std::string> argv{kControl};
   argv.insert(argv.end(), args.begin(), args.end());
-  for (char** e = environ; e && *e; ++e) {
-    if (std::strncmp(*e, "CUDA_MPS_PIPE_DIRECTORY=", 24) != 0 &&
-        std::strncmp(*e, "CUDA_MPS_LOG_DIRECTORY=", 23) != 0) {
-      envp.emplace_back(*e);
-    }
-  }
-  envp.insert(envp.end(), env.begin(), env.end());
+  std::vector<std::string> envp = util::environment_with(env);
   // The input is written before the program starts (it fits the pipe's buffer), so a program
   // that exits without reading it cannot SIGPIPE the sweep.
   int fds[2] = {-1, -1};
@@ -72,7 +59,7 @@ std::string run_control(const std::vector<std::string>& args, const std::vector<
   posix_spawnattr_init(&attr);
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP);  // a terminal's Ctrl-C stays out
   posix_spawnattr_setpgroup(&attr, 0);
-  std::vector<char*> c_argv = c_strings(argv), c_env = c_strings(envp);
+  std::vector<char*> c_argv = util::c_strings(argv), c_env = util::c_strings(envp);
   pid_t pid = -1;
   const int rc = ::posix_spawnp(&pid, kControl, &actions, &attr, c_argv.data(), c_env.data());
   posix_spawn_file_actions_destroy(&actions);

@@ -26,8 +26,7 @@
 
 #include "dmtrain/train/mps_daemon.hpp"
 #include "dmtrain/util/log.hpp"
-
-extern char** environ;
+#include "dmtrain/util/process_env.hpp"
 
 namespace dmtrain::train {
 namespace {
@@ -54,13 +53,6 @@ std::string resolve_program(const std::string& program) {
     if (::access(candidate.c_str(), X_OK) == 0) return candidate;
   }
   return "";
-}
-
-std::vector<char*> c_strings(std::vector<std::string>& v) {
-  std::vector<char*> p;
-  for (auto& s : v) p.push_back(s.data());
-  p.push_back(nullptr);
-  return p;
 }
 
 int exit_code(int status) {
@@ -91,15 +83,9 @@ pid_t spawn(std::vector<std::string> argv, const std::string& gpu,
     why = "program '" + argv[0] + "' not found in PATH";
     return -1;
   }
-  std::vector<std::string> set = extra_env, env;
+  std::vector<std::string> set = extra_env;
   if (!gpu.empty()) set.insert(set.begin(), "CUDA_VISIBLE_DEVICES=" + gpu);
-  for (char** e = environ; e && *e; ++e) {
-    const bool replaced = std::any_of(set.begin(), set.end(), [&](const std::string& s) {
-      return std::strncmp(*e, s.c_str(), s.find('=') + 1) == 0;
-    });
-    if (!replaced) env.emplace_back(*e);
-  }
-  env.insert(env.end(), set.begin(), set.end());
+  std::vector<std::string> env = util::environment_with(set);
   int log_fd = -1;
   if (!log_path.empty()) {
     log_fd = ::open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
@@ -114,7 +100,7 @@ pid_t spawn(std::vector<std::string> argv, const std::string& gpu,
     const ssize_t wrote = ::write(log_fd, head.data(), head.size());  // a marker per attempt
     (void)wrote;
   }
-  std::vector<char*> c_argv = c_strings(argv), c_env = c_strings(env);
+  std::vector<char*> c_argv = util::c_strings(argv), c_env = util::c_strings(env);
   sigset_t block, old_mask;
   sigemptyset(&block);
   for (int s : kHandled) sigaddset(&block, s);
