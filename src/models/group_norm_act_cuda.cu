@@ -105,6 +105,79 @@ __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
   }
 }
 
+// The backward's per-channel constants of group g in shared memory: coef (pre = x * a + b) and
+// w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w). Synchronises the block.
+__device__ __forceinline__ void backward_channel_constants(const GroupNormActShape& s,
+                                                           const Group& g, float mean, float rstd,
+                                                           const float* gamma, const float* beta,
+                                                           const float* scale, const float* shift,
+                                                           float2* coef, float* w) {
+  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
+    coef[c] =
+        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
+    const float k = scale != nullptr ? 1.f + scale[g.n * s.c + g.c0 + c] : 1.f;
+    w[c] = k * gamma[g.c0 + c];
+  }
+  __syncthreads();
+}
+
+// A pack's share of its channel's sums of dL/dpre (a1) and of dL/dpre * xhat (a2).
+template <typename T, int V>
+__device__ __forceinline__ void add_pack_sums(const Pack<T, V>& px, const Pack<T, V>& pg, float2 ab,
+                                              float mean, float rstd, bool silu, float& a1,
+                                              float& a2) {
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const float xv = to_float(px.v[j]);
+    const float dpre = pre_grad(to_float(pg.v[j]), xv * ab.x + ab.y, silu);
+    a1 += dpre;
+    a2 += dpre * (xv - mean) * rstd;
+  }
+}
+
+// The warp of channel c: its lanes' sums reduced; lane 0 writes the channel's sum_dy and
+// sum_dy_xhat and its shares of the group's sums weighted by w (part1, part2).
+__device__ __forceinline__ void store_channel_sums(float a1, float a2, int c,
+                                                   const GroupNormActShape& s, const Group& g,
+                                                   const float* w, float* sum_dy,
+                                                   float* sum_dy_xhat, float* part1, float* part2) {
+  a1 = warp_sum(a1);
+  a2 = warp_sum(a2);
+  if ((threadIdx.x & 31) == 0) {
+    sum_dy[g.n * s.c + g.c0 + c] = a1;
+    sum_dy_xhat[g.n * s.c + g.c0 + c] = a2;
+    part1[c] = a1 * w[c];
+    part2[c] = a2 * w[c];
+  }
+}
+
+// After every channel's shares are stored (and the block synchronised): {c2, c3} of dL/dx.
+__device__ __forceinline__ float2 group_input_grad_constants(const Group& g, const float* part1,
+                                                             const float* part2, float mean,
+                                                             float rstd) {
+  float p1 = 0.f, p2 = 0.f;
+  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
+    p1 += part1[c];
+    p2 += part2[c];
+  }
+  return input_grad_constants(p1, p2, static_cast<float>(g.len), mean, rstd);
+}
+
+// dL/dx of a pack: dL/dpre * kc + x * c2 + c3 (kc = rstd * w of its channel).
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> input_grad_pack(const Pack<T, V>& px, const Pack<T, V>& pg,
+                                                      float2 ab, float kc, float c2, float c3,
+                                                      bool silu) {
+  Pack<T, V> q;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const float xv = to_float(px.v[j]);
+    const float dpre = pre_grad(to_float(pg.v[j]), xv * ab.x + ab.y, silu);
+    q.v[j] = from_float<T>(dpre * kc + xv * c2 + c3);
+  }
+  return q;
+}
+
 template <typename T, int V>
 __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_y,
                                 const T* __restrict__ x, const float* __restrict__ mean_in,
@@ -125,13 +198,7 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
   T* gxg = grad_x + g.offset;
   const float mean = mean_in[g.index];
   const float rstd = rstd_in[g.index];
-  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] =
-        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
-    const float k = scale != nullptr ? 1.f + scale[g.n * s.c + g.c0 + c] : 1.f;
-    w[c] = k * gamma[g.c0 + c];
-  }
-  __syncthreads();
+  backward_channel_constants(s, g, mean, rstd, gamma, beta, scale, shift, coef, w);
 
   // Pass 1, one warp per channel: sum of dL/dpre and of dL/dpre * xhat over the channel's pixels.
   const int lane = threadIdx.x & 31;
@@ -144,47 +211,20 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
     for (int i = lane * V; i < g.hw; i += 32 * V) {
       const Pack<T, V> px = *reinterpret_cast<const Pack<T, V>*>(xc + i);
       const Pack<T, V> pg = *reinterpret_cast<const Pack<T, V>*>(gc + i);
-#pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const float xv = to_float(px.v[j]);
-        const float dpre = pre_grad(to_float(pg.v[j]), xv * ab.x + ab.y, silu);
-        a1 += dpre;
-        a2 += dpre * (xv - mean) * rstd;
-      }
+      add_pack_sums(px, pg, ab, mean, rstd, silu, a1, a2);
     }
-    a1 = warp_sum(a1);
-    a2 = warp_sum(a2);
-    if (lane == 0) {
-      sum_dy[g.n * s.c + g.c0 + c] = a1;
-      sum_dy_xhat[g.n * s.c + g.c0 + c] = a2;
-      part1[c] = a1 * w[c];
-      part2[c] = a2 * w[c];
-    }
+    store_channel_sums(a1, a2, c, s, g, w, sum_dy, sum_dy_xhat, part1, part2);
   }
   __syncthreads();
-  float p1 = 0.f, p2 = 0.f;
-  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    p1 += part1[c];
-    p2 += part2[c];
-  }
-  const float2 c23 = input_grad_constants(p1, p2, static_cast<float>(g.len), mean, rstd);
-  const float c2 = c23.x, c3 = c23.y;
+  const float2 c23 = group_input_grad_constants(g, part1, part2, mean, rstd);
 
   // Pass 2: dL/dx.
   for (int i = threadIdx.x * V; i < g.len; i += blockDim.x * V) {
     const int c = i / g.hw;
-    const float2 ab = coef[c];
-    const float kc = rstd * w[c];
     const Pack<T, V> px = *reinterpret_cast<const Pack<T, V>*>(xg + i);
     const Pack<T, V> pg = *reinterpret_cast<const Pack<T, V>*>(gyg + i);
-    Pack<T, V> q;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const float xv = to_float(px.v[j]);
-      const float dpre = pre_grad(to_float(pg.v[j]), xv * ab.x + ab.y, silu);
-      q.v[j] = from_float<T>(dpre * kc + xv * c2 + c3);
-    }
-    *reinterpret_cast<Pack<T, V>*>(gxg + i) = q;
+    *reinterpret_cast<Pack<T, V>*>(gxg + i) =
+        input_grad_pack(px, pg, coef[c], rstd * w[c], c23.x, c23.y, silu);
   }
 }
 
@@ -208,13 +248,7 @@ __global__ void backward_cached_kernel(
   float* part2 = part1 + g.cpg;
   const float mean = mean_in[g.index];
   const float rstd = rstd_in[g.index];
-  for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
-    coef[c] =
-        group_norm_affine(g.c0 + c, g.n * s.c + g.c0 + c, mean, rstd, gamma, beta, scale, shift);
-    const float k = scale != nullptr ? 1.f + scale[g.n * s.c + g.c0 + c] : 1.f;
-    w[c] = k * gamma[g.c0 + c];
-  }
-  __syncthreads();
+  backward_channel_constants(s, g, mean, rstd, gamma, beta, scale, shift, coef, w);
 
   const int lane = threadIdx.x & 31;
   const int c = threadIdx.x >> 5;  // this warp's channel
@@ -229,32 +263,13 @@ __global__ void backward_cached_kernel(
       if (i < g.hw) {
         px[it] = *reinterpret_cast<const Pack<T, V>*>(x + channel_offset + i);
         pg[it] = *reinterpret_cast<const Pack<T, V>*>(grad_y + channel_offset + i);
-#pragma unroll
-        for (int j = 0; j < V; ++j) {
-          const float xv = to_float(px[it].v[j]);
-          const float dpre = pre_grad(to_float(pg[it].v[j]), xv * ab.x + ab.y, silu);
-          a1 += dpre;
-          a2 += dpre * (xv - mean) * rstd;
-        }
+        add_pack_sums(px[it], pg[it], ab, mean, rstd, silu, a1, a2);
       }
     }
-    a1 = warp_sum(a1);
-    a2 = warp_sum(a2);
-    if (lane == 0) {
-      sum_dy[g.n * s.c + g.c0 + c] = a1;
-      sum_dy_xhat[g.n * s.c + g.c0 + c] = a2;
-      part1[c] = a1 * w[c];
-      part2[c] = a2 * w[c];
-    }
+    store_channel_sums(a1, a2, c, s, g, w, sum_dy, sum_dy_xhat, part1, part2);
   }
   __syncthreads();
-  float p1 = 0.f, p2 = 0.f;
-  for (int k = threadIdx.x; k < g.cpg; k += blockDim.x) {
-    p1 += part1[k];
-    p2 += part2[k];
-  }
-  const float2 c23 = input_grad_constants(p1, p2, static_cast<float>(g.len), mean, rstd);
-  const float c2 = c23.x, c3 = c23.y;
+  const float2 c23 = group_input_grad_constants(g, part1, part2, mean, rstd);
   if (c >= g.cpg) return;
   const float2 ab = coef[c];
   const float kc = rstd * w[c];
@@ -262,14 +277,8 @@ __global__ void backward_cached_kernel(
   for (int it = 0; it < kIters; ++it) {
     const int i = (lane + 32 * it) * V;
     if (i < g.hw) {
-      Pack<T, V> q;
-#pragma unroll
-      for (int j = 0; j < V; ++j) {
-        const float xv = to_float(px[it].v[j]);
-        const float dpre = pre_grad(to_float(pg[it].v[j]), xv * ab.x + ab.y, silu);
-        q.v[j] = from_float<T>(dpre * kc + xv * c2 + c3);
-      }
-      *reinterpret_cast<Pack<T, V>*>(grad_x + channel_offset + i) = q;
+      *reinterpret_cast<Pack<T, V>*>(grad_x + channel_offset + i) =
+          input_grad_pack(px[it], pg[it], ab, kc, c23.x, c23.y, silu);
     }
   }
 }
