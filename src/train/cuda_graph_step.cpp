@@ -92,17 +92,25 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
   const bool gather = !own_grads && !s.update.gather_into.empty();
   TORCH_CHECK(!gather || s.update.gather_into.size() == s.params.size(),
               "CudaGraphStep: gather_into needs one tensor per parameter");
-  const auto reset_grads = [&] {
-    if (!own_grads) return;
+  const auto release_grads = [&] {
     for (auto& p : s.params) p.mutable_grad().reset();
+  };
+  const auto reset_grads = [&] {
+    if (own_grads) release_grads();
+  };
+  // The caller's gather_into tensors as the parameters' gradients.
+  const auto grads_are_gather_into = [&] {
+    for (size_t i = 0; i < s.params.size(); ++i) {
+      s.params[i].mutable_grad() = s.update.gather_into[i];
+    }
   };
   // Before a backward whose gradients the caller's tensors receive (CapturedUpdate).
   const auto begin_update_grads = [&] {
-    if (!gather) {
+    if (gather) {
+      release_grads();
+    } else {
       s.update.zero_grads();
-      return;
     }
-    for (auto& p : s.params) p.mutable_grad().reset();
   };
   // After it: the backward's own gradient tensors into gather_into, one multi-tensor copy.
   const auto gather_grads = [&] {
@@ -118,9 +126,7 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
       }
     }
     if (!into.empty()) at::_foreach_copy_(into, from);
-    for (size_t i = 0; i < s.params.size(); ++i) {
-      s.params[i].mutable_grad() = s.update.gather_into[i];
-    }
+    grads_are_gather_into();
   };
   // Capture happens on a side stream that has seen the step once (libraries such as cuBLAS set
   // up per-stream workspaces on first use, which must not happen inside the capture).
@@ -162,11 +168,7 @@ std::pair<at::Tensor, at::Tensor> CudaGraphStep::run(const std::vector<at::Tenso
       s.inputs.clear();
       s.update_result = at::Tensor();
       reset_grads();
-      if (gather) {  // the caller's tensors are the gradients again, as without gather_into
-        for (size_t i = 0; i < s.params.size(); ++i) {
-          s.params[i].mutable_grad() = s.update.gather_into[i];
-        }
-      }
+      if (gather) grads_are_gather_into();  // as without gather_into
       throw Error(
           "the training step could not be captured as a CUDA graph (set "
           "train.cuda_graphs: false to train without): " +

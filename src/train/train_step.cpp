@@ -314,14 +314,14 @@ InputPrefetch::InputPrefetch(const TrainState& state)
 StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLog& metrics,
                       int64_t k, InputPrefetch* prefetch, int64_t stop) {
   const auto& tc = r.cfg.train;
+  at::Generator& t_gen = prefetch != nullptr ? prefetch->t_gen : r.state.t_gen;
+  at::Generator& noise_gen = prefetch != nullptr ? prefetch->noise_gen : r.state.noise_gen;
   PreparedInputs step;
   if (prefetch != nullptr && prefetch->next && prefetch->next_iteration == k) {
     step = std::move(*prefetch->next);
     ++prefetch->used;
-  } else if (prefetch != nullptr) {
-    step = prepare_inputs(r, metrics, k, prefetch->t_gen, prefetch->noise_gen);
   } else {
-    step = prepare_inputs(r, metrics, k, r.state.t_gen, r.state.noise_gen);
+    step = prepare_inputs(r, metrics, k, t_gen, noise_gen);
   }
   if (prefetch != nullptr) prefetch->next.reset();
   const StepInputs& in = step.in;
@@ -337,7 +337,7 @@ StepResult train_step(Run& r, const ForwardBackward& forward_backward, MetricsLo
     r.state.t_gen.set_state(prefetch->t_gen.get_state());
     r.state.noise_gen.set_state(prefetch->noise_gen.get_state());
     if (k + 1 < stop) {
-      prefetch->next = prepare_inputs(r, metrics, k + 1, prefetch->t_gen, prefetch->noise_gen);
+      prefetch->next = prepare_inputs(r, metrics, k + 1, t_gen, noise_gen);
       prefetch->next_iteration = k + 1;
     }
   }
