@@ -15,6 +15,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <limits>
 #include <sstream>
 
@@ -398,69 +399,59 @@ TEST(FlatUpdateKernel, MatchesTheAtenReference) {
   }
 }
 
-// A graphed tiny-UNet run with the optimizer in the graph against one without: the same losses
-// and gradient norms, within tests/train/cuda_graph_test.cpp's tolerances (the same setup).
-TEST(FlatUpdateKernel, GraphedOptimizerTrainsAsTheEagerOptimizer) {
-  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
+// Two graphed tiny-UNet runs on CUDA (fp32, 9 iterations, the last 6 replayed) that differ only
+// in what vary(cfg, second) sets: the same losses and gradient norms, within
+// tests/train/cuda_graph_test.cpp's tolerances (the same setup), and runs that trained.
+void expect_graphed_runs_alike(const std::string& name,
+                               const std::function<void(config::RunConfig&, bool)>& vary) {
   namespace fs = std::filesystem;
-  const fs::path root = dmtrain::test_support::scratch_dir("flat", /*create=*/false);
+  const fs::path root = dmtrain::test_support::scratch_dir(name, /*create=*/false);
   test_support::write_tiny_idx(root / "data", 16);
   std::vector<std::vector<std::pair<double, double>>> runs;
-  for (const bool in_graph : {false, true}) {
-    const fs::path dir = root / (in_graph ? "fused" : "eager");
+  for (const bool second : {false, true}) {
+    const fs::path dir = root / (second ? "second" : "first");
     auto cfg = test_support::tiny_config(root / "data", dir);
     cfg.train.device = "cuda";
     cfg.train.precision = "fp32";
     cfg.train.cudnn_benchmark = false;
     cfg.train.cuda_graphs = true;
-    cfg.train.graph_optimizer = in_graph;
-    cfg.train.ema_warmup = true;
     cfg.optim.grad_clip = 1.0;
-    cfg.optim.weight_decay = 0.01;
     cfg.model.dropout = 0.0;
     cfg.train.iterations = 9;
     cfg.checkpoint.every = 0;
+    vary(cfg, second);
     const TrainResult r = train(cfg);
     EXPECT_EQ(r.graph_steps, 6);
     runs.push_back(test_support::logged_losses(dir));
   }
   test_support::expect_same_losses(runs[0], runs[1], 9, 1e-5, 1e-4);
-  ASSERT_EQ(runs[0].size(), 9u);
-  EXPECT_NE(runs[0][8].first, runs[0][0].first);
+  for (const auto& run : runs) {
+    ASSERT_EQ(run.size(), 9u);
+    EXPECT_NE(run[8].first, run[0].first);
+  }
   fs::remove_all(root);
+}
+
+// A graphed run with the optimizer in the graph against one without.
+TEST(FlatUpdateKernel, GraphedOptimizerTrainsAsTheEagerOptimizer) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
+  expect_graphed_runs_alike("flat", [](config::RunConfig& cfg, bool in_graph) {
+    cfg.train.graph_optimizer = in_graph;
+    cfg.train.ema_warmup = true;
+    cfg.optim.weight_decay = 0.01;
+  });
 }
 
 // train.graph_grad_gather: the backward's gradients gathered into the flat buffer after it, against
 // accumulated into its zeroed views: the same numbers (0 + g is g), so the same losses and
-// norms up to what two runs of the same setup differ by (the test above's tolerances); a
-// gradient gathered into the wrong parameter's slice or lost would move them far more.
+// norms up to what two runs of the same setup differ by; a gradient gathered into the wrong
+// parameter's slice or lost would move them far more.
 TEST(FlatUpdateKernel, GatheredGradientsTrainAsTheAccumulatedOnes) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
-  namespace fs = std::filesystem;
-  const fs::path root = dmtrain::test_support::scratch_dir("gather", /*create=*/false);
-  test_support::write_tiny_idx(root / "data", 16);
-  std::vector<std::vector<std::pair<double, double>>> runs;
-  for (const bool gather : {false, true}) {
-    const fs::path dir = root / (gather ? "gathered" : "accumulated");
-    auto cfg = test_support::tiny_config(root / "data", dir);
-    cfg.train.device = "cuda";
-    cfg.train.precision = "fp32";
-    cfg.train.cudnn_benchmark = false;
-    cfg.train.cuda_graphs = true;
+  expect_graphed_runs_alike("gather", [](config::RunConfig& cfg, bool gather) {
     cfg.train.graph_optimizer = true;
     cfg.train.graph_grad_gather = gather;
-    cfg.optim.grad_clip = 1.0;
-    cfg.model.dropout = 0.0;
-    cfg.train.iterations = 9;
-    cfg.checkpoint.every = 0;
-    const TrainResult r = train(cfg);
-    EXPECT_EQ(r.graph_steps, 6);
-    runs.push_back(test_support::logged_losses(dir));
-  }
-  test_support::expect_same_losses(runs[0], runs[1], 9, 1e-5, 1e-4);
-  ASSERT_EQ(runs[1].size(), 9u);
-  EXPECT_NE(runs[1][8].first, runs[1][0].first);
-  fs::remove_all(root);
+  });
 }
 
 }  // namespace
