@@ -105,6 +105,22 @@ __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
   }
 }
 
+// The backward kernels' shared memory, per channel of the group (5 floats a channel: the host
+// sizes it so): coef (pre = x * a + b), w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w), and the
+// channel's two sums weighted by w.
+struct BackwardShared {
+  float2* coef;
+  float *w, *part1, *part2;
+};
+__device__ __forceinline__ BackwardShared backward_shared(float* smem, int cpg) {
+  BackwardShared b;
+  b.coef = reinterpret_cast<float2*>(smem);
+  b.w = smem + 2 * cpg;
+  b.part1 = b.w + cpg;
+  b.part2 = b.part1 + cpg;
+  return b;
+}
+
 // The backward's per-channel constants of group g in shared memory: coef (pre = x * a + b) and
 // w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w). Synchronises the block.
 __device__ __forceinline__ void backward_channel_constants(const GroupNormActShape& s,
@@ -185,14 +201,11 @@ __global__ void backward_kernel(GroupNormActShape s, const T* __restrict__ grad_
                                 const float* __restrict__ beta, const float* __restrict__ scale,
                                 const float* __restrict__ shift, bool silu, T* __restrict__ grad_x,
                                 float* __restrict__ sum_dy, float* __restrict__ sum_dy_xhat) {
-  // Shared, per channel: coef (pre = x * a + b), w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w),
-  // and the channel's two sums weighted by w.
   extern __shared__ float smem[];
   const Group g = this_group(s);
-  float2* coef = reinterpret_cast<float2*>(smem);
-  float* w = smem + 2 * g.cpg;
-  float* part1 = w + g.cpg;
-  float* part2 = part1 + g.cpg;
+  const BackwardShared sh = backward_shared(smem, g.cpg);
+  float2* coef = sh.coef;
+  float *w = sh.w, *part1 = sh.part1, *part2 = sh.part2;
   const T* xg = x + g.offset;
   const T* gyg = grad_y + g.offset;
   T* gxg = grad_x + g.offset;
@@ -242,10 +255,9 @@ __global__ void backward_cached_kernel(
     T* __restrict__ grad_x, float* __restrict__ sum_dy, float* __restrict__ sum_dy_xhat) {
   extern __shared__ float smem[];
   const Group g = this_group(s);
-  float2* coef = reinterpret_cast<float2*>(smem);
-  float* w = smem + 2 * g.cpg;
-  float* part1 = w + g.cpg;
-  float* part2 = part1 + g.cpg;
+  const BackwardShared sh = backward_shared(smem, g.cpg);
+  float2* coef = sh.coef;
+  float *w = sh.w, *part1 = sh.part1, *part2 = sh.part2;
   const float mean = mean_in[g.index];
   const float rstd = rstd_in[g.index];
   backward_channel_constants(s, g, mean, rstd, gamma, beta, scale, shift, coef, w);
