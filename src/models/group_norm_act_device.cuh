@@ -58,4 +58,37 @@ __device__ __forceinline__ float2 input_grad_constants(float p1, float p2, float
   return make_float2(-rstd * rstd * m2, rstd * rstd * m2 * mean - rstd * m1);
 }
 
+// Channels-last: a pack of V consecutive channels through each channel's affine map ab[j] and the
+// activation (the forward's output).
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> affine_act_pack(const Pack<T, V>& v, const float2 (&ab)[V],
+                                                      bool silu) {
+  Pack<T, V> q;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    float r = to_float(v.v[j]) * ab[j].x + ab[j].y;
+    if (silu) r *= sigmoid(r);
+    q.v[j] = from_float<T>(r);
+  }
+  return q;
+}
+
+// Channels-last: dL/dx of a pack of V consecutive channels, dL/dpre * kc[j] + x * c23[j].x +
+// c23[j].y (input_grad_constants of each channel's group; kc = rstd * w).
+template <typename T, int V>
+__device__ __forceinline__ Pack<T, V> input_grad_pack_channels(const Pack<T, V>& vx,
+                                                               const Pack<T, V>& vg,
+                                                               const float2 (&ab)[V],
+                                                               const float (&kc)[V],
+                                                               const float2 (&c23)[V], bool silu) {
+  Pack<T, V> q;
+#pragma unroll
+  for (int j = 0; j < V; ++j) {
+    const float xv = to_float(vx.v[j]);
+    const float dpre = pre_grad(to_float(vg.v[j]), xv * ab[j].x + ab[j].y, silu);
+    q.v[j] = from_float<T>(dpre * kc[j] + xv * c23[j].x + c23[j].y);
+  }
+  return q;
+}
+
 }  // namespace dmtrain::models::cuda

@@ -70,14 +70,7 @@ __global__ void nhwc_forward_kernel(GroupNormActShape s, const T* __restrict__ x
   for (int p = p0; p < g.hw; p += pstep) {
     const int64_t off = static_cast<int64_t>(p) * s.c;
     const Pack<T, V> v = *reinterpret_cast<const Pack<T, V>*>(xg + off);
-    Pack<T, V> q;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      float r = to_float(v.v[j]) * ab[j].x + ab[j].y;
-      if (silu) r *= sigmoid(r);
-      q.v[j] = from_float<T>(r);
-    }
-    *reinterpret_cast<Pack<T, V>*>(yg + off) = q;
+    *reinterpret_cast<Pack<T, V>*>(yg + off) = affine_act_pack(v, ab, silu);
   }
 }
 
@@ -161,24 +154,21 @@ __global__ void nhwc_backward_kernel(
   }
   const float2 c23 = input_grad_constants(
       p1, p2, static_cast<float>(g.cpg) * static_cast<float>(g.hw), mean, rstd);
-  const float c2 = c23.x, c3 = c23.y;
   float kc[V];
+  float2 c23s[V];  // one group: the same constants for every channel of the pack
 #pragma unroll
-  for (int j = 0; j < V; ++j) kc[j] = rstd * w[cp + j];
+  for (int j = 0; j < V; ++j) {
+    kc[j] = rstd * w[cp + j];
+    c23s[j] = c23;
+  }
 
   // Pass 2: dL/dx = dpre * rstd * w + x * c2 + c3 (see the NCHW kernel).
   for (int p = p0; p < g.hw; p += pstep) {
     const int64_t off = static_cast<int64_t>(p) * s.c;
     const Pack<T, V> vx = *reinterpret_cast<const Pack<T, V>*>(xg + off);
     const Pack<T, V> vg = *reinterpret_cast<const Pack<T, V>*>(gyg + off);
-    Pack<T, V> q;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const float xv = to_float(vx.v[j]);
-      const float dpre = pre_grad(to_float(vg.v[j]), xv * ab[j].x + ab[j].y, silu);
-      q.v[j] = from_float<T>(dpre * kc[j] + xv * c2 + c3);
-    }
-    *reinterpret_cast<Pack<T, V>*>(gxg + off) = q;
+    *reinterpret_cast<Pack<T, V>*>(gxg + off) =
+        input_grad_pack_channels(vx, vg, ab, kc, c23s, silu);
   }
 }
 

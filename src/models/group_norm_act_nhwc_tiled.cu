@@ -173,14 +173,7 @@ __global__ void tiled_forward_kernel(Tiles t, const T* __restrict__ x,
   for (int64_t px = p.p_begin + p.row; px < p.p_end; px += p.rows) {
     const int64_t off = px * t.c + p.c0;
     const Pack<T, V> v = *reinterpret_cast<const Pack<T, V>*>(xs + off);
-    Pack<T, V> q;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      float r = to_float(v.v[j]) * ab[j].x + ab[j].y;
-      if (silu) r *= sigmoid(r);
-      q.v[j] = from_float<T>(r);
-    }
-    *reinterpret_cast<Pack<T, V>*>(ys + off) = q;
+    *reinterpret_cast<Pack<T, V>*>(ys + off) = affine_act_pack(v, ab, silu);
   }
 }
 
@@ -298,14 +291,8 @@ __global__ void tiled_backward_kernel(
     const int64_t off = base + px * t.c;
     const Pack<T, V> vx = *reinterpret_cast<const Pack<T, V>*>(x + off);
     const Pack<T, V> vg = *reinterpret_cast<const Pack<T, V>*>(grad_y + off);
-    Pack<T, V> q;
-#pragma unroll
-    for (int j = 0; j < V; ++j) {
-      const float xv = to_float(vx.v[j]);
-      const float dpre = pre_grad(to_float(vg.v[j]), xv * ab[j].x + ab[j].y, silu);
-      q.v[j] = from_float<T>(dpre * kc[j] + xv * c23[j].x + c23[j].y);
-    }
-    *reinterpret_cast<Pack<T, V>*>(grad_x + off) = q;
+    *reinterpret_cast<Pack<T, V>*>(grad_x + off) =
+        input_grad_pack_channels(vx, vg, ab, kc, c23, silu);
   }
 }
 
