@@ -71,33 +71,24 @@ levers)
   bench() { "$D" bench --config $C "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|error"; }
   echo "== peer: ID + bf16 + channels_last + fused AdamW + torch.compile(reduce-overhead), B=128"
   ID_DIR=$A/id GD_DIR=$A/gd STEPS=30 timeout 280 python3 "$A/anchor_bench.py" id compile-ro 2>&1 | tail -1
-  OFF=(--set train.fast_conv_bias=false --set train.attention_token_major=false)
+  NCHW=(--set train.channels_last=false)
   for i in 1 2; do
-    echo "== dmtrain $C (defaults: fast_conv_bias, attention_token_major), run $i"; bench --steps 100
-    echo "== both off (the defaults before session 7), run $i"; bench --steps 100 "${OFF[@]}"
+    echo "== dmtrain $C (defaults: channels_last + nhwc_group_norm_rows, fast_conv_bias, attention_token_major), run $i"
+    bench --steps 100
+    echo "== NCHW (train.channels_last=false: the defaults before session 8), run $i"; bench --steps 100 "${NCHW[@]}"
   done
+  echo "== channels_last with the per-group NHWC GroupNorm kernels (train.nhwc_group_norm_rows=false)"
+  bench --steps 100 --set train.nhwc_group_norm_rows=false
   echo "== train.graph_grad_gather=true (gradients gathered, not accumulated: same values)"
   bench --steps 100 --set train.graph_grad_gather=true
-  echo "== train.group_norm_cached_backward=true (GroupNorm backward reads once: same bits)"
-  bench --steps 100 --set train.group_norm_cached_backward=true
   echo "== train.prefetch_inputs=true (next batch and draws before the sync: same values)"
   bench --steps 100 --set train.prefetch_inputs=true
-  NEW=(--set train.graph_grad_gather=true --set train.prefetch_inputs=true
-       --set train.group_norm_cached_backward=true)
-  echo "== the three, and their profile (its 'device busy' line: the host gap left)"
+  NEW=(--set train.graph_grad_gather=true --set train.prefetch_inputs=true)
+  echo "== the two, and their profile's busy line (the host gap left)"
   bench --steps 100 "${NEW[@]}"
-  "$D" bench --config $C --steps 30 --profile "${NEW[@]}" 2>&1 | grep -E "device (time|busy)|backward_"
-  echo "== defaults, profile's busy line"
-  "$D" bench --config $C --steps 30 --profile 2>&1 | grep -E "device (time|busy)"
-  CL=(--set train.channels_last=true)
-  echo "== channels_last, per-group NHWC GroupNorm kernels"; bench --steps 100 "${CL[@]}"
-  echo "== channels_last + train.nhwc_group_norm_rows"
-  bench --steps 100 "${CL[@]}" --set train.nhwc_group_norm_rows=true
-  echo "== channels_last + rows, both levers off"
-  bench --steps 100 "${CL[@]}" --set train.nhwc_group_norm_rows=true "${OFF[@]}"
-  echo "== profile: channels_last + rows (+ the default levers)"
-  "$D" bench --config $C --steps 30 --profile "${CL[@]}" --set train.nhwc_group_norm_rows=true \
-    2>&1 | tail -32
+  "$D" bench --config $C --steps 30 --profile "${NEW[@]}" 2>&1 | grep -E "device (time|busy)"
+  echo "== profile: the defaults"
+  "$D" bench --config $C --steps 30 --profile 2>&1 | tail -34
   echo "== eager trace (3 steps) for the op attribution"
   "$D" bench --config $C --steps 3 --warmup 3 --profile --trace /tmp/trace.json \
     --set train.cuda_graphs=false 2>&1 | grep -E "throughput|error"
@@ -119,12 +110,12 @@ levers128)
   ;;
 curves)
   # Training unchanged (issue 17): 2,000 iterations of the paper's config on real CIFAR-10 (the
-  # study's /tmp/c10.dmdata, scripts/study/gpu_prepare.sh): the fp32 curve of seed 0 (REF), the
-  # defaults or the levers in $LEVERS (seed 0), and fp32 with seed 1 as the noise control; the
+  # study's /tmp/c10.dmdata, scripts/study/gpu_prepare.sh): the fp32 NCHW curve of seed 0 (REF), the
+  # defaults or the levers in $LEVERS (seed 0), and REF with seed 1 as the noise control; the
   # three run at once (deterministic each; about 5 minutes on an H200).
   export OMP_NUM_THREADS=4
   C=configs/cifar10_clts_mdlrc.yaml
-  REF=${REF:---set train.precision=fp32}
+  REF=${REF:---set train.precision=fp32 --set train.channels_last=false}
   common=(--config $C --set train.iterations=2000 --set data.path=/tmp/c10.dmdata
           --set data.format=cache --set data.cache= --set eval.fid_every=0 --set sample.every=0
           --set checkpoint.every=0 --set log.every=20 --set log.tensorboard=false)

@@ -83,3 +83,34 @@ TEST(ShippedConfigs, EachResolvesToWhatItsNamePromises) {
     EXPECT_EQ(first.rfind("# ", 0), 0u) << "no header comment";
   }
 }
+
+// The switches that change a step's rounding but not its method: the study's arms
+// (configs/experiments/) all pin them to what groups 3 on were measured with, so that a new
+// default (issue 17) never moves one arm and not another; the full CIFAR10 recipes run the
+// fastest step measured for them (channels-last with the row-reading GroupNorm kernels,
+// docs/benchmarks.md, session 8).
+TEST(ShippedConfigs, StudyArmsPinTheRoundingSwitchesAndRecipesRunTheFastestStep) {
+  int study = 0, recipes = 0;
+  for (const auto& file : shipped_configs()) {
+    SCOPED_TRACE(file.string());
+    const RunConfig cfg =
+        load_config(file.string(), {"data.path=/placeholder", "eval.inception=/placeholder.pt",
+                                    "eval.reference=/placeholder.npz"});
+    const auto& t = cfg.train;
+    if (file.parent_path().filename() == "experiments") {
+      ++study;
+      EXPECT_FALSE(t.channels_last);
+      EXPECT_FALSE(t.nhwc_group_norm_rows);
+      EXPECT_FALSE(t.fast_conv_bias);
+      EXPECT_FALSE(t.attention_token_major);
+      EXPECT_TRUE(t.graph_optimizer && t.cuda_graphs && t.fused_kernels);
+    } else if (file.stem().string().rfind("cifar10_", 0) == 0) {
+      ++recipes;
+      EXPECT_TRUE(t.channels_last);
+      EXPECT_TRUE(t.nhwc_group_norm_rows);
+      EXPECT_TRUE(t.fast_conv_bias && t.attention_token_major);
+    }
+  }
+  EXPECT_GE(study, 9);
+  EXPECT_GE(recipes, 7);
+}
