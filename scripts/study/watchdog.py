@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Keeps a group of arms inside its time budget: every 60 s (from 150 s after the launch) it
-projects each running arm's end from its iteration rate (the last two logged steps) plus the
+projects each running arm's end from its iteration rate (the median of the last five logged
+steps' img/s) plus the
 time its remaining FID evaluations will take (the mean fid_seconds so far, else 30 s each); if
 the latest end falls after launch + BUDGET, it sends SIGINT to the lowest-priority running arm
 (the last in arms.txt), which checkpoints and stops. Usage: watchdog.py EXP_DIR BUDGET_S."""
@@ -22,9 +23,13 @@ def projected_end(exp, name, now):
         return None
     # rate over the last ~1000 iterations of wall time
     mtime = os.path.getmtime(os.path.join(exp, name, "metrics.jsonl"))
-    ips = [r.get("img_per_s", 0) for r in steps[-5:]]
+    # The median, not the mean: a logged interval that spans an FID evaluation (49 s the first,
+    # with the Inception load) or a neighbour's burst reports a fraction of the training rate,
+    # and the mean of five let one such record project a 2,000 s end; in group 5 that stopped
+    # five of six arms that would have finished.
+    ips = sorted(r.get("img_per_s", 0) for r in steps[-5:])
     batch = steps[-1]["images"] / max(1, steps[-1]["step"])
-    rate = (sum(ips) / len(ips)) / batch  # iterations per second while training
+    rate = ips[len(ips) // 2] / batch  # iterations per second while training
     if rate <= 0:
         return None
     fids = [r.get("fid_seconds", 30.0) for r in recs if "fid" in r]

@@ -158,5 +158,25 @@ class StudyQueue(unittest.TestCase):
                                  str(os.getpid())).returncode, 0)
 
 
+class StudyWatchdog(unittest.TestCase):
+    def test_projection_ignores_one_record_that_spans_an_fid_evaluation(self):
+        sys.path.insert(0, script("study"))
+        import watchdog  # noqa: E402
+        with tempfile.TemporaryDirectory() as d:
+            os.makedirs(os.path.join(d, "arm"))
+            path = os.path.join(d, "arm", "metrics.jsonl")
+            # batch 64, 1,280 img/s (20 it/s) except the record after the 4,000 FID (64 img/s)
+            rows = [{"step": s, "images": 64 * s, "loss": 0.1, "img_per_s": 1280.0}
+                    for s in (3600, 3800, 4200, 4400)]
+            rows.insert(2, {"step": 4000, "fid": 100.0, "fid_seconds": 50.0})
+            rows.insert(3, {"step": 4000, "images": 64 * 4000, "loss": 0.1, "img_per_s": 64.0})
+            with open(path, "w") as f:
+                f.write("".join(json.dumps(r) + "\n" for r in rows))
+            end = watchdog.projected_end(d, "arm", time.time())
+            # by hand: 15,600 iterations left at 20 it/s = 780 s, plus 4 FIDs of 50 s = 200 s
+            # (the mean of the five rates, 1,036.8 img/s, would say 963 + 200 s)
+            self.assertAlmostEqual(end - os.path.getmtime(path), 980.0, places=3)
+
+
 if __name__ == "__main__":
     unittest.main()
