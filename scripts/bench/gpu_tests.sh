@@ -13,7 +13,10 @@ export OMP_NUM_THREADS=2 NCCL_NVLS_ENABLE=0
 for t in train dist optim models; do
   build/ci/tests/dmtrain_${t}_tests \
     --gtest_filter='*Cuda*:*Gpu*:*GPU*:*Fused*:*Nhwc*:*Nccl*:*NCCL*:DistGraphStep.*:TinyRuns.Captured*:FlatUpdateKernel.*' \
-    2>&1 | grep -E "^\[  (FAILED|SKIPPED|PASSED|     OK) |Failure|error:" | head -40
+    2>&1 | awk '/^\[  (FAILED|SKIPPED|PASSED|     OK) |error:/ {print; next}
+                /Failure/ {print; n = 200; next}   # then the lines of its message and log that say why
+                n > 0 && /fall|refus|must|got|Which is|Expected|Actual|warn|error/ {print "    " substr($0, 1, 300)}
+                n > 0 {n--}' | head -80
 done
 # The newest kernels under compute-sanitizer (memcheck: out-of-bounds and misaligned accesses;
 # racecheck: shared-memory races), on the small shapes of their tests.
