@@ -105,22 +105,6 @@ __global__ void forward_kernel(GroupNormActShape s, const T* __restrict__ x,
   }
 }
 
-// The backward kernels' shared memory, per channel of the group (5 floats a channel: the host
-// sizes it so): coef (pre = x * a + b), w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w), and the
-// channel's two sums weighted by w.
-struct BackwardShared {
-  float2* coef;
-  float *w, *part1, *part2;
-};
-__device__ __forceinline__ BackwardShared backward_shared(float* smem, int cpg) {
-  BackwardShared b;
-  b.coef = reinterpret_cast<float2*>(smem);
-  b.w = smem + 2 * cpg;
-  b.part1 = b.w + cpg;
-  b.part2 = b.part1 + cpg;
-  return b;
-}
-
 // The backward's per-channel constants of group g in shared memory: coef (pre = x * a + b) and
 // w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w). Synchronises the block.
 __device__ __forceinline__ void backward_channel_constants(const GroupNormActShape& s,
@@ -351,7 +335,7 @@ int backward_typed(GroupNormActShape s, const void* grad_y, const void* x, const
   constexpr int kV = 16 / sizeof(T);
   const dim3 grid(static_cast<unsigned>(s.n * s.groups));
   const int threads = threads_for(s);
-  const size_t smem = sizeof(float) * 5 * static_cast<size_t>(s.c / s.groups);
+  const size_t smem = backward_shared_bytes(s.c / s.groups);
   const T* gy = static_cast<const T*>(grad_y);
   const T* xt = static_cast<const T*>(x);
   T* gx = static_cast<T*>(grad_x);

@@ -1,12 +1,33 @@
 // Device code shared by the NCHW and the channels-last fused GroupNorm kernels: the per-channel
 // affine map, the group statistics from a block's partial sums, and the constants of dL/dx.
-// Included by group_norm_act_{cuda,nhwc}.cu only.
+// Included by group_norm_act_{cuda,nhwc,nhwc_tiled}.cu only.
 #pragma once
+#include <cstddef>
 #include <cstdint>
 
 #include "cuda_common.cuh"
 
 namespace dmtrain::models::cuda {
+
+// The backward kernels' shared memory, per channel of the group: coef (pre = x * a + b),
+// w = (1 + scale) * gamma (dL/dxhat = dL/dpre * w), and two slots for the channel's two sums
+// (the NCHW kernels store them weighted by w, the channels-last per-group kernel accumulates
+// them raw). 5 floats a channel; the launchers size it with backward_shared_bytes.
+struct BackwardShared {
+  float2* coef;
+  float *w, *part1, *part2;
+};
+__device__ __forceinline__ BackwardShared backward_shared(float* smem, int cpg) {
+  BackwardShared b;
+  b.coef = reinterpret_cast<float2*>(smem);
+  b.w = smem + 2 * cpg;
+  b.part1 = b.w + cpg;
+  b.part2 = b.part1 + cpg;
+  return b;
+}
+inline size_t backward_shared_bytes(int64_t cpg) {
+  return sizeof(float) * 5 * static_cast<size_t>(cpg);
+}
 
 // GroupNorm (+ scale/shift) as one affine map per channel, pre = x * a + b: a = rstd * gamma,
 // b = beta - mean * a, then (1 + scale) and shift of sample n (`row` = n * C + channel) when given.

@@ -81,12 +81,11 @@ __global__ void nhwc_backward_kernel(
     const float* __restrict__ gamma, const float* __restrict__ beta,
     const float* __restrict__ scale, const float* __restrict__ shift, bool silu,
     T* __restrict__ grad_x, float* __restrict__ sum_dy, float* __restrict__ sum_dy_xhat) {
-  extern __shared__ float smem[];  // coef [cpg] float2 | w [cpg] | sum1 [cpg] | sum2 [cpg]
+  extern __shared__ float smem[];
   const Slab g = this_slab(s);
-  float2* coef = reinterpret_cast<float2*>(smem);
-  float* w = smem + 2 * g.cpg;
-  float* sum1 = w + g.cpg;
-  float* sum2 = sum1 + g.cpg;
+  const BackwardShared sh = backward_shared(smem, g.cpg);
+  float2* coef = sh.coef;
+  float *w = sh.w, *sum1 = sh.part1, *sum2 = sh.part2;
   const float mean = mean_in[g.index];
   const float rstd = rstd_in[g.index];
   for (int c = threadIdx.x; c < g.cpg; c += blockDim.x) {
@@ -215,7 +214,7 @@ void backward_launch(GroupNormActShape s, const void* grad_y, const void* x, con
                      cudaStream_t stream) {
   const int cpg = static_cast<int>(s.c / s.groups);
   nhwc_backward_kernel<T, V>
-      <<<static_cast<unsigned>(s.n * s.groups), nhwc_threads(cpg / V), sizeof(float) * 5 * cpg,
+      <<<static_cast<unsigned>(s.n * s.groups), nhwc_threads(cpg / V), backward_shared_bytes(cpg),
          stream>>>(s, static_cast<const T*>(grad_y), static_cast<const T*>(x), mean, rstd, gamma,
                    beta, scale, shift, silu, static_cast<T*>(grad_x), sum_dy, sum_dy_xhat);
 }
