@@ -39,6 +39,13 @@ std::vector<fs::path> shipped_configs() {
   return files;
 }
 
+// A shipped config as a run resolves it, with placeholders for the paths that configs leave to
+// the command line.
+RunConfig load_shipped(const fs::path& file) {
+  return load_config(file.string(), {"data.path=/placeholder", "eval.inception=/placeholder.pt",
+                                     "eval.reference=/placeholder.npz"});
+}
+
 }  // namespace
 
 TEST(ShippedConfigs, EachResolvesToWhatItsNamePromises) {
@@ -53,10 +60,7 @@ TEST(ShippedConfigs, EachResolvesToWhatItsNamePromises) {
     }
     // The quickstart is documented as the paper's CLTS + MDLRC.
     if (w.count("quickstart")) w.insert({"clts", "mdlrc"});
-    // Placeholders for the paths that configs leave to the command line.
-    const RunConfig cfg =
-        load_config(file.string(), {"data.path=/placeholder", "eval.inception=/placeholder.pt",
-                                    "eval.reference=/placeholder.npz"});
+    const RunConfig cfg = load_shipped(file);
     const std::string want_sampler = w.count("clts")          ? "clts"
                                      : w.count("speed")       ? "speed"
                                      : w.count("logitnormal") ? "logit-normal"
@@ -93,9 +97,7 @@ TEST(ShippedConfigs, StudyArmsPinTheRoundingSwitchesAndRecipesRunTheFastestStep)
   int study = 0, recipes = 0;
   for (const auto& file : shipped_configs()) {
     SCOPED_TRACE(file.string());
-    const RunConfig cfg =
-        load_config(file.string(), {"data.path=/placeholder", "eval.inception=/placeholder.pt",
-                                    "eval.reference=/placeholder.npz"});
+    const RunConfig cfg = load_shipped(file);
     const auto& t = cfg.train;
     if (file.parent_path().filename() == "experiments") {
       ++study;
