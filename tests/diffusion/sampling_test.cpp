@@ -35,6 +35,7 @@ struct SampleCase {
   double eta;
   const char* schedule;
   int64_t steps;
+  const char* mean;
   const char* var;
   bool rescale;
   const char* respacing;
@@ -45,10 +46,17 @@ struct SampleCase {
 
 // Must equal SAMPLE_CASES of make_fixtures.py.
 const SampleCase kCases[] = {
-    {"ddim_eta0", true, 0.0, "cosine", 1000, "learned_range", true, "ddim10", true, false, 11},
-    {"ddim_eta1", true, 1.0, "cosine", 1000, "learned_range", true, "ddim10", true, false, 12},
-    {"ddpm_lr_y", false, 0.0, "linear", 1000, "learned_range", false, "20", true, true, 13},
-    {"ddpm_fl_noclip", false, 0.0, "cosine", 400, "fixed_large", true, "10", false, false, 14},
+    {"ddim_eta0", true, 0.0, "cosine", 1000, "epsilon", "learned_range", true, "ddim10", true,
+     false, 11},
+    {"ddim_eta1", true, 1.0, "cosine", 1000, "epsilon", "learned_range", true, "ddim10", true,
+     false, 12},
+    {"ddpm_lr_y", false, 0.0, "linear", 1000, "epsilon", "learned_range", false, "20", true, true,
+     13},
+    {"ddpm_fl_noclip", false, 0.0, "cosine", 400, "epsilon", "fixed_large", true, "10", false,
+     false, 14},
+    // x0 prediction as the study's x0 arm samples it (docs/results.md, group 5)
+    {"ddim_x0", true, 0.0, "cosine", 4000, "x0", "learned_range", true, "ddim25", true, false, 15},
+    {"ddpm_x0", false, 0.0, "cosine", 4000, "x0", "learned_range", true, "25", true, false, 16},
 };
 
 }  // namespace
@@ -59,6 +67,7 @@ TEST(Sampling, MatchesImprovedDiffusionWithTheSameNoise) {
     dd::GaussianDiffusionOptions o;
     o.schedule = c.schedule;
     o.steps = c.steps;
+    o.mean_type = dd::parse_mean_type(c.mean);
     o.var_type = dd::parse_var_type(c.var);
     o.rescale_timesteps = c.rescale;
     // Trained on all steps, respaced for sampling, as the eval code will do.

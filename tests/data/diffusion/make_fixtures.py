@@ -20,7 +20,7 @@ import numpy as np
 import torch as th
 
 sys.modules.setdefault("mpi4py", types.ModuleType("mpi4py"))  # not needed by these modules
-sys.path.insert(0, "/work/refs/improved-diffusion")
+sys.path.insert(0, os.environ.get("ID_ROOT", "/work/refs/improved-diffusion"))
 from improved_diffusion import gaussian_diffusion as gd  # noqa: E402
 from improved_diffusion.respace import SpacedDiffusion, space_timesteps  # noqa: E402
 
@@ -136,6 +136,10 @@ SAMPLE_CASES = [
      True, 13),
     ("ddpm_fl_noclip", "ddpm", 0.0, "cosine", 400, "epsilon", "fixed_large", True, "10", False,
      False, 14),
+    # x0 prediction as the study's x0 arm samples it (cosine, learned_range, DDIM and DDPM)
+    ("ddim_x0", "ddim", 0.0, "cosine", 4000, "x0", "learned_range", True, "ddim25", True,
+     False, 15),
+    ("ddpm_x0", "ddpm", 0.0, "cosine", 4000, "x0", "learned_range", True, "25", True, False, 16),
 ]
 for name, kind, eta, sched, T, mean, var, rescale, resp, clip, use_y, seed in SAMPLE_CASES:
     d = make_diffusion(sched, T, mean, var, "mse", rescale, resp)
