@@ -3,8 +3,10 @@
 #include <utility>
 
 #include "dmtrain/eval/frechet_distance.hpp"
+#include "dmtrain/eval/oom_batches.hpp"
 #include "dmtrain/eval/sample_images.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/log.hpp"
 
 namespace dmtrain::eval {
 
@@ -19,14 +21,21 @@ FeatureStats compute_stats(const at::Tensor& images, const InceptionNet& net, in
   StatsAccumulator acc;
   std::vector<at::Tensor> all_logits;
   bool have_logits = true;
-  for (int64_t start = 0; start < n; start += batch) {
-    const int64_t bs = std::min(batch, n - start);
-    InceptionOutput out = net.forward(images.narrow(0, start, bs));
-    acc.add(out.features);
-    have_logits = have_logits && out.logits.defined();
-    if (logits != nullptr && have_logits) all_logits.push_back(out.logits);
-    if (progress) progress(start + bs, n);
-  }
+  // An out-of-memory forward leaves nothing behind (acc.add comes after it), so it can be
+  // retried at half the batch (oom_batches.hpp); the features do not depend on the batching.
+  for_each_batch(
+      n, batch,
+      [&](int64_t start, int64_t bs) {
+        InceptionOutput out = net.forward(images.narrow(0, start, bs));
+        acc.add(out.features);
+        have_logits = have_logits && out.logits.defined();
+        if (logits != nullptr && have_logits) all_logits.push_back(out.logits);
+        if (progress) progress(start + bs, n);
+      },
+      [](int64_t from, int64_t to) {
+        log::warn(c10::str("fid: the GPU ran out of memory at ", from, " images per Inception ",
+                           "forward; retrying at ", to, " (eval.batch sets the size)"));
+      });
   if (logits != nullptr) *logits = have_logits ? at::cat(all_logits, 0) : at::Tensor();
   return acc.stats();
 }

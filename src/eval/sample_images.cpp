@@ -6,8 +6,10 @@
 
 #include "dmtrain/diffusion/noise_source.hpp"
 #include "dmtrain/diffusion/sampling.hpp"
+#include "dmtrain/eval/oom_batches.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/image_io.hpp"
+#include "dmtrain/util/log.hpp"
 
 namespace dmtrain::eval {
 
@@ -66,8 +68,10 @@ SampledImages sample_images(const diffusion::GaussianDiffusion& sampling,
   so.device = o.device;
   const int64_t steps = sampling.num_timesteps();
   std::vector<at::Tensor> out;
-  for (int64_t start = 0; start < o.n; start += o.batch) {
-    const int64_t end = std::min(o.n, start + o.batch), bs = end - start;
+  // Sample i depends only on (seed, i), so a batch that runs out of GPU memory is retried at
+  // half the size with the same result (oom_batches.hpp); `out` grows only when a batch ends.
+  const auto one_batch = [&](int64_t start, int64_t bs) {
+    const int64_t end = start + bs;
     std::vector<diffusion::NoiseSource> sources;
     sources.reserve(static_cast<size_t>(bs));
     for (int64_t i = start; i < end; ++i) {
@@ -94,7 +98,11 @@ SampledImages sample_images(const diffusion::GaussianDiffusion& sampling,
       if (o.progress) o.progress(start, steps - i, steps);
     }
     out.push_back(util::to_uint8_nhwc(x.to(at::kCPU, at::kFloat)));
-  }
+  };
+  for_each_batch(o.n, o.batch, one_batch, [](int64_t from, int64_t to) {
+    log::warn(c10::str("sample: the GPU ran out of memory at ", from, " samples per batch; ",
+                       "retrying at ", to));
+  });
   SampledImages r;
   r.images = at::cat(out, 0);
   if (o.labels.defined()) r.labels = o.labels.to(at::kCPU, at::kLong);

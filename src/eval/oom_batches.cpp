@@ -1,0 +1,36 @@
+// Implementation of dmtrain/eval/oom_batches.hpp.
+#include "dmtrain/eval/oom_batches.hpp"
+
+#include <c10/util/Exception.h>
+
+#include <algorithm>
+#include <cstring>
+
+namespace dmtrain::eval {
+
+bool is_out_of_memory(const std::exception& e) {
+  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
+  return std::strstr(e.what(), "CUDA out of memory") != nullptr;
+}
+
+int64_t for_each_batch(int64_t n, int64_t batch, const std::function<void(int64_t, int64_t)>& fn,
+                       const std::function<void(int64_t, int64_t)>& on_shrink) {
+  TORCH_CHECK(batch >= 1, "for_each_batch: batch must be >= 1, got ", batch);
+  int64_t start = 0;
+  while (start < n) {
+    const int64_t size = std::min(batch, n - start);
+    try {
+      fn(start, size);
+    } catch (const std::exception& e) {
+      if (!is_out_of_memory(e) || size == 1) throw;
+      const int64_t half = (size + 1) / 2;
+      if (on_shrink) on_shrink(batch, half);
+      batch = half;
+      continue;  // the same chunk again, smaller
+    }
+    start += size;
+  }
+  return batch;
+}
+
+}  // namespace dmtrain::eval
