@@ -242,6 +242,39 @@ TEST_F(TinyNet, ComputeStatsMatchesHandPipelineAndFid) {
   EXPECT_NEAR(ev::fid_from_stats(sa, ev::compute_stats(a, net, 13)), 0.0, 1e-6);
 }
 
+// The tiny network, but failing as a GPU shared by several runs does: more than 4 images per
+// forward raise CUDA's out-of-memory message from inside TorchScript, as the Inception file did
+// in study group 5 (docs/results.md). compute_stats halves its batch and gets the statistics
+// that batch 4 gets (before oom_batches.hpp, the error killed the run).
+TEST_F(TinyNet, ComputeStatsHalvesItsBatchWhenTheNetworkRunsOutOfMemory) {
+  const std::string oom_path = (dir_ / "tiny_oom.pt").string();
+  {
+    torch::jit::Module m = torch::jit::load(path_);
+    m.define(R"(
+def forward_oom(self, x):
+    assert x.size(0) <= 4, "CUDA out of memory. Tried to allocate 5.15 GiB."
+    return self.forward(x)
+)");
+    torch::jit::Module wrapped("TinyOom");
+    wrapped.register_module("net", m);
+    wrapped.define(R"(
+def forward(self, x):
+    return self.net.forward_oom(x)
+)");
+    wrapped.save(oom_path);
+  }
+  ev::InceptionOptions o;
+  o.image_size = 19;
+  o.resize = ev::ResizeMode::kTorchBilinear;
+  const ev::InceptionNet net(path_, o), oom(oom_path, o);
+  const at::Tensor a = images(13, 1);
+  EXPECT_ANY_THROW(oom.forward(a));  // the network alone does fail at 13
+  const ev::FeatureStats want = ev::compute_stats(a, net, 4);
+  const ev::FeatureStats got = ev::compute_stats(a, oom, 13);  // 13 -> 7 -> 4
+  EXPECT_TRUE(at::allclose(got.mu, want.mu, 1e-6, 1e-9));
+  EXPECT_TRUE(at::allclose(got.sigma, want.sigma, 1e-6, 1e-9));
+}
+
 TEST_F(TinyNet, GrayscaleIsReplicatedAndLogitsGiveInceptionScore) {
   ev::InceptionOptions o;
   o.image_size = 11;
