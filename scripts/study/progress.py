@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Progress of the study's arms: one line per arm (step, img/s, last FID, alive), from
-<exp>/arms.txt ("name pid config sets...") and each <exp>/<name>/metrics.jsonl.
+<exp>/arms.txt ("name pid config sets...") and each <exp>/<name>/metrics.jsonl. An arm whose
+process has ended reads "end", or "FAIL" with dmtrain's error line when its log <exp>/<name>.log
+has one (study group 5 lost an arm to an out-of-memory error that read as "end").
 --running prints only how many arms' processes are alive; --alive PID exits 0 when that
 process runs."""
 import os
@@ -29,6 +31,20 @@ def alive(pid):
 
 
 
+def failure(exp, name):
+    """dmtrain's last error line in the arm's log ("dmtrain: error: ..." or "dmtrain: internal
+    error: ..."), or None."""
+    last = None
+    try:
+        with open(os.path.join(exp, name + ".log"), errors="replace") as f:
+            for line in f:
+                if line.startswith(("dmtrain: error:", "dmtrain: internal error:")):
+                    last = line.strip()
+    except OSError:
+        pass
+    return last
+
+
 def arms(exp):
     try:
         with open(os.path.join(exp, "arms.txt")) as f:
@@ -55,7 +71,11 @@ def main():
     total = sum(r[3] for r in rows if r[1])
     for name, up, step, ips, fid in rows:
         f = f"fid {fid['fid']:.2f} @ {fid['step']}" if fid else ""
-        print(f"{name:18s} {'run ' if up else 'end '} step {step:6d}  {ips:8.0f} img/s  {f}")
+        err = None if up else failure(exp, name)
+        state = "run " if up else ("FAIL" if err else "end ")
+        print(f"{name:18s} {state} step {step:6d}  {ips:8.0f} img/s  {f}")
+        if err:
+            print(f"{'':18s}      {err[:200]}")
     print(f"-- {sum(1 for r in rows if r[1])} running, {total:.0f} img/s in all", flush=True)
 
 

@@ -158,6 +158,29 @@ class StudyQueue(unittest.TestCase):
                                  str(os.getpid())).returncode, 0)
 
 
+class StudyProgress(unittest.TestCase):
+    def test_an_arm_that_died_with_an_error_reads_fail_with_the_error(self):
+        with tempfile.TemporaryDirectory() as d:
+            dead = subprocess.Popen(["true"])
+            dead.wait()  # a pid that no longer runs
+            with open(os.path.join(d, "arms.txt"), "w") as f:
+                f.write(f"ok {dead.pid} c.yaml\noom {dead.pid} c.yaml\n")
+            for name in ("ok", "oom"):
+                os.makedirs(os.path.join(d, name))
+                with open(os.path.join(d, name, "metrics.jsonl"), "w") as f:
+                    f.write(json.dumps({"step": 4000, "loss": 0.1, "img_per_s": 1376.0}) + "\n")
+            with open(os.path.join(d, "ok.log"), "w") as f:
+                f.write("[info] done\n")
+            with open(os.path.join(d, "oom.log"), "w") as f:
+                f.write("[info] checkpoint\ndmtrain: internal error: The following operation "
+                        "failed in the TorchScript interpreter.\nRuntimeError: CUDA out of memory\n")
+            out = run(script("study", "progress.py"), d).stdout.splitlines()
+            self.assertTrue(out[0].startswith("ok") and " end  step   4000" in out[0], out)
+            self.assertTrue(out[1].startswith("oom") and " FAIL step   4000" in out[1], out)
+            self.assertIn("dmtrain: internal error: The following operation failed", out[2])
+            self.assertEqual(out[3], "-- 0 running, 0 img/s in all")
+
+
 class StudyWatchdog(unittest.TestCase):
     def test_projection_ignores_one_record_that_spans_an_fid_evaluation(self):
         sys.path.insert(0, script("study"))
