@@ -14,6 +14,7 @@
 
 #include "commands.hpp"
 #include "dmtrain/dist/launcher.hpp"
+#include "dmtrain/eval/oom_batches.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/version.hpp"
 
@@ -59,9 +60,17 @@ int nproc_per_node(int argc, char** argv) {
 // expected user error; anything else is a failure dmtrain did not turn into one (a bug to report),
 // named as such, with LibTorch's message without its C++ backtrace.
 int report(const std::exception& e) {
+  const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
   if (dynamic_cast<const dmtrain::Error*>(&e) != nullptr) {
     std::cerr << "dmtrain: error: " << e.what() << "\n";
-  } else if (const auto* torch_error = dynamic_cast<const c10::Error*>(&e)) {
+  } else if (dmtrain::eval::is_out_of_memory(e)) {
+    // A limit of the machine, not a bug: say which settings size the memory.
+    std::cerr << "dmtrain: error: out of memory: "
+              << (torch_error != nullptr ? torch_error->what_without_backtrace() : e.what())
+              << "\n  lower train.batch_size (dmtrain bench: --batch) or eval.batch, or run fewer"
+                 " processes on this device; a run resumes from its last checkpoint with"
+                 " --resume auto\n";
+  } else if (torch_error != nullptr) {
     std::cerr << "dmtrain: internal error: " << torch_error->what_without_backtrace() << "\n";
   } else {
     std::cerr << "dmtrain: internal error: " << e.what() << "\n";

@@ -10,7 +10,9 @@ namespace dmtrain::eval {
 
 bool is_out_of_memory(const std::exception& e) {
   if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
-  return std::strstr(e.what(), "CUDA out of memory") != nullptr;
+  const char* m = e.what();
+  return std::strstr(m, "CUDA out of memory") != nullptr ||
+         std::strstr(m, "can't allocate memory") != nullptr;  // ATen's CPU allocator
 }
 
 int64_t for_each_batch(int64_t n, int64_t batch, const std::function<void(int64_t, int64_t)>& fn,

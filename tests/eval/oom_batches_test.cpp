@@ -56,6 +56,9 @@ TEST(ForEachBatch, RecognisesTheRewrappedMessageAndRethrowsOtherErrors) {
   EXPECT_TRUE(de::is_out_of_memory(std::runtime_error(
       "The following operation failed in the TorchScript interpreter.\nRuntimeError: CUDA out of "
       "memory. Tried to allocate 5.15 GiB.")));
+  EXPECT_TRUE(de::is_out_of_memory(std::runtime_error(
+      "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+      "you tried to allocate 2048000000000 bytes.")));
   EXPECT_FALSE(de::is_out_of_memory(std::runtime_error("shape mismatch")));
   EXPECT_THROW(de::for_each_batch(8, 8, [](int64_t, int64_t) { throw std::runtime_error("bad"); }),
                std::runtime_error);

@@ -20,9 +20,10 @@
 
 namespace dmtrain::eval {
 
-// True for c10::OutOfMemoryError and for errors that carry CUDA's "out of memory" message
-// through a rethrow that lost the type (TorchScript's interpreter rewraps what a scripted network
-// throws, as the Inception file is).
+// True for c10::OutOfMemoryError, for errors that carry CUDA's "out of memory" message through
+// a rethrow that lost the type (TorchScript's interpreter rewraps what a scripted network
+// throws, as the Inception file is), and for ATen's CPU allocator failing ("can't allocate
+// memory", an enforce failure rather than an OutOfMemoryError).
 bool is_out_of_memory(const std::exception& e);
 
 int64_t for_each_batch(int64_t n, int64_t batch, const std::function<void(int64_t, int64_t)>& fn,
