@@ -29,9 +29,12 @@ def main():
     steps = sorted({s for _, seeds in arms for f in seeds for s in f})
     print(table(arms, target))
     fig, ax = plt.subplots(figsize=(8, 5))
-    for name, seeds in arms:
+    # matplotlib's default cycle has 10 colours; the study has more arms than that
+    colours = plt.cm.tab10.colors if len(arms) <= 10 else plt.cm.tab20.colors
+    for i, (name, seeds) in enumerate(arms):
         mean = mean_curve(seeds, steps)
-        line, = ax.plot([m[0] for m in mean], [m[1] for m in mean], marker="o", label=name)
+        line, = ax.plot([m[0] for m in mean], [m[1] for m in mean], marker="o", label=name,
+                        color=colours[i % len(colours)])
         band = [m for m in mean if m[4] > 1]
         if band:
             ax.fill_between([m[0] for m in band], [m[2] for m in band], [m[3] for m in band],
