@@ -6,7 +6,8 @@
 #            guided-diffusion and ../shared/tools/anchor_bench.py, carried), each lever on/off;
 #   curves:  [LEVERS="--set k=v ..."] $0 curves: the first 2,000 iterations of the defaults (or
 #            of the levers given) against the fp32 curve of the same seed, judged against fp32
-#            with another seed (curve_check.py);
+#            with another seed (curve_check.py); REF_RUNS=DIR reuses the fp32 runs of an
+#            earlier call ($OUT/{a,c}.metrics.jsonl) and runs only the levers' curve;
 #   levers:  (after phase 1's build) the CIFAR10 peer first, then each newer lever against the
 #            defaults in the same call, and an eager trace of the step ($OUT/trace.json.gz) for
 #            scripts/bench/trace_attribution.py (about 7 minutes);
@@ -119,13 +120,25 @@ curves)
   common=(--config $C --set train.iterations=2000 --set data.path=/tmp/c10.dmdata
           --set data.format=cache --set data.cache= --set eval.fid_every=0 --set sample.every=0
           --set checkpoint.every=0 --set log.every=20 --set log.tensorboard=false)
+  # The two fp32 references take ~540 s of GPU between them and do not change with the levers:
+  # REF_RUNS=DIR with a.metrics.jsonl and c.metrics.jsonl from an earlier call of this mode on
+  # the same machine and build (the runs are deterministic there) runs only b (~70 s).
+  arms=("b:--set train.seed=0 ${LEVERS:-}")
+  if [ -n "${REF_RUNS:-}" ]; then
+    for r in a c; do mkdir -p /tmp/curves/$r && cp "$REF_RUNS/$r.metrics.jsonl" /tmp/curves/$r/metrics.jsonl; done
+    echo "fp32 references a, c from $REF_RUNS"
+  else
+    arms=("a:--set train.seed=0 $REF" "${arms[0]}" "c:--set train.seed=1 $REF")
+  fi
   # shellcheck disable=SC2086
-  for arm in "a:--set train.seed=0 $REF" "b:--set train.seed=0 ${LEVERS:-}" "c:--set train.seed=1 $REF"; do
+  for arm in "${arms[@]}"; do
     name=${arm%%:*}
     ($D "${common[@]}" ${arm#*:} --run-dir /tmp/curves/$name >/tmp/curves_$name.log 2>&1
      echo "run $name (${arm#*:}): rc $?, $(grep -c '"loss"' /tmp/curves/$name/metrics.jsonl) records") &
   done
   wait
+  # what comes back, a and c to be kept for REF_RUNS next time
+  [ -n "${OUT:-}" ] && for r in a b c; do cp /tmp/curves/$r/metrics.jsonl "$OUT/$r.metrics.jsonl" 2>/dev/null; done
   python3 scripts/bench/curve_check.py /tmp/curves/{a,b,c}/metrics.jsonl --window 200
   ;;
 *) echo "usage: $0 phase1|phase2|levers|levers128|curves" >&2; exit 2 ;;
