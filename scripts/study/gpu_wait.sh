@@ -15,13 +15,20 @@ done
 tail -5 /tmp/exp/watchdog.log 2>/dev/null
 # Each ended arm's consistency samples (64 images of its final EMA from noise seed 0, DDIM 50,
 # as dmtrain consistency draws them): `dmtrain consistency --samples a.npz b.npz` compares any
-# two arms later, whichever lease they ran in (the weights are too large to come back).
+# two arms later, whichever lease they ran in (the weights are too large to come back). Also
+# the paper's protocol (Sec. 3.1: the same initial noise and the same noise at every step):
+# DDPM respaced to 1000 steps, whose per-step noise is drawn from each sample's own seed, so
+# every model sees the same draws ($name.consistency_ddpm.npz; a few seconds for this model).
 while read -r name pid _; do
-  [ -f "/tmp/exp/$name.consistency.npz" ] && continue
+  [ -f "/tmp/exp/$name.consistency_ddpm.npz" ] && continue
   python3 scripts/study/progress.py /tmp/exp --alive "$pid" >/dev/null && continue
-  build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddim \
-    --steps ddim50 --eta 0 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency.npz" \
-    >"/tmp/exp/$name.consistency.log" 2>&1 && echo "consistency samples: $name"
+  [ -f "/tmp/exp/$name.consistency.npz" ] ||
+    build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddim \
+      --steps ddim50 --eta 0 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency.npz" \
+      >"/tmp/exp/$name.consistency.log" 2>&1 && echo "consistency samples: $name"
+  build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddpm \
+    --steps 1000 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency_ddpm.npz" \
+    >"/tmp/exp/$name.consistency_ddpm.log" 2>&1 && echo "consistency samples (ddpm): $name"
 done </tmp/exp/arms.txt 2>/dev/null
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 if [ -n "${OUT:-}" ]; then
