@@ -22,10 +22,11 @@ tail -5 /tmp/exp/watchdog.log 2>/dev/null
 while read -r name pid _; do
   [ -f "/tmp/exp/$name.consistency_ddpm.npz" ] && continue
   python3 scripts/study/progress.py /tmp/exp --alive "$pid" >/dev/null && continue
-  [ -f "/tmp/exp/$name.consistency.npz" ] ||
+  if [ ! -f "/tmp/exp/$name.consistency.npz" ]; then
     build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddim \
       --steps ddim50 --eta 0 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency.npz" \
       >"/tmp/exp/$name.consistency.log" 2>&1 && echo "consistency samples: $name"
+  fi
   build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddpm \
     --steps 1000 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency_ddpm.npz" \
     >"/tmp/exp/$name.consistency_ddpm.log" 2>&1 && echo "consistency samples (ddpm): $name"
