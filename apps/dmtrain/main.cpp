@@ -14,8 +14,8 @@
 
 #include "commands.hpp"
 #include "dmtrain/dist/launcher.hpp"
-#include "dmtrain/eval/oom_batches.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/out_of_memory.hpp"
 #include "dmtrain/version.hpp"
 
 namespace dmtrain::app {
@@ -63,7 +63,7 @@ int report(const std::exception& e) {
   const auto* torch_error = dynamic_cast<const c10::Error*>(&e);
   if (dynamic_cast<const dmtrain::Error*>(&e) != nullptr) {
     std::cerr << "dmtrain: error: " << e.what() << "\n";
-  } else if (dmtrain::eval::is_out_of_memory(e)) {
+  } else if (dmtrain::util::is_out_of_memory(e)) {
     // A limit of the machine, not a bug: say which settings size the memory.
     std::cerr << "dmtrain: error: out of memory: "
               << (torch_error != nullptr ? torch_error->what_without_backtrace() : e.what())

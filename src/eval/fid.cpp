@@ -32,8 +32,8 @@ FeatureStats compute_stats(const at::Tensor& images, const InceptionNet& net, in
         if (logits != nullptr && have_logits) all_logits.push_back(out.logits);
         if (progress) progress(start + bs, n);
       },
-      [](int64_t from, int64_t to) {
-        log::warn(c10::str("fid: the GPU ran out of memory at ", from, " images per Inception ",
+      [](int64_t failed, int64_t to) {
+        log::warn(c10::str("fid: the GPU ran out of memory at ", failed, " images per Inception ",
                            "forward; retrying at ", to, " (eval.batch sets the size)"));
       });
   if (logits != nullptr) *logits = have_logits ? at::cat(all_logits, 0) : at::Tensor();

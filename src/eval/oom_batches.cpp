@@ -4,16 +4,11 @@
 #include <c10/util/Exception.h>
 
 #include <algorithm>
-#include <cstring>
+#include <exception>
+
+#include "dmtrain/util/out_of_memory.hpp"
 
 namespace dmtrain::eval {
-
-bool is_out_of_memory(const std::exception& e) {
-  if (dynamic_cast<const c10::OutOfMemoryError*>(&e) != nullptr) return true;
-  const char* m = e.what();
-  return std::strstr(m, "CUDA out of memory") != nullptr ||
-         std::strstr(m, "can't allocate memory") != nullptr;  // ATen's CPU allocator
-}
 
 int64_t for_each_batch(int64_t n, int64_t batch, const std::function<void(int64_t, int64_t)>& fn,
                        const std::function<void(int64_t, int64_t)>& on_shrink) {
@@ -24,9 +19,9 @@ int64_t for_each_batch(int64_t n, int64_t batch, const std::function<void(int64_
     try {
       fn(start, size);
     } catch (const std::exception& e) {
-      if (!is_out_of_memory(e) || size == 1) throw;
+      if (!util::is_out_of_memory(e) || size == 1) throw;
       const int64_t half = (size + 1) / 2;
-      if (on_shrink) on_shrink(batch, half);
+      if (on_shrink) on_shrink(size, half);
       batch = half;
       continue;  // the same chunk again, smaller
     }

@@ -99,8 +99,8 @@ SampledImages sample_images(const diffusion::GaussianDiffusion& sampling,
     }
     out.push_back(util::to_uint8_nhwc(x.to(at::kCPU, at::kFloat)));
   };
-  for_each_batch(o.n, o.batch, one_batch, [](int64_t from, int64_t to) {
-    log::warn(c10::str("sample: the GPU ran out of memory at ", from, " samples per batch; ",
+  for_each_batch(o.n, o.batch, one_batch, [](int64_t failed, int64_t to) {
+    log::warn(c10::str("sample: the GPU ran out of memory at ", failed, " samples per batch; ",
                        "retrying at ", to));
   });
   SampledImages r;

@@ -42,7 +42,7 @@ double PeriodicFid::evaluate(const models::UNetModelImpl& model, const Ema& ema,
       evaluator_->evaluate(diffusion, fn, {m.in_channels, m.image_size, m.image_size}, labels);
   // Inception at eval.batch 1000 leaves ~20 GiB cached in this process; runs that share the GPU
   // (sweeps, the study's arms) need it back more than this one needs it until the next FID.
-  copy.reset();
+  copy.reset();  // the EMA copy first, so that its memory is released too
   if (device_.is_cuda()) c10::cuda::CUDACachingAllocator::emptyCache();
   return fid;
 }

@@ -9,22 +9,16 @@
 // halves its batch instead finishes with the same numbers, a little later.
 //
 // for_each_batch(n, batch, fn) calls fn(start, size) for consecutive chunks covering [0, n), each
-// at most `batch` long. When fn throws an out-of-memory error (is_out_of_memory), the same chunk
-// is retried at half the size, and that size is kept for the rest; at size 1 the error is
+// at most `batch` long. When fn throws an out-of-memory error (util::is_out_of_memory), the same
+// chunk is retried at half the size, and that size is kept for the rest; at size 1 the error is
 // rethrown. fn must leave no trace of a chunk that threw (append its results only at its end).
-// on_shrink(from, to) is called at each halving (for a warning). Returns the last batch size.
+// on_shrink(failed, to) is called at each halving with the size that failed and the next (for a
+// warning). Returns the last batch size.
 #pragma once
 #include <cstdint>
-#include <exception>
 #include <functional>
 
 namespace dmtrain::eval {
-
-// True for c10::OutOfMemoryError, for errors that carry CUDA's "out of memory" message through
-// a rethrow that lost the type (TorchScript's interpreter rewraps what a scripted network
-// throws, as the Inception file is), and for ATen's CPU allocator failing ("can't allocate
-// memory", an enforce failure rather than an OutOfMemoryError).
-bool is_out_of_memory(const std::exception& e);
 
 int64_t for_each_batch(int64_t n, int64_t batch, const std::function<void(int64_t, int64_t)>& fn,
                        const std::function<void(int64_t, int64_t)>& on_shrink = {});
