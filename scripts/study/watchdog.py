@@ -2,7 +2,8 @@
 """Keeps a group of arms inside its time budget: every 60 s (from 150 s after the launch) it
 projects each running arm's end from its iteration rate (the median of the last five logged
 steps' img/s) plus the
-time its remaining FID evaluations will take (the mean fid_seconds so far, else 30 s each); if
+time its remaining FID evaluations will take (the mean fid_seconds of those after the first,
+else 30 s each: the first includes loading Inception, 58-64 s against 13-19 s later); if
 the latest end falls after launch + BUDGET, it sends SIGINT to the lowest-priority running arm
 (the last in arms.txt), which checkpoints and stops. Usage: watchdog.py EXP_DIR BUDGET_S."""
 import os
@@ -32,7 +33,11 @@ def projected_end(exp, name, now):
     rate = ips[len(ips) // 2] / batch  # iterations per second while training
     if rate <= 0:
         return None
-    fids = [r.get("fid_seconds", 30.0) for r in recs if "fid" in r]
+    # The first evaluation loads Inception and warms it up (58-64 s each with six arms in group
+    # 7, the later ones 13-19 s): counted four more times, it projected 180 s too late and
+    # stopped an arm that would have finished. Later evaluations are the estimate once there
+    # are any; until then 30 s.
+    fids = [r.get("fid_seconds", 30.0) for r in recs if "fid" in r][1:]
     fid_s = sum(fids) / len(fids) if fids else 30.0
     step = steps[-1]["step"]
     left_fids = ITERATIONS // FID_EVERY - step // FID_EVERY
