@@ -182,41 +182,36 @@ class StudyProgress(unittest.TestCase):
 
 
 class StudyWatchdog(unittest.TestCase):
-    def test_projection_ignores_one_record_that_spans_an_fid_evaluation(self):
+    def projection(self, rows):
+        """watchdog.projected_end for one arm whose metrics are ROWS, less the file's mtime."""
         sys.path.insert(0, script("study"))
         import watchdog  # noqa: E402
         with tempfile.TemporaryDirectory() as d:
             os.makedirs(os.path.join(d, "arm"))
             path = os.path.join(d, "arm", "metrics.jsonl")
-            # batch 64, 1,280 img/s (20 it/s) except the record after the 4,000 FID (64 img/s)
-            rows = [{"step": s, "images": 64 * s, "loss": 0.1, "img_per_s": 1280.0}
-                    for s in (3600, 3800, 4200, 4400)]
-            rows.insert(2, {"step": 4000, "fid": 100.0, "fid_seconds": 50.0})
-            rows.insert(3, {"step": 4000, "images": 64 * 4000, "loss": 0.1, "img_per_s": 64.0})
             with open(path, "w") as f:
                 f.write("".join(json.dumps(r) + "\n" for r in rows))
-            end = watchdog.projected_end(d, "arm", time.time())
-            # by hand: 15,600 iterations left at 20 it/s = 780 s, plus 4 FIDs of 30 s = 120 s
-            # (the mean of the five rates, 1,036.8 img/s, would say 963 s; the first FID's 50 s,
-            # which includes loading Inception, is not the later ones' cost)
-            self.assertAlmostEqual(end - os.path.getmtime(path), 900.0, places=3)
+            return watchdog.projected_end(d, "arm", time.time()) - os.path.getmtime(path)
+
+    def test_projection_ignores_one_record_that_spans_an_fid_evaluation(self):
+        # batch 64, 1,280 img/s (20 it/s) except the record after the 4,000 FID (64 img/s)
+        rows = [{"step": s, "images": 64 * s, "loss": 0.1, "img_per_s": 1280.0}
+                for s in (3600, 3800, 4200, 4400)]
+        rows.insert(2, {"step": 4000, "fid": 100.0, "fid_seconds": 50.0})
+        rows.insert(3, {"step": 4000, "images": 64 * 4000, "loss": 0.1, "img_per_s": 64.0})
+        # by hand: 15,600 iterations left at 20 it/s = 780 s, plus 4 FIDs of 30 s = 120 s
+        # (the mean of the five rates, 1,036.8 img/s, would say 963 s; the first FID's 50 s,
+        # which includes loading Inception, is not the later ones' cost)
+        self.assertAlmostEqual(self.projection(rows), 900.0, places=3)
 
     def test_later_fid_evaluations_estimate_the_remaining_ones(self):
-        sys.path.insert(0, script("study"))
-        import watchdog  # noqa: E402
-        with tempfile.TemporaryDirectory() as d:
-            os.makedirs(os.path.join(d, "arm"))
-            path = os.path.join(d, "arm", "metrics.jsonl")
-            rows = [{"step": s, "images": 64 * s, "loss": 0.1, "img_per_s": 1280.0}
-                    for s in (7000, 7500, 8500, 9000, 9500, 10000)]
-            rows.insert(2, {"step": 4000, "fid": 160.0, "fid_seconds": 62.0})
-            rows.insert(3, {"step": 8000, "fid": 47.0, "fid_seconds": 17.0})
-            with open(path, "w") as f:
-                f.write("".join(json.dumps(r) + "\n" for r in rows))
-            end = watchdog.projected_end(d, "arm", time.time())
-            # by hand: 10,000 iterations left at 20 it/s = 500 s, plus 3 FIDs (12,000, 16,000,
-            # 20,000) of 17 s = 51 s; the mean with the first (39.5 s) would say 618.5 s
-            self.assertAlmostEqual(end - os.path.getmtime(path), 551.0, places=3)
+        rows = [{"step": s, "images": 64 * s, "loss": 0.1, "img_per_s": 1280.0}
+                for s in (7000, 7500, 8500, 9000, 9500, 10000)]
+        rows.insert(2, {"step": 4000, "fid": 160.0, "fid_seconds": 62.0})
+        rows.insert(3, {"step": 8000, "fid": 47.0, "fid_seconds": 17.0})
+        # by hand: 10,000 iterations left at 20 it/s = 500 s, plus 3 FIDs (12,000, 16,000,
+        # 20,000) of 17 s = 51 s; the mean with the first (39.5 s) would say 618.5 s
+        self.assertAlmostEqual(self.projection(rows), 551.0, places=3)
 
 
 if __name__ == "__main__":
