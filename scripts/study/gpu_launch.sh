@@ -6,6 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 GROUP="$1" BUDGET="$2" WAIT="$3" JOBS="${4:-1000}"
 D=$PWD/build/ci/apps/dmtrain
+# After `gpu_prepare.sh --stage` (call 1 only kept the files): the binaries and data now.
+{ [ -x "$D" ] && [ -f /tmp/c10.dmdata ]; } || scripts/study/gpu_prepare.sh
 cat /tmp/study/inception.part00 .carry/inception.part01 >/tmp/study/inception.pt
 echo "a16e4d89c0ecbc17a915dd76ea9e41211aa82562  /tmp/study/inception.pt" | sha1sum -c -
 [ -f /tmp/c10_ref.npz ] || $D fid --inception /tmp/study/inception.pt --ref /tmp/c10.dmdata \

@@ -1,16 +1,27 @@
 #!/usr/bin/env bash
-# Call 1 on the GPU machine: build dmtrain and prepare the data (scripts/study/README.md).
+# Call 1 on the GPU machine (scripts/study/README.md): keeps the carried first half of the
+# Inception file and the CIFAR-10 JPEGs in /tmp/study, then dmtrain: the prebuilt binaries if
+# .carry/prebuilt.tar.xz came with this call and fit this tree (scripts/use_prebuilt.sh), else a
+# build; then `dmtrain data prepare`. With --stage it only keeps the files (a call of a second,
+# whose carry has no room for the binaries; gpu_launch.sh then runs the rest with them).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p /tmp/study
-mv .carry/inception.part00 /tmp/study/ 2>/dev/null || true
-cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_BUILD_TESTS=OFF \
-  -DDMTRAIN_CUDA_ARCHITECTURES=90 >/tmp/study/cmake.log
-cmake --build --preset ci --target dmtrain -j 16 >/tmp/study/build.log 2>&1 || { tail -50 /tmp/study/build.log; exit 1; }
+for f in inception.part00 cifar10-jpeg.tar.gz; do
+  [ -f ".carry/$f" ] && mv ".carry/$f" /tmp/study/
+done
+if [ "${1:-}" = --stage ]; then ls -la /tmp/study; echo "prepare: staged"; exit 0; fi
+if ! scripts/use_prebuilt.sh; then
+  cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_BUILD_TESTS=OFF \
+    -DDMTRAIN_CUDA_ARCHITECTURES=90 >/tmp/study/cmake.log
+  cmake --build --preset ci --target dmtrain -j 16 >/tmp/study/build.log 2>&1 || { tail -50 /tmp/study/build.log; exit 1; }
+fi
 D=build/ci/apps/dmtrain
-mkdir -p /tmp/data
-tar xzf .carry/cifar10-jpeg.tar.gz -C /tmp/data
-$D data prepare --input /tmp/data/cifar10-jpeg/train --size 32 --labels none --threads 16 \
-  --out /tmp/c10.dmdata
+if [ ! -f /tmp/c10.dmdata ]; then
+  mkdir -p /tmp/data
+  tar xzf /tmp/study/cifar10-jpeg.tar.gz -C /tmp/data
+  $D data prepare --input /tmp/data/cifar10-jpeg/train --size 32 --labels none --threads 16 \
+    --out /tmp/c10.dmdata
+fi
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
 echo "prepare: ok"
