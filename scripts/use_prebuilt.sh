@@ -9,7 +9,7 @@
 # is made where it does not exist).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-P=/tmp/prebuilt
+P=${PREBUILT_DIR:-/tmp/prebuilt}  # where the binaries are unpacked
 no() { echo "prebuilt: not used: $*"; rm -rf build/ci/.prebuilt; exit 1; }
 [ -f .carry/prebuilt.tar.xz ] || no "no .carry/prebuilt.tar.xz"
 rm -rf $P && mkdir -p $P && tar xJf .carry/prebuilt.tar.xz -C $P || no "cannot unpack"

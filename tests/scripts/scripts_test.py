@@ -214,5 +214,81 @@ class StudyWatchdog(unittest.TestCase):
         self.assertAlmostEqual(self.projection(rows), 551.0, places=3)
 
 
+class UsePrebuilt(unittest.TestCase):
+    """scripts/use_prebuilt.sh in a small fake tree: it installs carried binaries only when they
+    were built from the tree's sources, and its wrappers run them with the carried libraries."""
+
+    def tree(self, d):
+        root = os.path.join(d, "repo")
+        for sub in ("scripts", "cmake", "apps", "include", "src", "tests", ".carry"):
+            os.makedirs(os.path.join(root, sub))
+        for name in ("use_prebuilt.sh", "source_hash.sh"):
+            with open(script(name)) as src, open(os.path.join(root, "scripts", name), "w") as dst:
+                dst.write(src.read())
+            os.chmod(os.path.join(root, "scripts", name), 0o755)
+        for path, text in (("CMakeLists.txt", "project(x)\n"), ("CMakePresets.json", "{}\n"),
+                           ("src/a.cpp", "int a;\n")):
+            with open(os.path.join(root, path), "w") as f:
+                f.write(text)
+        # a python3 that names a torch library folder, as the GPU machine's does
+        bindir = os.path.join(d, "bin")
+        os.makedirs(bindir)
+        with open(os.path.join(bindir, "python3"), "w") as f:
+            f.write("#!/bin/sh\necho /opt/torch/lib\n")
+        os.chmod(os.path.join(bindir, "python3"), 0o755)
+        return root, bindir
+
+    def pack(self, d, root, sha1, source_dir):
+        pkg = os.path.join(d, "pkg")
+        os.makedirs(os.path.join(pkg, "bin"))
+        os.makedirs(os.path.join(pkg, "lib"))
+        exe = os.path.join(pkg, "bin", "dmtrain")
+        with open(exe, "w") as f:  # stands for dmtrain: shows the library path it was given
+            f.write('#!/bin/sh\necho "dmtrain 0.1.0 args=$* libs=$LD_LIBRARY_PATH"\n')
+        os.chmod(exe, 0o755)
+        with open(os.path.join(pkg, "source.sha1"), "w") as f:
+            f.write(sha1 + "\n")
+        with open(os.path.join(pkg, "source_dir"), "w") as f:
+            f.write(source_dir + "\n")
+        subprocess.run(["tar", "cJf", os.path.join(root, ".carry", "prebuilt.tar.xz"), "-C", pkg, "."],
+                       check=True)
+
+    def use(self, root, bindir):
+        env = dict(os.environ, PATH=bindir + os.pathsep + os.environ["PATH"],
+                   PREBUILT_DIR=os.path.join(os.path.dirname(root), "unpacked"))
+        return subprocess.run(["bash", os.path.join(root, "scripts", "use_prebuilt.sh")],
+                              capture_output=True, text=True, env=env, check=False)
+
+    def test_binaries_of_other_sources_are_refused(self):
+        with tempfile.TemporaryDirectory() as d:
+            root, bindir = self.tree(d)
+            self.pack(d, root, "0" * 40, root)
+            out = self.use(root, bindir)
+            self.assertEqual(out.returncode, 1, out.stdout + out.stderr)
+            self.assertIn("not used: built from other sources", out.stdout)
+            self.assertFalse(os.path.exists(os.path.join(root, "build", "ci", "apps", "dmtrain")))
+
+    def test_matching_binaries_run_through_wrappers_and_the_source_dir_is_linked(self):
+        with tempfile.TemporaryDirectory() as d:
+            root, bindir = self.tree(d)
+            sha1 = subprocess.run(["bash", os.path.join(root, "scripts", "source_hash.sh")],
+                                  capture_output=True, text=True, check=True).stdout.strip()
+            baked = os.path.join(d, "elsewhere", "main")  # where the tests were compiled
+            self.pack(d, root, sha1, baked)
+            out = self.use(root, bindir)
+            self.assertEqual(out.returncode, 0, out.stdout + out.stderr)
+            self.assertEqual(os.path.realpath(baked), os.path.realpath(root))
+            ran = subprocess.run([os.path.join(root, "build", "ci", "apps", "dmtrain"), "x", "y"],
+                                 capture_output=True, text=True, check=True).stdout
+            self.assertIn(f"args=x y libs={d}/unpacked/lib:/opt/torch/lib", ran)
+            # the marker gpu_tests.sh compares with the tree's hash
+            with open(os.path.join(root, "build", "ci", ".prebuilt")) as f:
+                self.assertEqual(f.read().strip(), sha1)
+            # a source edit after packing: refused
+            with open(os.path.join(root, "src", "a.cpp"), "a") as f:
+                f.write("int b;\n")
+            self.assertIn("built from other sources", self.use(root, bindir).stdout)
+
+
 if __name__ == "__main__":
     unittest.main()
