@@ -110,6 +110,10 @@ levers128)
   ibench --set train.fast_conv_bias=false --set train.attention_token_major=false
   echo "== $I, train.nhwc_group_norm_rows"; ibench --set train.nhwc_group_norm_rows=true
   echo "== $I, NCHW (train.channels_last=false)"; ibench --set train.channels_last=false
+  # the three levers measured on CIFAR10 in session 8 (+1.7% there), not yet on ImageNet128
+  echo "== $I, graph_grad_gather + prefetch_inputs + group_norm_cached_backward"
+  ibench --set train.graph_grad_gather=true --set train.prefetch_inputs=true \
+    --set train.group_norm_cached_backward=true
   ;;
 curves)
   # Training unchanged (issue 17): 2,000 iterations of the paper's config on real CIFAR-10 (the
