@@ -14,9 +14,7 @@ echo "a16e4d89c0ecbc17a915dd76ea9e41211aa82562  /tmp/study/inception.pt" | sha1s
   --cache-ref /tmp/c10_ref.npz --device cuda --batch 500 2>&1 | tail -3
 mkdir -p /tmp/exp
 export OMP_NUM_THREADS=2
-COMMON=(--set data.path=/tmp/c10.dmdata --set data.format=cache --set data.cache=
-        --set data.num_workers=1 --set eval.inception=/tmp/study/inception.pt
-        --set eval.reference=/tmp/c10_ref.npz)
+source scripts/study/launch_settings.sh  # COMMON
 if [ "${MPS:-1}" = 1 ]; then  # the arms' kernels run concurrently (scripts/study/mps.sh); MPS=0: time-sliced
   export CUDA_MPS_PIPE_DIRECTORY=/tmp/mps-pipe CUDA_MPS_LOG_DIRECTORY=/tmp/mps-log
   # Without the daemon the arms still run, time-sliced as before, rather than not at all.
