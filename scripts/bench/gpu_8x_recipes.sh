@@ -24,10 +24,7 @@ wait_for() {  # a committed checkpoint folder, at most $2 seconds
 }
 case "${1:-}" in
 prep)
-  cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_CUDA_ARCHITECTURES=90 \
-    -DDMTRAIN_BUILD_TESTS=OFF >/tmp/cfg.log 2>&1 || { tail -20 /tmp/cfg.log; exit 1; }
-  cmake --build --preset ci --target dmtrain -j 32 >/tmp/build.log 2>&1 ||
-    { grep error /tmp/build.log | head; exit 1; }
+  JOBS=32 scripts/gpu_build.sh dmtrain || exit 1
   mkdir -p /tmp/data && tar xzf .carry/cifar10-jpeg.tar.gz -C /tmp/data
   "$D" data prepare --input /tmp/data/cifar10-jpeg/train --size 128 --labels folder \
     --threads 32 --out /tmp/in128.dmdata

@@ -18,12 +18,7 @@ D=$PWD/build/ci/apps/dmtrain
 A=$PWD/.carry/anchors
 case "${1:-}" in
 phase1)
-  if ! scripts/use_prebuilt.sh; then  # .carry/prebuilt.tar.xz of scripts/make_prebuilt.sh, else a build
-    cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_CUDA_ARCHITECTURES=90 \
-      >/tmp/cfg.log 2>&1 || { tail -20 /tmp/cfg.log; exit 1; }
-    cmake --build --preset ci --target dmtrain -j 16 \
-      >/tmp/build.log 2>&1 || { grep -E "error" /tmp/build.log | head -20; exit 1; }
-  fi
+  JOBS=16 scripts/gpu_build.sh dmtrain || exit 1  # the prebuilt binaries (scripts/make_prebuilt.sh) or a build
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
   scripts/bench/gpu_tests.sh 16
   export OMP_NUM_THREADS=4

@@ -1,20 +1,12 @@
 #!/usr/bin/env bash
 # The tests that need a GPU (they skip on the CPU-only CI machine), built and run on the GPU
-# machine after a `cmake --preset ci` build of dmtrain or the prebuilt binaries (scripts/study/gpu_prepare.sh or
-# gpu_speed_and_stall.sh phase1); $1: build jobs (default 16). Prints each test's verdict.
+# machine (scripts/gpu_build.sh: the prebuilt binaries, or a build after scripts/study/gpu_prepare.sh
+# or gpu_speed_and_stall.sh phase1); $1: build jobs (default 16). Prints each test's verdict.
 set -uo pipefail
 cd "$(dirname "$0")/../.."
-# The prebuilt test binaries (scripts/make_prebuilt.sh, set up by scripts/use_prebuilt.sh) when
-# they are there and fit this tree; else a build here.
-if [ -f build/ci/.prebuilt ] && [ "$(cat build/ci/.prebuilt)" = "$(scripts/source_hash.sh)" ]; then
-  echo "gpu tests: prebuilt binaries ($(cut -c1-12 build/ci/.prebuilt))"
-else
-  cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_BUILD_TESTS=ON \
-    -DDMTRAIN_CUDA_ARCHITECTURES=90 >/tmp/gpu_tests_cfg.log 2>&1 || { tail -20 /tmp/gpu_tests_cfg.log; exit 1; }
-  cmake --build --preset ci --target dmtrain_train_tests dmtrain_dist_tests dmtrain_optim_tests \
-    dmtrain_models_tests -j "${1:-16}" >/tmp/gpu_tests_build.log 2>&1 \
-    || { grep -E "error" /tmp/gpu_tests_build.log | head -20; exit 1; }
-fi
+# The prebuilt test binaries (scripts/make_prebuilt.sh) when they fit this tree, else a build.
+JOBS=${1:-16} scripts/gpu_build.sh dmtrain_train_tests dmtrain_dist_tests dmtrain_optim_tests \
+  dmtrain_models_tests || exit 1
 export OMP_NUM_THREADS=2 NCCL_NVLS_ENABLE=0
 for t in train dist optim models; do
   build/ci/tests/dmtrain_${t}_tests \

@@ -4,6 +4,7 @@
 # .carry/prebuilt.tar.xz came with this call and fit this tree (scripts/use_prebuilt.sh), else a
 # build; then `dmtrain data prepare`. With --stage it only keeps the files (a call of a second,
 # whose carry has no room for the binaries; gpu_launch.sh then runs the rest with them).
+# (scripts/gpu_build.sh: the prebuilt binaries or the build.)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p /tmp/study
@@ -11,11 +12,7 @@ for f in inception.part00 cifar10-jpeg.tar.gz; do
   [ -f ".carry/$f" ] && mv ".carry/$f" /tmp/study/
 done
 if [ "${1:-}" = --stage ]; then ls -la /tmp/study; echo "prepare: staged"; exit 0; fi
-if ! scripts/use_prebuilt.sh; then
-  cmake --preset ci -DDMTRAIN_PYTHON="$(command -v python3)" -DDMTRAIN_BUILD_TESTS=OFF \
-    -DDMTRAIN_CUDA_ARCHITECTURES=90 >/tmp/study/cmake.log
-  cmake --build --preset ci --target dmtrain -j 16 >/tmp/study/build.log 2>&1 || { tail -50 /tmp/study/build.log; exit 1; }
-fi
+JOBS=16 scripts/gpu_build.sh dmtrain
 D=build/ci/apps/dmtrain
 if [ ! -f /tmp/c10.dmdata ]; then
   mkdir -p /tmp/data
