@@ -33,5 +33,5 @@ for b in $P/bin/*; do
   printf '#!/bin/sh\nLD_LIBRARY_PATH=%s exec %s "$@"\n' "$LD_LIBRARY_PATH" "$b" >"$dest"
   chmod +x "$dest"
 done
-echo "$(cat $P/source.sha1)" >build/ci/.prebuilt
+cp $P/source.sha1 build/ci/.prebuilt
 echo "prebuilt: using $(head -1 /tmp/prebuilt.version) (sources $(cut -c1-12 $P/source.sha1))"

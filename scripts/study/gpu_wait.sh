@@ -19,17 +19,18 @@ tail -5 /tmp/exp/watchdog.log 2>/dev/null
 # the paper's protocol (Sec. 3.1: the same initial noise and the same noise at every step):
 # DDPM respaced to 1000 steps, whose per-step noise is drawn from each sample's own seed, so
 # every model sees the same draws ($name.consistency_ddpm.npz; a few seconds for this model).
+samples() {  # arm, file stem, sampler options: 64 samples of the arm's final EMA, noise seed 0
+  local name=$1 stem=$2; shift 2
+  [ -f "/tmp/exp/$stem.npz" ] && return
+  build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 "$@" --batch 64 \
+    --device cuda --out-npz "/tmp/exp/$stem.npz" >"/tmp/exp/$stem.log" 2>&1 &&
+    echo "consistency samples: $stem"
+}
 while read -r name pid _; do
   [ -f "/tmp/exp/$name.consistency_ddpm.npz" ] && continue
   python3 scripts/study/progress.py /tmp/exp --alive "$pid" >/dev/null && continue
-  if [ ! -f "/tmp/exp/$name.consistency.npz" ]; then
-    build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddim \
-      --steps ddim50 --eta 0 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency.npz" \
-      >"/tmp/exp/$name.consistency.log" 2>&1 && echo "consistency samples: $name"
-  fi
-  build/ci/apps/dmtrain sample --checkpoint "/tmp/exp/$name" --n 64 --seed 0 --sampler ddpm \
-    --steps 1000 --batch 64 --device cuda --out-npz "/tmp/exp/$name.consistency_ddpm.npz" \
-    >"/tmp/exp/$name.consistency_ddpm.log" 2>&1 && echo "consistency samples (ddpm): $name"
+  samples "$name" "$name.consistency" --sampler ddim --steps ddim50 --eta 0
+  samples "$name" "$name.consistency_ddpm" --sampler ddpm --steps 1000
 done </tmp/exp/arms.txt 2>/dev/null
 nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader
 if [ -n "${OUT:-}" ]; then
