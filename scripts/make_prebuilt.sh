@@ -5,7 +5,7 @@
 #                           shared libraries they take from Debian that Ubuntu lacks or names
 #                           otherwise (yaml-cpp 0.7, spdlog 1.10, fmt 9, libjpeg 62, ...), the
 #                           hash of the sources they were built from and the source directory
-#                           compiled into the tests. About 8 MB (xz).
+#                           compiled into the tests. About 7 MB (xz).
 # LibTorch is not packed: the GPU machine's own torch 2.11.0+cu130 is the one these were built
 # against (the same wheel here). scripts/use_prebuilt.sh unpacks it there, checks the hash
 # against the tree it runs in and that the binary starts, and says so when it cannot be used;
