@@ -11,7 +11,9 @@
 #   levers:  (after phase 1's build) the CIFAR10 peer first, then each newer lever against the
 #            defaults in the same call, and an eager trace of the step ($OUT/trace.json.gz) for
 #            scripts/bench/trace_attribution.py (about 7 minutes);
-#   levers128: the same for ImageNet128 against GD fp16 (a call of its own, about 5 minutes).
+#   levers128: the same for ImageNet128 against GD fp16 (a call of its own, about 5 minutes);
+#   profile128: ImageNet128's newer levers together, alternated with the defaults, and the
+#            profile of the fastest (about 2 minutes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 D=$PWD/build/ci/apps/dmtrain
@@ -110,6 +112,24 @@ levers128)
   ibench --set train.graph_grad_gather=true --set train.prefetch_inputs=true \
     --set train.group_norm_cached_backward=true
   ;;
+profile128)
+  # (after levers128, session 11: rows +1.3%, the three session-8 levers +0.8%, each alone, one
+  # run each; ~2 minutes) the two, and both together, against the defaults, twice alternated
+  # (run-to-run noise ~1%), then where the fastest step's GPU time goes.
+  export OMP_NUM_THREADS=4
+  I=configs/imagenet128_clts_mdlrc.yaml
+  ibench() { "$D" bench --config $I --batch 32 --steps 30 "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|error"; }
+  ROWS=(--set train.nhwc_group_norm_rows=true)
+  THREE=(--set train.graph_grad_gather=true --set train.prefetch_inputs=true
+         --set train.group_norm_cached_backward=true)
+  for i in 1 2; do
+    echo "== dmtrain $I (defaults), run $i"; ibench
+    echo "== $I, train.nhwc_group_norm_rows, run $i"; ibench "${ROWS[@]}"
+    echo "== $I, rows + the three session-8 levers, run $i"; ibench "${ROWS[@]}" "${THREE[@]}"
+  done
+  echo "== profile: $I, rows + the three"
+  "$D" bench --config $I --batch 32 --steps 10 --profile "${ROWS[@]}" "${THREE[@]}" 2>&1 | tail -40
+  ;;
 curves)
   # Training unchanged (issue 17): 2,000 iterations of the paper's config on real CIFAR-10 (the
   # study's /tmp/c10.dmdata, scripts/study/gpu_prepare.sh): the fp32 NCHW curve of seed 0 (REF), the
@@ -142,5 +162,5 @@ curves)
   [ -n "${OUT:-}" ] && for r in a b c; do cp /tmp/curves/$r/metrics.jsonl "$OUT/$r.metrics.jsonl" 2>/dev/null; done
   python3 scripts/bench/curve_check.py /tmp/curves/{a,b,c}/metrics.jsonl --window 200
   ;;
-*) echo "usage: $0 phase1|phase2|levers|levers128|curves" >&2; exit 2 ;;
+*) echo "usage: $0 phase1|phase2|levers|levers128|profile128|curves" >&2; exit 2 ;;
 esac
