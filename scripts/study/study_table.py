@@ -13,7 +13,22 @@ from metrics_jsonl import records  # noqa: E402
 
 
 def fids(path):
-    """{step: fid} of the evaluations in a metrics.jsonl."""
+    """{step: fid} of the evaluations in a metrics.jsonl, or, for "FILE.csv:RUN", of the rows of
+    that run in a CSV of FIDs recorded without their metrics file (columns run,step,fid; lines
+    starting with # are comments saying where the numbers come from)."""
+    if ".csv:" in path:
+        file, run = path.rsplit(":", 1)
+        out = {}
+        with open(file) as f:
+            rows = [line.strip().split(",") for line in f if line.strip() and line[0] != "#"]
+        if rows[0] != ["run", "step", "fid"]:
+            raise ValueError(f"{file}: the header must be run,step,fid, got {','.join(rows[0])}")
+        for name, step, fid in rows[1:]:
+            if name == run:
+                out[int(step)] = float(fid)
+        if not out:
+            raise ValueError(f"{file}: no rows of run {run}")
+        return out
     return {r["step"]: r["fid"] for r in records(path) if r.get("fid") is not None}
 
 

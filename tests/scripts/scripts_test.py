@@ -112,6 +112,21 @@ class StudyTable(unittest.TestCase):
         self.assertEqual(rows[4], "| slow | 1 | 60.0 |  | > 1,000 |")
         self.assertAlmostEqual(study_table.reach([(0, 10.0), (100, 0.0)], 2.5), 75.0)
 
+    def test_fids_of_one_run_from_a_csv_of_recorded_values(self):
+        sys.path.insert(0, script("study"))
+        import study_table  # noqa: E402
+        with tempfile.TemporaryDirectory() as d:
+            p = os.path.join(d, "f.csv")
+            with open(p, "w") as f:
+                f.write("# printed by progress.py\nrun,step,fid\na,4000,155.0\nb,4000,1\na,8000,43.05\n")
+            self.assertEqual(study_table.fids(p + ":a"), {4000: 155.0, 8000: 43.05})
+            with self.assertRaisesRegex(ValueError, "no rows of run c"):
+                study_table.fids(p + ":c")
+            with open(p, "w") as f:
+                f.write("arm,step,fid\n")
+            with self.assertRaisesRegex(ValueError, "header must be run,step,fid"):
+                study_table.fids(p + ":a")
+
 
 class StudyQueue(unittest.TestCase):
     def test_at_most_jobs_arms_run_at_once_in_priority_order(self):
