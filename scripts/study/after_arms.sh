@@ -8,6 +8,9 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 mkdir -p /tmp/after_out
+# Until gpu_launch.sh has started the queue (it writes launched_at after pending), "no arm
+# pending or alive" would be true of arms not yet started.
+until [ -f /tmp/exp/launched_at ]; do sleep 2; done
 while :; do
   pending=$(cat /tmp/exp/pending 2>/dev/null || echo 0)
   running=$(python3 scripts/study/progress.py /tmp/exp --running 2>/dev/null || echo 1)
