@@ -12,8 +12,8 @@
 #            defaults in the same call, and an eager trace of the step ($OUT/trace.json.gz) for
 #            scripts/bench/trace_attribution.py (about 7 minutes);
 #   levers128: the same for ImageNet128 against GD fp16 (a call of its own, about 5 minutes);
-#   profile128: ImageNet128's newer levers together, alternated with the defaults, and the
-#            profile of the fastest (about 2 minutes).
+#   profile128: GD fp16, then ImageNet128's defaults alternated with train.fast_avg_pool=false,
+#            and the defaults' profile (about 4 minutes).
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 D=$PWD/build/ci/apps/dmtrain
@@ -113,22 +113,23 @@ levers128)
     --set train.group_norm_cached_backward=true
   ;;
 profile128)
-  # (after levers128, session 11: rows +1.3%, the three session-8 levers +0.8%, each alone, one
-  # run each; ~2 minutes) the two, and both together, against the defaults, twice alternated
-  # (run-to-run noise ~1%), then where the fastest step's GPU time goes.
+  # (session 13) GD fp16 as published, then the ImageNet128 defaults (rows + the three session-8
+  # levers in its config since session 12's call, fast_avg_pool on) against the same with
+  # train.fast_avg_pool=false, twice alternated (run-to-run noise ~1%), then where the defaults'
+  # GPU time goes (about 4 minutes).
   export OMP_NUM_THREADS=4
   I=configs/imagenet128_clts_mdlrc.yaml
   ibench() { "$D" bench --config $I --batch 32 --steps 30 "$@" 2>&1 | grep -E "throughput|memory|bf16 peak|error"; }
-  ROWS=(--set train.nhwc_group_norm_rows=true)
-  THREE=(--set train.graph_grad_gather=true --set train.prefetch_inputs=true
-         --set train.group_norm_cached_backward=true)
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
+  echo "== peer: GD ImageNet128, fp16 as published, B=32"
+  ID_DIR=$A/id GD_DIR=$A/gd STEPS=20 timeout 200 python3 "$A/anchor_bench.py" gd ref 2>&1 | tail -1
   for i in 1 2; do
     echo "== dmtrain $I (defaults), run $i"; ibench
-    echo "== $I, train.nhwc_group_norm_rows, run $i"; ibench "${ROWS[@]}"
-    echo "== $I, rows + the three session-8 levers, run $i"; ibench "${ROWS[@]}" "${THREE[@]}"
+    echo "== $I, train.fast_avg_pool=false (ATen's avg_pool2d backward), run $i"
+    ibench --set train.fast_avg_pool=false
   done
-  echo "== profile: $I, rows + the three"
-  "$D" bench --config $I --batch 32 --steps 10 --profile "${ROWS[@]}" "${THREE[@]}" 2>&1 | tail -40
+  echo "== profile: $I (defaults)"
+  "$D" bench --config $I --batch 32 --steps 10 --profile 2>&1 | tail -40
   ;;
 curves)
   # Training unchanged (issue 17): 2,000 iterations of the paper's config on real CIFAR-10 (the

@@ -529,6 +529,10 @@ std::vector<Field> build() {
           "true or false",
           "NCHW fused GroupNorm backward that reads x and dL/dy once, keeping them in "
           "registers between its two passes (where they fit; the same results to the bit)"));
+  f.push_back(any("train.fast_avg_pool", &R::train, &Tr::fast_avg_pool, "true or false",
+                  "2x2 average pooling (GD's down ResBlocks) whose gradient is the nearest "
+                  "upsampling of dL/dy / 4 instead of ATen's avg_pool2d backward (the same values "
+                  "to the bit; ATen's channels-last backward is slow)"));
   f.push_back(any("train.prefetch_inputs", &R::train, &Tr::prefetch_inputs, "true or false",
                   "prepare the next iteration's batch and draws (timesteps, weights, noise) while "
                   "the device runs this one, before the step's host sync (same numbers; not with "

@@ -35,6 +35,7 @@
 #include "dmtrain/dist/shard.hpp"
 #include "dmtrain/models/channel_bias.hpp"
 #include "dmtrain/models/group_norm_act.hpp"
+#include "dmtrain/models/resample.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/checkpoint.hpp"
@@ -182,6 +183,7 @@ models::UNetModel make_model(const config::RunConfig& cfg, const at::Device& dev
   models::set_fast_conv_bias_enabled(cfg.train.fast_conv_bias);
   models::set_nhwc_row_kernels_enabled(cfg.train.nhwc_group_norm_rows);
   models::set_cached_backward_enabled(cfg.train.group_norm_cached_backward);
+  models::set_fast_avg_pool_enabled(cfg.train.fast_avg_pool);
   return model;
 }
 

@@ -111,8 +111,13 @@ TEST(ShippedConfigs, StudyArmsPinTheRoundingSwitchesAndRecipesRunTheFastestStep)
       EXPECT_TRUE(t.channels_last);
       EXPECT_TRUE(t.nhwc_group_norm_rows);
       EXPECT_TRUE(t.fast_conv_bias && t.attention_token_major);
+    } else if (file.stem().string().rfind("imagenet128_", 0) == 0) {
+      ++recipes;  // session 12: 192.5/192.2 against 191.4/189.4 img/s in one call (H200)
+      EXPECT_TRUE(t.channels_last && t.nhwc_group_norm_rows);
+      EXPECT_TRUE(t.graph_grad_gather && t.prefetch_inputs && t.group_norm_cached_backward);
+      EXPECT_TRUE(t.fast_conv_bias && t.attention_token_major && t.fast_avg_pool);
     }
   }
   EXPECT_GE(study, 9);
-  EXPECT_GE(recipes, 7);
+  EXPECT_GE(recipes, 9);
 }

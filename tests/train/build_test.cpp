@@ -9,6 +9,7 @@
 
 #include "dmtrain/models/channel_bias.hpp"
 #include "dmtrain/models/group_norm_act.hpp"
+#include "dmtrain/models/resample.hpp"
 #include "dmtrain/timestep/factory.hpp"
 #include "dmtrain/train/build.hpp"
 #include "dmtrain/train/trainer.hpp"
@@ -62,21 +63,24 @@ TEST(Build, KernelSwitchesFollowTheConfig) {
   const fs::path root = dmtrain::test_support::scratch_dir("switches", /*create=*/false);
   test_support::write_tiny_idx(root / "data");
   const bool bias = models::fast_conv_bias_enabled(), rows = models::nhwc_row_kernels_enabled(),
-             cached = models::cached_backward_enabled();
+             cached = models::cached_backward_enabled(), pool = models::fast_avg_pool_enabled();
   for (const bool on : {true, false}) {
     auto cfg = test_support::tiny_config(root / "data", root / (on ? "on" : "off"));
     cfg.train.iterations = 1;
     cfg.train.fast_conv_bias = on;
     cfg.train.nhwc_group_norm_rows = on;
     cfg.train.group_norm_cached_backward = on;
+    cfg.train.fast_avg_pool = on;
     train::train(cfg);
     EXPECT_EQ(models::fast_conv_bias_enabled(), on);
     EXPECT_EQ(models::nhwc_row_kernels_enabled(), on);
     EXPECT_EQ(models::cached_backward_enabled(), on);
+    EXPECT_EQ(models::fast_avg_pool_enabled(), on);
   }
   models::set_fast_conv_bias_enabled(bias);
   models::set_nhwc_row_kernels_enabled(rows);
   models::set_cached_backward_enabled(cached);
+  models::set_fast_avg_pool_enabled(pool);
   fs::remove_all(root);
 }
 

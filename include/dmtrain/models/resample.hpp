@@ -44,6 +44,12 @@ TORCH_MODULE(Downsample);
 
 // The parameter-free halves, shared with ResBlock's up/down path.
 torch::Tensor upsample_nearest2x(const torch::Tensor& x);
+// 2x2 average pooling, stride 2 (odd rows and columns dropped, as avg_pool2d does). With the
+// switch on (train.fast_avg_pool, default on) and even H and W, its gradient is taken as the
+// nearest upsampling of dL/dy / 4 instead of by ATen's avg_pool2d backward: the same values to
+// the bit, several times faster channels-last on CUDA (docs/benchmarks.md).
 torch::Tensor avg_pool2x(const torch::Tensor& x);
+bool fast_avg_pool_enabled();
+void set_fast_avg_pool_enabled(bool on);
 
 }  // namespace dmtrain::models
