@@ -27,9 +27,8 @@ struct AvgPool2xUpsampledGradient : public torch::autograd::Function<AvgPool2xUp
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    const c10::impl::ExcludeDispatchKeyGuard no_autocast(c10::autocast_dispatch_keyset);
-    const at::Tensor& g = grads[0];
-    at::Tensor dx = at::upsample_nearest2d(g * 0.25, {2 * g.size(2), 2 * g.size(3)});
+    // upsample_nearest2x: in the gradient's dtype whatever autocast says, as in the forward pass
+    const at::Tensor dx = upsample_nearest2x(grads[0] * 0.25);
     const auto format = ctx->saved_data["channels_last"].toBool() ? at::MemoryFormat::ChannelsLast
                                                                   : at::MemoryFormat::Contiguous;
     return {dx.contiguous(format)};
