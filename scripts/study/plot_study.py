@@ -29,8 +29,9 @@ def main():
     steps = sorted({s for _, seeds in arms for f in seeds for s in f})
     print(table(arms, target))
     fig, ax = plt.subplots(figsize=(8, 5))
-    # matplotlib's default cycle has 10 colours; the study has more arms than that
-    colours = plt.cm.tab10.colors if len(arms) <= 10 else plt.cm.tab20.colors
+    # matplotlib's default cycle has 10 colours; the study has more arms than that. tab20's dark
+    # shades first, then its light ones: neighbours in the list (minsnr5, speed) get distinct hues.
+    colours = plt.cm.tab20.colors[0::2] + plt.cm.tab20.colors[1::2]
     for i, (name, seeds) in enumerate(arms):
         mean = mean_curve(seeds, steps)
         line, = ax.plot([m[0] for m in mean], [m[1] for m in mean], marker="o", label=name,
