@@ -33,15 +33,8 @@ void run_schedule() {
         "losses): writing the uniform distribution it starts from");
     sampler = std::make_unique<timestep::UniformSampler>(cfg.diffusion.steps);
   }
-  optim::MdlrcSchedule sched;
-  sched.momentum_decay = cfg.optim.momentum_decay;
-  sched.lr_compensation = cfg.optim.lr_compensation;
-  sched.beta1_0 = cfg.optim.beta1;
-  sched.beta1_min = cfg.optim.beta1_min;
-  sched.lr0 = cfg.optim.lr;
-  sched.total_iterations = cfg.train.iterations;
-  sched.lr_schedule = cfg.optim.lr_schedule;
-  sched.lr_min_ratio = cfg.optim.lr_min_ratio;
+  // The optimizer's own schedule, as the run builds it (train/build.hpp).
+  const optim::MdlrcSchedule sched = train::optimizer_options(cfg).schedule();
   optim::validate(sched, "optim");
   for (const int64_t k : ks) {
     if (k > cfg.train.iterations) {

@@ -27,8 +27,14 @@ samples() {  # arm, file stem, sampler options: 64 samples of the arm's final EM
     echo "consistency samples: $stem"
 }
 while read -r name pid _; do
-  [ -f "/tmp/exp/$name.consistency_ddpm.npz" ] && continue
   python3 scripts/study/progress.py /tmp/exp --alive "$pid" >/dev/null && continue
+  # FINAL_EVALS=1 (group 10 on): the end-of-run FIDs of final_evals.sh, in the background.
+  if [ "${FINAL_EVALS:-0}" = 1 ] && [ ! -f "/tmp/exp/$name.final_started" ]; then
+    touch "/tmp/exp/$name.final_started"
+    setsid scripts/study/final_evals.sh "$name" >/dev/null 2>&1 </dev/null &
+    echo "final evaluations started: $name"
+  fi
+  [ -f "/tmp/exp/$name.consistency_ddpm.npz" ] && continue
   samples "$name" "$name.consistency" --sampler ddim --steps ddim50 --eta 0
   samples "$name" "$name.consistency_ddpm" --sampler ddpm --steps 1000
 done </tmp/exp/arms.txt 2>/dev/null

@@ -287,6 +287,14 @@ void validate(const RunConfig& cfg, ConfigUse use) {
     throw Error("loss_weight.kind '" + cfg.loss_weight.kind +
                 "' is defined for diffusion.mean_type 'epsilon' only");
   }
+  const bool weighted = cfg.loss_weight.kind != "none" ||
+                        (cfg.timestep.sampler == "speed" && cfg.timestep.speed.weighting);
+  const bool vb_only = cfg.diffusion.loss == "kl" || cfg.diffusion.loss == "rescaled_kl";
+  if (weighted && vb_only && cfg.loss_weight.terms == "mse") {
+    throw Error("loss_weight.terms 'mse' with diffusion.loss '" + cfg.diffusion.loss +
+                "': that loss has no MSE term for the loss weight to multiply; set "
+                "loss_weight.terms: all (or a diffusion.loss with an MSE term)");
+  }
   if (use == ConfigUse::kTrain && cfg.eval.fid_every > 0 &&
       (cfg.eval.inception.empty() || cfg.eval.reference.empty())) {
     throw Error("eval.fid_every is " + std::to_string(cfg.eval.fid_every) +

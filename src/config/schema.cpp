@@ -376,7 +376,7 @@ std::vector<Field> build() {
                    "250"));
   // timestep sampler
   f.push_back(choice("timestep.sampler", &R::timestep, &T::sampler,
-                     {"uniform", "clts", "loss-second-moment", "speed", "logit-normal"},
+                     {"uniform", "clts", "loss-second-moment", "speed", "logit-normal", "laplace"},
                      "how the training timestep t is drawn"));
   using Cl = CltsConfig;
   using Sp = SpeedConfig;
@@ -422,9 +422,18 @@ std::vector<Field> build() {
   f.push_back(nested_timestep<Ln, double>(&T::logit_normal, &Ln::std, "timestep.logit_normal.std",
                                           "a number > 0", positive,
                                           "logit-normal: std of logit(t/T)"));
+  using La = LaplaceConfig;
+  f.push_back(nested_timestep<La, double>(
+      &T::laplace, &La::mu, "timestep.laplace.mu", "a finite number",
+      [](const double& v) { return std::isfinite(v); }, "Laplace: location of log SNR"));
+  f.push_back(nested_timestep<La, double>(&T::laplace, &La::b, "timestep.laplace.b",
+                                          "a number > 0", positive, "Laplace: scale of log SNR"));
   // loss weighting
   f.push_back(choice("loss_weight.kind", &R::loss_weight, &W::kind, {"none", "min-snr", "p2"},
                      "per-timestep loss weight (Min-SNR, P2)"));
+  f.push_back(choice("loss_weight.terms", &R::loss_weight, &W::terms, {"mse", "all"},
+                     "loss terms the weight (and SpeeD's) multiplies: mse (as the authors' code; "
+                     "L_hybrid's vb term unweighted) or all"));
   f.push_back(number_in("loss_weight.gamma", &R::loss_weight, &W::gamma, 0, kInf, true, true,
                         "Min-SNR: the SNR clamp gamma"));
   f.push_back(
@@ -453,6 +462,8 @@ std::vector<Field> build() {
                      "lr decay without compensation (mdlrc: MDLRC's lr with beta1 held)"));
   f.push_back(number_in("optim.lr_min_ratio", &R::optim, &O::lr_min_ratio, 0, 1, false, false,
                         "floor of the linear / cosine lr schedule, a fraction of optim.lr"));
+  f.push_back(int_at_least("optim.warmup_iterations", &R::optim, &O::warmup_iterations, 0,
+                           "linear lr warm-up: lr_k x min(1, (k + 1) / this); 0: none"));
   f.push_back(number_in("optim.grad_clip", &R::optim, &O::grad_clip, 0, kInf, false, true,
                         "max global grad norm (0: off)"));
   // data

@@ -23,6 +23,7 @@ MdlrcSchedule MdlrcAdamOptions::schedule() const {
   s.total_iterations = total_iterations();
   s.lr_schedule = lr_schedule();
   s.lr_min_ratio = lr_min_ratio();
+  s.warmup_iterations = warmup_iterations();
   return s;
 }
 
@@ -40,6 +41,7 @@ void MdlrcAdamOptions::serialize(torch::serialize::OutputArchive& archive) const
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(implementation);
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr_schedule);
   _TORCH_OPTIM_SERIALIZE_TORCH_ARG(lr_min_ratio);
+  _TORCH_OPTIM_SERIALIZE_TORCH_ARG(warmup_iterations);
 }
 
 void MdlrcAdamOptions::serialize(torch::serialize::InputArchive& archive) {
@@ -58,6 +60,7 @@ void MdlrcAdamOptions::serialize(torch::serialize::InputArchive& archive) {
   c10::IValue v;
   if (archive.try_read("lr_schedule", v)) lr_schedule(v.toStringRef());
   if (archive.try_read("lr_min_ratio", v)) lr_min_ratio(v.toDouble());
+  if (archive.try_read("warmup_iterations", v)) warmup_iterations(v.toInt());  // later still
 }
 
 void validate(const MdlrcAdamOptions& o, const std::string& prefix) {

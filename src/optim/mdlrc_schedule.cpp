@@ -48,11 +48,16 @@ double MdlrcSchedule::beta1(int64_t k) const {
 }
 
 double MdlrcSchedule::lr(int64_t k) const {
+  const double warmup =
+      warmup_iterations > 0
+          ? std::min(1.0, static_cast<double>(k + 1) / static_cast<double>(warmup_iterations))
+          : 1.0;
   if (!lr_compensation) {
-    return scheduled_lr(lr_schedule, k, total_iterations, lr0, lr_min_ratio, beta1_0, beta1_min);
+    return warmup *
+           scheduled_lr(lr_schedule, k, total_iterations, lr0, lr_min_ratio, beta1_0, beta1_min);
   }
   // Eq. 10 against whatever beta1 is actually used, so with momentum decay off it is lr0.
-  return lr0 * (1.0 - beta1_0) / (1.0 - beta1(k));
+  return warmup * lr0 * (1.0 - beta1_0) / (1.0 - beta1(k));
 }
 
 void validate(const MdlrcSchedule& s, const std::string& prefix) {
@@ -74,6 +79,10 @@ void validate(const MdlrcSchedule& s, const std::string& prefix) {
   }
   if (!(s.lr_min_ratio >= 0.0 && s.lr_min_ratio <= 1.0)) {
     throw Error(c10::str(prefix, ".lr_min_ratio = ", s.lr_min_ratio, ": expected a value in [0, 1]"));
+  }
+  if (s.warmup_iterations < 0) {
+    throw Error(c10::str(prefix, ".warmup_iterations = ", s.warmup_iterations,
+                         ": expected >= 0 (0: no warm-up)"));
   }
   const bool needs_k = s.momentum_decay || s.lr_schedule != "constant";
   if (needs_k && s.total_iterations < 1) {

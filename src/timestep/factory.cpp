@@ -31,9 +31,13 @@ void validate(const TimestepSamplerOptions& o, const std::string& prefix) {
     validate(o.logit_normal, prefix);
     return;
   }
-  throw Error(
-      c10::str(prefix, ".sampler = '", o.kind,
-               "': expected one of uniform, clts, loss-second-moment, speed, logit-normal"));
+  if (o.kind == "laplace") {
+    validate(o.laplace, prefix);
+    return;
+  }
+  throw Error(c10::str(
+      prefix, ".sampler = '", o.kind,
+      "': expected one of uniform, clts, loss-second-moment, speed, logit-normal, laplace"));
 }
 
 std::unique_ptr<TimestepSampler> make_sampler(const TimestepSamplerOptions& o) {
@@ -53,6 +57,11 @@ std::unique_ptr<TimestepSampler> make_sampler(const TimestepSamplerOptions& o) {
   }
   if (o.kind == "logit-normal") {
     return std::make_unique<LogitNormalSampler>(o.num_timesteps, o.logit_normal);
+  }
+  if (o.kind == "laplace") {
+    TORCH_CHECK(o.alphas_cumprod.defined() && o.alphas_cumprod.numel() == o.num_timesteps,
+                "make_sampler: 'laplace' needs alphas_cumprod of length num_timesteps");
+    return std::make_unique<LaplaceSampler>(o.alphas_cumprod, o.laplace);
   }
   return std::make_unique<UniformSampler>(o.num_timesteps);
 }

@@ -17,6 +17,9 @@ LossWeightingKind parse_loss_weighting(const std::string& kind, const std::strin
 
 void validate(const LossWeightingOptions& o, const std::string& prefix) {
   const auto kind = parse_loss_weighting(o.kind, prefix + ".kind");
+  if (o.terms != "mse" && o.terms != "all") {
+    throw Error(c10::str(prefix, ".terms = '", o.terms, "': expected one of mse, all"));
+  }
   if (kind == LossWeightingKind::kMinSnr && !(o.gamma > 0.0)) {
     throw Error(c10::str(prefix, ".gamma = ", o.gamma, ": expected > 0"));
   }
@@ -51,6 +54,28 @@ at::Tensor loss_weight(const LossWeightingOptions& options, const at::Tensor& al
                        const at::Tensor& t) {
   validate(options);
   return loss_weight(parse_loss_weighting(options.kind), alphas_cumprod, t, options);
+}
+
+TermWeights split_weights(const LossWeightingOptions& options, const at::Tensor& alphas_cumprod,
+                          const TimestepSampler::Draw& draw) {
+  const auto kind = parse_loss_weighting(options.kind);
+  if (kind == LossWeightingKind::kNone && !draw.loss_weights.defined()) {
+    // Nothing but importance weights: the objective is exactly weights * loss, as without terms.
+    return {draw.weights * loss_weight(kind, alphas_cumprod, draw.t, options), {}};
+  }
+  at::Tensor w = loss_weight(kind, alphas_cumprod, draw.t, options);
+  if (draw.loss_weights.defined()) w = draw.loss_weights * w;
+  if (options.terms == "all") return {draw.weights * w, {}};
+  return {draw.weights, w};
+}
+
+at::Tensor weighted_objective(const at::Tensor& loss, const at::Tensor& mse, const at::Tensor& vb,
+                              const at::Tensor& whole, const at::Tensor& mse_weight) {
+  if (!mse_weight.defined()) return loss.to(at::kFloat) * whole;
+  TORCH_CHECK(mse.defined(), "weighted_objective: a weight of the MSE term needs the MSE term");
+  at::Tensor objective = mse.to(at::kFloat) * mse_weight;
+  if (vb.defined()) objective = objective + vb.to(at::kFloat);
+  return objective * whole;
 }
 
 }  // namespace dmtrain::timestep

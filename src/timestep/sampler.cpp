@@ -17,7 +17,8 @@ TimestepSampler::Draw TimestepSampler::sample(int64_t batch, int64_t iteration,
   // multinomial with replacement on the caller's generator: reproducible from its state.
   auto t = at::multinomial(p, batch, /*replacement=*/true, gen);
   auto w = weights_for(p, t);
-  return {t, w};
+  auto lw = loss_weights_for(t);
+  return {t, w, lw};
 }
 
 at::Tensor TimestepSampler::importance_weights(const at::Tensor& p, const at::Tensor& t) const {

@@ -73,11 +73,15 @@ TimestepSampler::Draw SpeedSampler::sample(int64_t batch, int64_t iteration, at:
   const at::Tensor dual =
       at::where(t < m, m - t, t - m).clamp_max(num_timesteps() - 1).to(at::kLong);
   const at::Tensor all = at::cat({t, dual}).slice(0, 0, batch).contiguous();
-  return {all, weights_for(p_, all)};
+  return {all, weights_for(p_, all), loss_weights_for(all)};
 }
 
 at::Tensor SpeedSampler::weights_for(const at::Tensor& /*p*/, const at::Tensor& t) const {
-  if (!options_.weighting) return at::ones({t.size(0)}, at::kFloat);
+  return at::ones({t.size(0)}, at::kFloat);
+}
+
+at::Tensor SpeedSampler::loss_weights_for(const at::Tensor& t) const {
+  if (!options_.weighting) return {};
   return weights_.index_select(0, t).to(at::kFloat);
 }
 

@@ -138,8 +138,10 @@ timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
   o.speed.threshold = sp.threshold;
   o.logit_normal.mean = cfg.timestep.logit_normal.mean;
   o.logit_normal.std = cfg.timestep.logit_normal.std;
-  // SpeeD's weights and m come from that process's abar.
-  if (o.kind == "speed") o.alphas_cumprod = process.alphas_cumprod();
+  o.laplace.mu = cfg.timestep.laplace.mu;
+  o.laplace.b = cfg.timestep.laplace.b;
+  // SpeeD's weights and m, and Laplace's log SNR, come from that process's abar.
+  if (o.kind == "speed" || o.kind == "laplace") o.alphas_cumprod = process.alphas_cumprod();
   timestep::validate(o, "timestep");
   return o;
 }
@@ -147,6 +149,7 @@ timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
 timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg) {
   timestep::LossWeightingOptions o;
   o.kind = cfg.loss_weight.kind;
+  o.terms = cfg.loss_weight.terms;
   o.gamma = cfg.loss_weight.gamma;
   o.p2_k = cfg.loss_weight.p2_k;
   o.p2_gamma = cfg.loss_weight.p2_gamma;
@@ -198,6 +201,7 @@ optim::MdlrcAdamOptions optimizer_options(const config::RunConfig& cfg) {
       .beta1_min(c.beta1_min)
       .lr_schedule(c.lr_schedule)
       .lr_min_ratio(c.lr_min_ratio)
+      .warmup_iterations(c.warmup_iterations)
       .total_iterations(cfg.train.iterations);
   return o;
 }

@@ -56,15 +56,15 @@ at::Tensor rank_rows(const at::Tensor& global, const dist::Context& ctx) {
   return global.slice(0, ctx.rank, global.size(0), ctx.world_size).contiguous();
 }
 
-// The recipe's per-example losses of a batch, under the run's autocast.
-at::Tensor example_losses(Run& r, const at::Tensor& x, const at::Tensor& t, const at::Tensor& n,
-                          const at::Tensor& y) {
+// The recipe's per-example loss terms of a batch, under the run's autocast.
+diffusion::TrainingLosses example_losses(Run& r, const at::Tensor& x, const at::Tensor& t,
+                                         const at::Tensor& n, const at::Tensor& y) {
   AutocastScope autocast(r.device.type(), r.precision, r.precision != at::kFloat);
   const diffusion::ModelFn model_fn = [&](const at::Tensor& xt, const at::Tensor& tt,
                                           const at::Tensor& labels) {
     return r.model->forward(xt, tt, labels);
   };
-  return r.diffusion.training_losses(model_fn, x, t, n, y).loss;
+  return r.diffusion.training_losses(model_fn, x, t, n, y);
 }
 
 std::vector<std::vector<at::Tensor>> ema_copies(const Ema& ema) {
@@ -119,9 +119,10 @@ ForwardBackward eager_forward_backward(Run& r) {
         return a.defined() && chunks > 1 ? a.slice(0, m * chunk, (m + 1) * chunk) : a;
       };
       if (last && r.reducer) r.reducer->prepare_for_forward();
-      const at::Tensor part =
-          example_losses(r, rows(in.x0), rows(in.t), rows(in.noise), rows(in.y));
-      const at::Tensor weighted = part.to(at::kFloat) * rows(in.w);
+      const auto terms = example_losses(r, rows(in.x0), rows(in.t), rows(in.noise), rows(in.y));
+      const at::Tensor& part = terms.loss;
+      const at::Tensor weighted = timestep::weighted_objective(terms.loss, terms.mse, terms.vb,
+                                                               rows(in.w), rows(in.w_mse));
       // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
       const at::Tensor share =
           chunks == 1 ? weighted.mean() : weighted.sum() / static_cast<double>(r.local_batch);
@@ -237,8 +238,10 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
       }
       g->step = std::make_unique<CudaGraphStep>(
           [&r](const std::vector<at::Tensor>& x) {
-            const at::Tensor part = example_losses(r, x[0], x[1], x[2], x[3]);
-            return std::make_pair((part.to(at::kFloat) * x[4]).mean(), part.detach());
+            const auto terms = example_losses(r, x[0], x[1], x[2], x[3]);
+            const at::Tensor weighted =
+                timestep::weighted_objective(terms.loss, terms.mse, terms.vb, x[4], x[5]);
+            return std::make_pair(weighted.mean(), terms.loss.detach());
           },
           r.params, std::move(captured));
     }
@@ -249,7 +252,7 @@ ForwardBackward graphed(ForwardBackward eager, Run& r, int64_t from, int64_t& gr
         // train_step: a checkpoint's device-to-host copies in flight must be done first.
         r.state.fence_checkpoint();
       }
-      const auto out = g->step->run({in.x0, in.t, in.noise, in.y, in.w});
+      const auto out = g->step->run({in.x0, in.t, in.noise, in.y, in.w, in.w_mse});
       if (graph_steps++ == 0) {
         log::info(c10::str("iteration ", k, ": training step captured as a CUDA graph"));
       }
@@ -293,12 +296,13 @@ PreparedInputs prepare_inputs(Run& r, MetricsLog& metrics, int64_t k, at::Genera
   const auto upload = [&](const at::Tensor& h) {
     return r.device.is_cuda() ? h.pin_memory().to(r.device, /*non_blocking=*/true) : h;
   };
-  const at::Tensor abar = r.diffusion.alphas_cumprod();
+  const timestep::TermWeights w =
+      timestep::split_weights(r.weighting, r.diffusion.alphas_cumprod(), p.draw);
   StepInputs& in = p.in;
   in.x0 = x0;
   in.y = y;
-  in.w =
-      upload(rank_rows(p.draw.weights * timestep::loss_weight(r.weighting, abar, p.draw.t), r.ctx));
+  in.w = upload(rank_rows(w.whole, r.ctx));
+  if (w.mse.defined()) in.w_mse = upload(rank_rows(w.mse, r.ctx));
   in.t = upload(rank_rows(p.draw.t, r.ctx));
   std::vector<int64_t> noise_shape = x0.sizes().vec();
   noise_shape[0] = tc.batch_size;

@@ -15,7 +15,10 @@
 namespace dmtrain::train::detail {
 
 struct StepInputs {
-  at::Tensor x0, t, noise, y, w;  // this rank's rows
+  at::Tensor x0, t, noise, y;  // this rank's rows
+  // Their loss weights (timestep/loss_weighting.hpp): w multiplies an example's whole loss,
+  // w_mse (undefined unless a loss weight goes to the MSE term alone) its MSE term.
+  at::Tensor w, w_mse;
 };
 struct Losses {
   at::Tensor loss;         // the scalar backward ran on (this rank's weighted mean)

@@ -95,3 +95,19 @@ TEST_F(LoadErrors, AFolderOrAnEmptyFileAsConfig) {
   // An empty file is an empty config: the required train keys name themselves.
   EXPECT_HAS(error_of(""), "train.iterations is required");
 }
+
+// A loss weight that goes to the MSE term alone (loss_weight.terms: mse, the default) has nothing
+// to multiply under a VLB-only loss: refused naming both keys, instead of a check failing in the
+// first training step.
+TEST_F(LoadErrors, MseTermWeightWithAVlbOnlyLossIsRefused) {
+  const auto msg =
+      error_of(kMinimal, {"loss_weight.kind=min-snr", "diffusion.loss=kl"});
+  EXPECT_HAS(msg, "loss_weight.terms");
+  EXPECT_HAS(msg, "diffusion.loss 'kl'");
+  EXPECT_HAS(error_of(kMinimal, {"timestep.sampler=speed", "diffusion.loss=rescaled_kl"}),
+             "loss_weight.terms");
+  EXPECT_HAS(error_of(kMinimal, {"loss_weight.terms=vb"}), "loss_weight.terms");
+  EXPECT_HAS(error_of(kMinimal, {"optim.warmup_iterations=-3"}), "optim.warmup_iterations");
+  EXPECT_HAS(error_of(kMinimal, {"timestep.sampler=laplace", "timestep.laplace.b=0"}),
+             "timestep.laplace.b");
+}

@@ -131,3 +131,29 @@ TEST(MdlrcSchedule, LrScheduleValidationNamesKey) {
   s.lr_min_ratio = 1.5;
   EXPECT_THROW(validate(s), dmtrain::Error);
 }
+
+// Linear warm-up: lr_k times min(1, (k + 1) / W) on top of whichever rule, by hand.
+TEST(MdlrcSchedule, WarmupRampsEveryRuleLinearly) {
+  MdlrcSchedule s{false, false, 0.9, 0.5, 1e-3, 100};
+  s.warmup_iterations = 4;
+  EXPECT_DOUBLE_EQ(s.lr(0), 2.5e-4);  // 1/4 of lr_0: the first step already trains
+  EXPECT_DOUBLE_EQ(s.lr(1), 5e-4);
+  EXPECT_DOUBLE_EQ(s.lr(3), 1e-3);    // ramp done at k = W - 1
+  EXPECT_DOUBLE_EQ(s.lr(50), 1e-3);
+  s.lr_schedule = "linear";           // lr_0 (1 - k/K) x ramp: k = 1 -> 1e-3 x 0.99 x 0.5
+  EXPECT_DOUBLE_EQ(s.lr(1), 1e-3 * 0.99 * 0.5);
+  EXPECT_DOUBLE_EQ(s.lr(50), 1e-3 * 0.5);
+  MdlrcSchedule m{true, true, 0.9, 0.5, 1e-3, 100};  // MDLRC's compensated lr, ramped too
+  const double plain = m.lr(1), plain_beta1 = m.beta1(1);
+  m.warmup_iterations = 4;
+  EXPECT_DOUBLE_EQ(m.lr(1), 0.5 * plain);
+  EXPECT_DOUBLE_EQ(m.beta1(1), plain_beta1);
+  m.warmup_iterations = -1;
+  try {
+    validate(m);
+    FAIL() << "warmup_iterations -1 accepted";
+  } catch (const dmtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("optim.warmup_iterations"), std::string::npos)
+        << e.what();
+  }
+}

@@ -107,3 +107,76 @@ TEST(LossWeighting, ValidationNamesKey) {
   EXPECT_NO_THROW(validate(LossWeightingOptions{"p2", 5, 1, 0.5}));
   EXPECT_EQ(parse_loss_weighting("min-snr"), LossWeightingKind::kMinSnr);
 }
+
+TEST(LossWeighting, TermsIsValidatedByKey) {
+  LossWeightingOptions o{"min-snr", 5, 1, 1, "vb"};
+  try {
+    validate(o);
+    FAIL() << "terms 'vb' accepted";
+  } catch (const dmtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("loss_weight.terms"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(LossWeightingOptions{}.terms, "mse");  // the authors' code: the weight on MSE only
+}
+
+// Which weights go where: importance weights always on the whole loss, the loss weighting (and a
+// sampler's own, SpeeD's) on the MSE term under terms = mse and on the whole loss under all.
+TEST(LossWeighting, SplitWeightsByTerms) {
+  // SNR = {1, 9, 99}: Min-SNR-5 weights {1, 5/9, 5/99}
+  const auto ac = at::tensor(std::vector<double>{0.5, 0.9, 0.99}, at::kDouble);
+  TimestepSampler::Draw draw;
+  draw.t = at::tensor(std::vector<int64_t>{0, 1, 2}, at::kLong);
+  draw.weights = at::tensor(std::vector<float>{2.0f, 1.0f, 0.5f});  // importance weights
+
+  // No weighting: the whole loss times the importance weights, nothing on the MSE term.
+  auto none = split_weights(LossWeightingOptions{}, ac, draw);
+  EXPECT_FALSE(none.mse.defined());
+  EXPECT_TRUE(at::equal(none.whole, draw.weights));
+
+  LossWeightingOptions ms{"min-snr", 5.0, 1.0, 1.0, "mse"};
+  auto on_mse = split_weights(ms, ac, draw);
+  EXPECT_TRUE(at::equal(on_mse.whole, draw.weights));
+  ASSERT_TRUE(on_mse.mse.defined());
+  EXPECT_FLOAT_EQ(on_mse.mse[0].item<float>(), 1.0f);
+  EXPECT_FLOAT_EQ(on_mse.mse[1].item<float>(), 5.0f / 9);
+  EXPECT_FLOAT_EQ(on_mse.mse[2].item<float>(), 5.0f / 99);
+
+  ms.terms = "all";
+  auto on_all = split_weights(ms, ac, draw);
+  EXPECT_FALSE(on_all.mse.defined());
+  EXPECT_FLOAT_EQ(on_all.whole[0].item<float>(), 2.0f);
+  EXPECT_FLOAT_EQ(on_all.whole[1].item<float>(), 5.0f / 9);
+  EXPECT_FLOAT_EQ(on_all.whole[2].item<float>(), 0.5f * 5.0f / 99);
+
+  // A sampler's own loss weighting (SpeeD's w(t)) is a loss weighting too: with no
+  // loss_weight.kind it goes to the MSE term alone, and multiplies Min-SNR's where both are on.
+  draw.loss_weights = at::tensor(std::vector<float>{0.5f, 0.25f, 1.0f});
+  auto speed_only = split_weights(LossWeightingOptions{}, ac, draw);
+  ASSERT_TRUE(speed_only.mse.defined());
+  EXPECT_TRUE(at::equal(speed_only.mse, draw.loss_weights));
+  EXPECT_TRUE(at::equal(speed_only.whole, draw.weights));
+  ms.terms = "mse";
+  auto both = split_weights(ms, ac, draw);
+  EXPECT_FLOAT_EQ(both.mse[1].item<float>(), 0.25f * 5.0f / 9);
+}
+
+// weighted_objective against the hand-worked sums of the two readings.
+TEST(LossWeighting, WeightedObjectiveHandWorked) {
+  const auto mse = at::tensor(std::vector<float>{0.2f, 0.4f});
+  const auto vb = at::tensor(std::vector<float>{1.0f, 3.0f});
+  const auto loss = mse + vb;
+  const auto whole = at::tensor(std::vector<float>{1.0f, 0.5f});
+  const auto w = at::tensor(std::vector<float>{0.1f, 0.5f});
+  // no MSE weight: whole * loss = {1.2, 1.7}
+  auto a = weighted_objective(loss, mse, vb, whole, {});
+  EXPECT_FLOAT_EQ(a[0].item<float>(), 1.2f);
+  EXPECT_FLOAT_EQ(a[1].item<float>(), 1.7f);
+  // terms = mse: whole * (w mse + vb) = {1 * (0.02 + 1), 0.5 * (0.2 + 3)} = {1.02, 1.6}
+  auto b = weighted_objective(loss, mse, vb, whole, w);
+  EXPECT_FLOAT_EQ(b[0].item<float>(), 1.02f);
+  EXPECT_FLOAT_EQ(b[1].item<float>(), 1.6f);
+  // no vb term (fixed variance): whole * w * mse = {1 * 0.1 * 0.2, 0.5 * 0.5 * 0.4} = {0.02, 0.1}
+  auto c = weighted_objective(mse, mse, {}, whole, w);
+  EXPECT_FLOAT_EQ(c[0].item<float>(), 0.02f);
+  EXPECT_FLOAT_EQ(c[1].item<float>(), 0.1f);
+}

@@ -74,9 +74,12 @@ TEST(SpeedSampler, SecondHalfOfTheBatchIsTheDualOfTheFirst) {
     const int64_t t = d.t[i].item<int64_t>();
     EXPECT_EQ(d.t[5 + i].item<int64_t>(), t < m ? m - t : t - m) << i;
   }
+  // w(t) is a loss weighting (applied to loss_weight.terms), not an importance weight.
+  ASSERT_TRUE(d.loss_weights.defined());
   for (int64_t i = 0; i < B; ++i) {
-    EXPECT_FLOAT_EQ(d.weights[i].item<float>(),
+    EXPECT_FLOAT_EQ(d.loss_weights[i].item<float>(),
                     static_cast<float>(kSpeedW[static_cast<size_t>(d.t[i].item<int64_t>())]));
+    EXPECT_EQ(d.weights[i].item<float>(), 1.0f);
   }
 }
 
@@ -90,6 +93,7 @@ TEST(SpeedSampler, FirstHalfFollowsTheAsymmetricDistribution) {
   const double low = (d.t < 7).to(at::kDouble).mean().item<double>();
   EXPECT_NEAR(low, 35.0 / 38.0, 0.003);                 // 7 steps of weight 5 against 3 of weight 1
   EXPECT_EQ(d.weights.sum().item<float>(), 200000.0f);  // weighting off: all ones
+  EXPECT_FALSE(d.loss_weights.defined());               // and no loss weighting
 }
 
 TEST(SpeedSampler, FactoryBuildsItAndValidatesByKey) {

@@ -60,15 +60,23 @@ struct LogitNormalConfig {  // SD3's logit-normal t (timestep/logit_normal_sampl
   double std = 1.0;
 };
 
+struct LaplaceConfig {  // Laplace log-SNR sampling (timestep/laplace_sampler.hpp)
+  double mu = 0.0;  // location of log SNR [Hang et al. 2024: 0]
+  double b = 0.5;   // scale [Hang et al. 2024: 0.5]
+};
+
 struct TimestepConfig {
-  std::string sampler = "uniform";  // uniform | clts | loss-second-moment | speed | logit-normal
+  // uniform | clts | loss-second-moment | speed | logit-normal | laplace
+  std::string sampler = "uniform";
   CltsConfig clts;
   SpeedConfig speed;
   LogitNormalConfig logit_normal;
+  LaplaceConfig laplace;
 };
 
 struct LossWeightConfig {
   std::string kind = "none";  // none | min-snr | p2
+  std::string terms = "mse";  // mse | all: the loss terms the weight multiplies
   double gamma = 5.0;         // min-snr
   double p2_k = 1.0;
   double p2_gamma = 1.0;
@@ -86,6 +94,7 @@ struct OptimConfig {
   bool lr_compensation = false;  // MDLRC: lr_k (1 - beta1_k) constant (Eq. 10)
   std::string lr_schedule = "constant";  // constant | mdlrc | linear | cosine (without compensation)
   double lr_min_ratio = 0.0;             // linear / cosine floor, a fraction of lr
+  int64_t warmup_iterations = 0;         // lr ramps linearly over these (0: none)
   double grad_clip = 0.0;        // 0: off; else max global L2 norm
 };
 

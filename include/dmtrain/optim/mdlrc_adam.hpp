@@ -49,6 +49,7 @@ struct MdlrcAdamOptions : public torch::optim::OptimizerCloneableOptions<MdlrcAd
   TORCH_ARG(int64_t, total_iterations) = 1;         // K
   TORCH_ARG(std::string, lr_schedule) = "constant";  // see mdlrc_schedule.hpp
   TORCH_ARG(double, lr_min_ratio) = 0.0;
+  TORCH_ARG(int64_t, warmup_iterations) = 0;  // see mdlrc_schedule.hpp
   TORCH_ARG(std::string, implementation) = "auto";  // auto | plain | fused
 
  public:

@@ -22,6 +22,10 @@
 //             beta1 held at beta1_0 (the "lr decay only" control)
 //   linear:   lr_k = lr_min + (lr_0 - lr_min) (1 - s)
 //   cosine:   lr_k = lr_min + (lr_0 - lr_min) (1 + cos(pi s)) / 2
+//
+// Warm-up (warmup_iterations W > 0) multiplies whichever rule above by min(1, (k + 1) / W): a
+// linear ramp whose first step already trains (lr_0 / W, not 0) and which reaches lr_0's rule at
+// k = W - 1. Beta1 is not warmed up.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -44,6 +48,7 @@ struct MdlrcSchedule {
   int64_t total_iterations = 1;  // K, the run's total iterations
   std::string lr_schedule = "constant";  // constant | mdlrc | linear | cosine (see above)
   double lr_min_ratio = 0.0;             // linear / cosine: the floor as a fraction of lr_0
+  int64_t warmup_iterations = 0;         // W: linear warm-up factor min(1, (k + 1) / W); 0: off
 
   double beta1(int64_t k) const;
   double lr(int64_t k) const;
@@ -53,7 +58,8 @@ struct MdlrcSchedule {
 // (beta1_0 outside [0, 1)), and, when momentum_decay is on, `<prefix>.beta1_min` (outside
 // [0, beta1_0]) and `<prefix>.total_iterations` (<= 0). With momentum decay off those two are
 // unused and not checked; `<prefix>.lr_schedule` (unknown, or not constant together with
-// lr_compensation) and `<prefix>.lr_min_ratio` (outside [0, 1]).
+// lr_compensation), `<prefix>.lr_min_ratio` (outside [0, 1]) and `<prefix>.warmup_iterations`
+// (< 0).
 void validate(const MdlrcSchedule& schedule, const std::string& prefix = "optim");
 
 }  // namespace dmtrain::optim

@@ -4,6 +4,7 @@
 #include <string>
 
 #include "dmtrain/timestep/clts.hpp"
+#include "dmtrain/timestep/laplace_sampler.hpp"
 #include "dmtrain/timestep/logit_normal_sampler.hpp"
 #include "dmtrain/timestep/loss_second_moment_sampler.hpp"
 #include "dmtrain/timestep/sampler.hpp"
@@ -12,13 +13,16 @@
 namespace dmtrain::timestep {
 
 struct TimestepSamplerOptions {
-  std::string kind = "uniform";  // uniform | clts | loss-second-moment | speed | logit-normal
+  // uniform | clts | loss-second-moment | speed | logit-normal | laplace
+  std::string kind = "uniform";
   int64_t num_timesteps = 1000;  // T; overrides clts.num_timesteps
   CltsOptions clts;
   LossSecondMomentOptions loss_second_moment;
   SpeedOptions speed;
   LogitNormalOptions logit_normal;
-  // abar_t of the diffusion process, float64 [T]: needed by "speed" only (its weights and m).
+  LaplaceOptions laplace;
+  // abar_t of the diffusion process, float64 [T]: needed by "speed" (its weights and m) and
+  // "laplace" (log SNR) only.
   at::Tensor alphas_cumprod;
 };
 

@@ -16,8 +16,9 @@
 //  - tau is a fraction of T (the reference's tau = 700 of 1000 is 0.7);
 //  - the threshold of m is per unit of normalised time t/T: the reference's 1e-4 per step at
 //    T = 1000 is 0.1, i.e. a step's increment must fall below 0.1 / T. At T = 1000 both agree.
-// The reference multiplies only the MSE term by w(t); here, as for every sampler weight, the
-// trainer multiplies each example's whole loss (for L_hybrid also its VLB term).
+// w(t) is a loss weighting, not an importance weight: the draw returns it as `loss_weights`, and
+// the trainer applies it to the terms `loss_weight.terms` names; the reference ("the weights act
+// on the mse loss") multiplies only the MSE term, which `terms: mse`, the default, reproduces.
 // Stateless apart from its kind: the draw is a function of the generator only.
 #pragma once
 #include <string>
@@ -55,7 +56,8 @@ class SpeedSampler : public TimestepSampler {
   const at::Tensor& weights() const { return weights_; }  // w(t), float64 [T]
 
  protected:
-  at::Tensor weights_for(const at::Tensor& p, const at::Tensor& t) const override;
+  at::Tensor weights_for(const at::Tensor& p, const at::Tensor& t) const override;  // ones
+  at::Tensor loss_weights_for(const at::Tensor& t) const override;  // w(t); undefined when off
 
  private:
   SpeedOptions options_;
