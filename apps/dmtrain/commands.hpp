@@ -42,4 +42,9 @@ void add_config_command(CLI::App& app);
 // post-hoc EMA reconstruction from the snapshots of train.posthoc_ema (EDM2)
 void add_ema_command(CLI::App& app);
 
+// dmtrain compare --baseline RUN [RUN...] --arm NAME=RUN[,RUN...] [--arm ...] [--targets X,Y]
+// [--csv F] [--markdown F]   (compare_command.cpp; sweep/compare.hpp): runs' FID curves compared
+// as iterations to a target FID, with ratios, same-seed ratios and the baseline's noise floor
+void add_compare_command(CLI::App& app);
+
 }  // namespace dmtrain::app

@@ -349,13 +349,17 @@ std::optional<JsonRecord> parse_json_record(const std::string& line) {
   return rec;
 }
 
-std::vector<JsonRecord> read_metrics(const std::string& run_dir) {
+std::vector<JsonRecord> read_json_records(const std::string& path) {
   std::vector<JsonRecord> out;
-  std::ifstream in(fs::path(run_dir) / "metrics.jsonl");
+  std::ifstream in(path);
   for (std::string line; std::getline(in, line);) {
     if (auto rec = parse_json_record(line)) out.push_back(std::move(*rec));
   }
   return out;
+}
+
+std::vector<JsonRecord> read_metrics(const std::string& run_dir) {
+  return read_json_records((fs::path(run_dir) / "metrics.jsonl").string());
 }
 
 int64_t last_logged_step(const std::string& run_dir) {
@@ -375,6 +379,17 @@ int64_t last_logged_step(const std::string& run_dir) {
     if (rec && std::isfinite(rec->number("step"))) return static_cast<int64_t>(rec->number("step"));
   }
   return 0;
+}
+
+std::vector<FidPoint> fid_curve(const std::vector<JsonRecord>& records) {
+  std::map<int64_t, double> fid;  // by step: a later record for the same step replaces it
+  for (const auto& r : records) {
+    const double step = r.number("step");
+    if (r.has("fid") && std::isfinite(step)) fid[static_cast<int64_t>(step)] = r.number("fid");
+  }
+  std::vector<FidPoint> out;
+  for (const auto& [step, v] : fid) out.push_back({step, v});
+  return out;
 }
 
 int64_t iters_to_fid(const std::vector<FidPoint>& curve, double target) {
@@ -403,19 +418,16 @@ RunSummary summarize_run(const SweepRun& run) {
   s.name = run.name;
   s.values = run.values;
   s.final_loss = s.tail_loss = s.img_per_s = s.final_fid = s.best_fid = NAN;
+  std::vector<JsonRecord> all = read_metrics(run.run_dir);
+  s.fid = fid_curve(all);
   std::vector<JsonRecord> recs;  // training records (FID records have no loss)
-  std::map<int64_t, double> fid;
-  for (auto& r : read_metrics(run.run_dir)) {
-    const double step = r.number("step");
-    if (r.has("fid") && std::isfinite(step)) {
-      fid[static_cast<int64_t>(step)] = r.number("fid");
-    } else if (r.has("loss")) {
-      recs.push_back(std::move(r));
-    }
+  for (auto& r : all) {
+    const bool fid_record = r.has("fid") && std::isfinite(r.number("step"));  // as fid_curve's
+    if (!fid_record && r.has("loss")) recs.push_back(std::move(r));
   }
-  for (const auto& [step, v] : fid) {
-    s.fid.push_back({step, v});
-    if (std::isfinite(v) && !(v >= s.best_fid)) s.best_fid = v;  // !(>=): best_fid starts NaN
+  for (const auto& p : s.fid) {
+    // !(>=): best_fid starts NaN
+    if (std::isfinite(p.fid) && !(p.fid >= s.best_fid)) s.best_fid = p.fid;
   }
   if (!s.fid.empty()) s.final_fid = s.fid.back().fid;
   if (recs.empty()) {

@@ -87,7 +87,10 @@ struct JsonRecord {
 // Parses one flat JSON object (values: numbers, null, true/false, strings); nullopt for anything
 // else, e.g. a line torn by a kill or a nested value.
 std::optional<JsonRecord> parse_json_record(const std::string& line);
-// The parsable records of <run_dir>/metrics.jsonl in file order (none when it does not exist).
+// The parsable records of a JSON-lines file (a metrics.jsonl) in file order; none when it does
+// not exist. The one reader of metrics.jsonl for summaries and comparisons (sweep/compare.hpp).
+std::vector<JsonRecord> read_json_records(const std::string& path);
+// read_json_records(<run_dir>/metrics.jsonl).
 std::vector<JsonRecord> read_metrics(const std::string& run_dir);
 // The "step" of the last parsable record of <run_dir>/metrics.jsonl, 0 when none. Reads only
 // the file's tail: it is polled for the progress of running runs.
@@ -98,6 +101,9 @@ struct FidPoint {
   int64_t step = 0;
   double fid = 0;
 };
+// The FID evaluations among `records` (those with "fid" and a finite "step"), by ascending step;
+// of several records for one step (a resumed run) the last wins; a null FID is kept as NaN.
+std::vector<FidPoint> fid_curve(const std::vector<JsonRecord>& records);
 // The first evaluation step whose FID <= target; -1 when never.
 int64_t iters_to_fid(const std::vector<FidPoint>& curve, double target);
 // The step at which the FID curve, linear between consecutive finite evaluations, first reaches
