@@ -44,8 +44,10 @@ void add_train_options(CLI::App& app) {
 }
 
 int run_train() {
-  if (!args.run_dir.empty()) args.sets.push_back("train.run_dir=" + args.run_dir);
-  const config::RunConfig cfg = config::load_config(args.config, args.sets);
+  config::RunConfig cfg = config::load_config(args.config, args.sets);
+  // Taken literally, not through --set: a path is not YAML ("runs/exp #1" would lose " #1" to a
+  // comment, and "~" or "null" would not be a path at all).
+  if (!args.run_dir.empty()) cfg.train.run_dir = args.run_dir;
   // Everything that can be built without training, so that neither a dry run nor a real one
   // accepts what would fail at the first sample grid or after the last iteration.
   train::check_run_config(cfg);

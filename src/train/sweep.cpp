@@ -274,10 +274,9 @@ std::vector<SweepRun> expand(const SweepSpec& spec) {
     }
     run.name = name;
     run.run_dir = (fs::path(out) / name).string();
-    auto overrides = run.overrides;
-    overrides.push_back("train.run_dir=" + run.run_dir);
     try {
-      run.iterations = config::load_config(spec.base_config, overrides).train.iterations;
+      // (the run dir, a path, is not a --set value: it reaches the run literally, --run-dir)
+      run.iterations = config::load_config(spec.base_config, run.overrides).train.iterations;
     } catch (const Error& e) {
       throw Error("sweep run " + std::to_string(r) + " (" + name + "): " + e.what());
     }
@@ -577,9 +576,8 @@ int run_sweep(const std::vector<SweepRun>& runs, const SweepRunner& runner) {
 
 SweepRunner in_process_runner(const SweepSpec& spec) {
   return [spec](const SweepRun& run) {
-    auto overrides = run.overrides;
-    overrides.push_back("train.run_dir=" + run.run_dir);
-    const config::RunConfig cfg = config::load_config(spec.base_config, overrides);
+    config::RunConfig cfg = config::load_config(spec.base_config, run.overrides);
+    cfg.train.run_dir = run.run_dir;  // literally, as --run-dir gives it to a child
     TrainOptions opts;
     opts.resume = "auto";
     try {

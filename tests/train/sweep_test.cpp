@@ -422,9 +422,13 @@ TEST(SweepRunLoop, TinyRealSweepTrainsTwoRunsAndSummarizes) {
   SweepSpec spec;
   spec.base_config = (root / "base.yaml").string();
   spec.axes = {train::parse_grid("timestep.clts.mu=0.1,0.3")};
+  // A path is taken literally: as a YAML value "sw #1" would lose " #1" to a comment, and both
+  // runs would train in <root>/sw (issue 38).
+  spec.out_dir = (root / "sw #1").string();
   const auto runs = train::expand(spec);
   ASSERT_EQ(runs.size(), 2u);
   ASSERT_EQ(train::run_sweep(runs, train::in_process_runner(spec)), 0);
+  EXPECT_FALSE(fs::exists(root / "sw"));
   for (size_t i = 0; i < 2; ++i) {
     const auto ran = config::load_config((fs::path(runs[i].run_dir) / "config.yaml").string());
     EXPECT_DOUBLE_EQ(ran.timestep.clts.mu, i == 0 ? 0.1 : 0.3);
