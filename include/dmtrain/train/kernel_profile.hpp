@@ -48,7 +48,7 @@ class KernelProfile {
 
   // Starts recording: CPU ops always, CUDA kernels too when torch::cuda::is_available();
   // `record_shapes`: each op's input shapes go into the trace too (for a trace read offline, e.g.
-  // by scripts/bench/trace_attribution.py; it costs host time per op).
+  // by lab/bench/trace_attribution.py; it costs host time per op).
   void start(bool record_shapes = false);
   // Stops recording, writes a Chrome trace to `trace_path` (skipped if empty) and returns the
   // summary described above, with the `top` names of largest total time. `steps` (>= 1) is the
