@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <map>
 
+#include "dmtrain/config/find.hpp"
 #include "dmtrain/config/schema.hpp"
 #include "dmtrain/util/error.hpp"
 
@@ -225,7 +226,7 @@ void apply_flat(const Flat& flat, RunConfig& cfg) {
 RunConfig load_config(const std::string& path, const std::vector<std::string>& overrides,
                       ConfigUse use) {
   Flat flat;
-  load_flat(path, flat);
+  load_flat(find_config(path), flat);
   add_overrides(overrides, flat);
   RunConfig cfg;
   apply_flat(flat, cfg);
@@ -235,7 +236,7 @@ RunConfig load_config(const std::string& path, const std::vector<std::string>& o
 
 bool config_sets(const std::string& path, const std::string& key) {
   Flat flat;
-  load_flat(path, flat);
+  load_flat(find_config(path), flat);
   for (const auto& [k, entry] : flat) {
     (void)entry;
     if (k == key || k.rfind(key + ".", 0) == 0) return true;

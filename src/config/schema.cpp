@@ -9,10 +9,13 @@
 #include <limits>
 #include <sstream>
 
+#include "dmtrain/util/edit_distance.hpp"
 #include "dmtrain/util/error.hpp"
 
 namespace dmtrain::config {
 namespace {
+
+using util::edit_distance;
 
 // Flow style all the way down, so that a value from a block-style file prints on one line.
 void set_flow(YAML::Node node) {
@@ -632,19 +635,6 @@ std::vector<Field> build() {
                   "the data-parallel step as a CUDA graph (forward, backward with its bucketed "
                   "NCCL all-reduce, optimizer + EMA); off until measured on several GPUs"));
   return f;
-}
-
-size_t edit_distance(const std::string& a, const std::string& b) {
-  std::vector<size_t> prev(b.size() + 1), cur(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) prev[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    cur[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] != b[j - 1])});
-    }
-    std::swap(prev, cur);
-  }
-  return prev[b.size()];
 }
 
 }  // namespace

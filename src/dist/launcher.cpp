@@ -11,6 +11,7 @@
 #endif
 
 #include <cerrno>
+#include <cstdlib>
 #include <chrono>
 #include <cstring>
 #include <sstream>
@@ -104,6 +105,9 @@ int launch_local(int nproc, const std::vector<std::string>& argv, int master_por
   // Environment per rank: the parent's, minus the keys we set, plus ours.
   const char* keys[] = {"RANK",       "LOCAL_RANK",  "WORLD_SIZE",  "LOCAL_WORLD_SIZE",
                         "GROUP_RANK", "MASTER_ADDR", "MASTER_PORT", "NCCL_NVLS_ENABLE"};
+  // NVLink multicast off unless the user chose: a value set in the environment is theirs.
+  const char* user_nvls = std::getenv("NCCL_NVLS_ENABLE");
+  const std::string nvls = user_nvls != nullptr ? user_nvls : "0";
   std::vector<std::string> base;
   for (char** e = environ; e && *e; ++e) {
     const std::string kv = *e;
@@ -117,7 +121,7 @@ int launch_local(int nproc, const std::vector<std::string>& argv, int master_por
     for (const std::string& kv :
          {"RANK=" + rs, "LOCAL_RANK=" + rs, "WORLD_SIZE=" + n, "LOCAL_WORLD_SIZE=" + n,
           std::string("GROUP_RANK=0"), std::string("MASTER_ADDR=127.0.0.1"),
-          "MASTER_PORT=" + std::to_string(port), std::string("NCCL_NVLS_ENABLE=0")})
+          "MASTER_PORT=" + std::to_string(port), "NCCL_NVLS_ENABLE=" + nvls})
       envs[r].push_back(kv);
   }
   auto cstrs = [](std::vector<std::string>& v) {
@@ -138,7 +142,7 @@ int launch_local(int nproc, const std::vector<std::string>& argv, int master_por
   for (int i = 0; i < 3; ++i) ::sigaction(kForwarded[i], &sa, &old[i]);
 
   log::info(c10::str("launching ", nproc, " local workers: ", program, " (MASTER_ADDR=127.0.0.1 ",
-                     "MASTER_PORT=", port, ", NCCL_NVLS_ENABLE=0)"));
+                     "MASTER_PORT=", port, ", NCCL_NVLS_ENABLE=", nvls, ")"));
   const pid_t parent = ::getpid();
   std::vector<pid_t> pids(nproc, -1);
   std::vector<bool> alive(nproc, false);

@@ -36,15 +36,17 @@ std::string slurp(const fs::path& p) {
 
 TEST(DistLauncher, EveryRankGetsItsEnvironment) {
   const fs::path dir = fresh_dir("env");
-  // A stale value in the parent must not leak through.
-  ::setenv("NCCL_NVLS_ENABLE", "1", 1);
+  // Stale rank variables in the parent must not leak through; NCCL_NVLS_ENABLE is 0 unless the
+  // user set it (below).
+  ::setenv("RANK", "7", 1);
+  ::unsetenv("NCCL_NVLS_ENABLE");
   const std::string script =
       "echo \"$RANK $LOCAL_RANK $WORLD_SIZE $LOCAL_WORLD_SIZE $MASTER_ADDR $MASTER_PORT "
       "NVLS=$NCCL_NVLS_ENABLE args=$*\" > " +
       dir.string() + "/rank_$RANK";
   const int rc = dist::launch_local(
       3, {"/bin/sh", "-c", script, "sh", "--nproc-per-node", "3", "--config", "x.yaml"}, 23456);
-  ::unsetenv("NCCL_NVLS_ENABLE");
+  ::unsetenv("RANK");
   EXPECT_EQ(rc, 0);
   for (int r = 0; r < 3; ++r) {
     const std::string want = std::to_string(r) + " " + std::to_string(r) +
@@ -52,6 +54,18 @@ TEST(DistLauncher, EveryRankGetsItsEnvironment) {
     EXPECT_EQ(slurp(dir / ("rank_" + std::to_string(r))), want) << "rank " << r;
   }
   EXPECT_FALSE(fs::exists(dir / "rank_3"));
+  fs::remove_all(dir);
+}
+
+// A user's NCCL_NVLS_ENABLE reaches every rank (the launcher used to overwrite it with 0).
+TEST(DistLauncher, KeepsAUserSetNvlsEnable) {
+  const fs::path dir = fresh_dir("nvls");
+  ::setenv("NCCL_NVLS_ENABLE", "1", 1);
+  const int rc = dist::launch_local(
+      2, {"/bin/sh", "-c", "echo NVLS=$NCCL_NVLS_ENABLE > " + dir.string() + "/rank_$RANK"}, 0);
+  ::unsetenv("NCCL_NVLS_ENABLE");
+  EXPECT_EQ(rc, 0);
+  for (int r = 0; r < 2; ++r) EXPECT_EQ(slurp(dir / ("rank_" + std::to_string(r))), "NVLS=1\n");
   fs::remove_all(dir);
 }
 

@@ -1,6 +1,8 @@
 // Loading a RunConfig: defaults (in code) < base file(s) < the file < --set overrides.
 //
 // Contract:
+//  - The top file is found by config/find.hpp: a path as given, else by name in
+//    DMTRAIN_CONFIG_PATH and the project's configs/ (`--config cifar10_clts.yaml` from anywhere).
 //  - A YAML file is a map of sections; a top-level `base: other.yaml` (or a list) names files
 //    it extends, resolved relative to the file; bases are merged first, key by key. Every file
 //    reachable through `base:` is read once, in a C3 order (as Python orders a class's bases):

@@ -1,8 +1,8 @@
 // dmtrain::dist::launch_local: the one-node launcher behind `dmtrain --nproc-per-node N`. It
 // fork/execs N copies of the program with torchrun's environment (RANK, LOCAL_RANK, WORLD_SIZE,
 // LOCAL_WORLD_SIZE, GROUP_RANK=0, MASTER_ADDR=127.0.0.1, MASTER_PORT) plus NCCL_NVLS_ENABLE=0
-// (NVLink multicast stays off on our machines), so each worker's dist::from_env sees a torchrun
-// job.
+// unless the environment sets it (NVLink multicast stays off on our machines; a user's value
+// wins), so each worker's dist::from_env sees a torchrun job.
 //
 // Contract:
 //  - Each child runs in its own process group and dies with the launcher (PR_SET_PDEATHSIG), so
