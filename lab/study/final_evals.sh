@@ -24,9 +24,12 @@ fid() {  # label samples [model options...]: appends one CSV line
 }
 if [ -d "$R/posthoc_ema" ]; then
   $D ema --run "$R" --sigma-rel 0.10,0.15 --out "$R/phema" >>"$R.final.log" 2>&1
-  for s in 0.10 0.15; do
-    f=$(ls "$R"/phema/ema_phema_${s}*.pt 2>/dev/null | head -1)
-    [ -n "$f" ] && fid "phema_$s" 5000 --weights "$f"
+  # dmtrain ema names a file by the shortest form of sigma_rel (ema_phema_0.1.pt): one FID per
+  # file it wrote. (Group 10 looked for ema_phema_0.10*.pt and missed 0.1.)
+  for f in "$R"/phema/ema_phema_*.pt; do
+    [ -e "$f" ] || continue
+    s=$(basename "$f" .pt); s=${s#ema_phema_}
+    fid "phema_$s" 5000 --weights "$f"
   done
 fi
 fid ema0.999 10000
