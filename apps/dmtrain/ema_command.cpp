@@ -74,6 +74,8 @@ void run_ema() {
     log::info(c10::str("sigma_rel ", s, " (gamma ", train::sigma_rel_to_gamma(s), ") at step ",
                        step, ": ", used, " snapshots, coefficients summing to ", sum, " -> ",
                        file));
+    const std::string problem = train::reconstruction_problem(rec.coefficients, s);
+    if (!problem.empty()) log::warn(file + ": " + problem);
   }
 }
 

@@ -373,4 +373,15 @@ void PosthocEmaRun::after_step(const torch::nn::Module& model, int64_t iteration
   }
 }
 
+std::string reconstruction_problem(const std::vector<double>& coefficients, double sigma_rel,
+                                   double tolerance) {
+  double sum = 0;
+  for (const double c : coefficients) sum += c;
+  if (std::abs(sum - 1.0) <= tolerance) return "";
+  return c10::str("the coefficients of sigma_rel ", sigma_rel, " sum to ", sum,
+                  ", not 1: every weight is scaled by that, and the model is not an average of "
+                  "the run's weights; ask for a sigma_rel nearer the tracked ones "
+                  "(train.posthoc_ema.sigma_rels) or snapshot more often");
+}
+
 }  // namespace dmtrain::train

@@ -230,3 +230,22 @@ TEST(PosthocEma, TrainingWritesSnapshotsThatTheEmaCommandTurnsIntoSampleableWeig
   EXPECT_NE(run_binary("ema --run " + run + " --sigma-rel 0.1 --step 7 2>/dev/null"), 0);
   fs::remove_all(root);
 }
+
+// Study group 10's case: profiles 0.05 and 0.10 snapshotted every 4,000 steps to 20,000. Their
+// reconstruction of 0.10 (a tracked one) is an average (coefficients summing to 1); that of 0.15
+// is not (0.979, scaled weights that scored FID 168): reconstruction_problem says so.
+TEST(PosthocEma, ACoefficientSumAwayFromOneIsNamed) {
+  std::vector<train::Snapshot> snaps;
+  for (int64_t step = 4000; step <= 20000; step += 4000) {
+    for (const double s : {0.05, 0.10}) snaps.push_back({"", step, train::sigma_rel_to_gamma(s)});
+  }
+  const auto tracked = train::posthoc_coefficients(snaps, 0.10, 20000);
+  EXPECT_EQ(train::reconstruction_problem(tracked, 0.10), "");
+  const auto outside = train::posthoc_coefficients(snaps, 0.15, 20000);
+  double sum = 0;
+  for (const double c : outside) sum += c;
+  EXPECT_NEAR(sum, 0.979, 0.002);
+  const std::string problem = train::reconstruction_problem(outside, 0.15);
+  EXPECT_NE(problem.find("sigma_rel 0.15 sum to 0.979"), std::string::npos) << problem;
+  EXPECT_EQ(train::reconstruction_problem({0.5, 0.5}, 0.1), "");  // an exact average
+}
