@@ -6,7 +6,7 @@
 #include <sstream>
 #include <utility>
 
-#include "dmtrain/util/edit_distance.hpp"
+#include "dmtrain/util/text.hpp"
 #include "dmtrain/util/error.hpp"
 
 namespace fs = std::filesystem;

@@ -9,7 +9,7 @@
 #include <limits>
 #include <sstream>
 
-#include "dmtrain/util/edit_distance.hpp"
+#include "dmtrain/util/text.hpp"
 #include "dmtrain/util/error.hpp"
 
 namespace dmtrain::config {

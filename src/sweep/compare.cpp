@@ -15,17 +15,14 @@
 #include <sstream>
 
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/text.hpp"
 
 namespace dmtrain::sweep {
 namespace {
 
 namespace fs = std::filesystem;
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
+using util::trim;
 
 // Splits on every comma (run paths and numbers hold none), keeping empty items so that the
 // caller can name them.

@@ -23,6 +23,7 @@
 #include "dmtrain/config/schema.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/text.hpp"
 #include "dmtrain/util/log.hpp"
 
 namespace dmtrain::train {
@@ -30,11 +31,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
-}
+using util::trim;
 
 // Splits on commas at bracket depth 0 and outside quotes: "[1,2],[3,4]" -> "[1,2]", "[3,4]".
 std::vector<std::string> split_values(const std::string& s, const std::string& what) {

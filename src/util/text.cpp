@@ -1,4 +1,4 @@
-#include "dmtrain/util/edit_distance.hpp"
+#include "dmtrain/util/text.hpp"
 
 #include <algorithm>
 #include <vector>
@@ -16,6 +16,12 @@ size_t edit_distance(const std::string& a, const std::string& b) {
     std::swap(prev, cur);
   }
   return prev[b.size()];
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
 }  // namespace dmtrain::util
