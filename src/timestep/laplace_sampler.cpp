@@ -26,9 +26,7 @@ at::Tensor laplace_probabilities(const at::Tensor& alphas_cumprod, double mu, do
   const int64_t T = abar.numel();
   const auto a = abar.accessor<double, 1>();
   const auto lambda = [&](int64_t t) { return std::log(a[t] / (1.0 - a[t])); };
-  const auto cdf = [&](double l) {
-    if (l == std::numeric_limits<double>::infinity()) return 1.0;
-    if (l == -std::numeric_limits<double>::infinity()) return 0.0;
+  const auto cdf = [&](double l) {  // also right at +-inf (abar exactly 1 or 0)
     const double z = (l - mu) / b;
     return z < 0 ? 0.5 * std::exp(z) : 1.0 - 0.5 * std::exp(-z);
   };

@@ -59,12 +59,13 @@ at::Tensor loss_weight(const LossWeightingOptions& options, const at::Tensor& al
 TermWeights split_weights(const LossWeightingOptions& options, const at::Tensor& alphas_cumprod,
                           const TimestepSampler::Draw& draw) {
   const auto kind = parse_loss_weighting(options.kind);
-  if (kind == LossWeightingKind::kNone && !draw.loss_weights.defined()) {
-    // Nothing but importance weights: the objective is exactly weights * loss, as without terms.
-    return {draw.weights * loss_weight(kind, alphas_cumprod, draw.t, options), {}};
+  at::Tensor w = draw.loss_weights;  // the sampler's own loss weighting, if any
+  if (kind != LossWeightingKind::kNone) {
+    const at::Tensor lw = loss_weight(kind, alphas_cumprod, draw.t, options);
+    w = w.defined() ? w * lw : lw;
   }
-  at::Tensor w = loss_weight(kind, alphas_cumprod, draw.t, options);
-  if (draw.loss_weights.defined()) w = draw.loss_weights * w;
+  // Nothing but importance weights: the objective is exactly weights * loss.
+  if (!w.defined()) return {draw.weights, {}};
   if (options.terms == "all") return {draw.weights * w, {}};
   return {draw.weights, w};
 }
