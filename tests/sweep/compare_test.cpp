@@ -4,6 +4,7 @@
 // null FIDs, seeds from config.yaml) with every error case. Through the executable:
 // tests/CMakeLists.txt, cli.compare_*.
 #include "dmtrain/sweep/compare.hpp"
+#include "support/error_of.hpp"
 #include "support/scratch_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -25,14 +26,7 @@ using sweep::Ratio;
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using dmtrain::test_support::error_of;
 
 #define EXPECT_CONTAINS(text, part) EXPECT_NE((text).find(part), std::string::npos) << (text)
 

@@ -3,6 +3,7 @@
 // iters_to_fid) of hand-written metrics.jsonl files, and one real 2-run x 2-iteration sweep
 // through the trainer. The parallel executor: sweep_executor_test.cpp.
 #include "dmtrain/train/sweep.hpp"
+#include "support/error_of.hpp"
 #include "support/scratch_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -25,6 +26,8 @@ using train::SweepSpec;
 
 namespace {
 
+using dmtrain::test_support::error_of;
+
 fs::path scratch(const std::string& name) {
   return dmtrain::test_support::scratch_dir("sweep_" + name);
 }
@@ -32,15 +35,6 @@ fs::path scratch(const std::string& name) {
 void write_file(const fs::path& p, const std::string& text) {
   fs::create_directories(p.parent_path());
   std::ofstream(p) << text;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
 }
 
 // A minimal valid base config whose run_dir is root/runs.
