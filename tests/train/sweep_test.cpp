@@ -417,7 +417,7 @@ TEST(SweepRunLoop, TinyRealSweepTrainsTwoRunsAndSummarizes) {
   spec.base_config = (root / "base.yaml").string();
   spec.axes = {train::parse_grid("timestep.clts.mu=0.1,0.3")};
   // A path is taken literally: as a YAML value "sw #1" would lose " #1" to a comment, and both
-  // runs would train in <root>/sw (issue 38).
+  // runs would train in <root>/sw.
   spec.out_dir = (root / "sw #1").string();
   const auto runs = train::expand(spec);
   ASSERT_EQ(runs.size(), 2u);
