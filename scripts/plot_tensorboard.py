@@ -31,7 +31,7 @@ def main():
     a = ax[0][0]
     a.plot(*series("train/loss"), label="train/loss", lw=2)
     for q in range(4):
-        a.plot(*series(f"loss_by_t/q{q}"), label=f"loss_by_t/q{q}", lw=0.8)
+        a.plot(*series(f"loss_by_t/loss_q{q}"), label=f"loss_by_t/loss_q{q}", lw=0.8)
     a.set_yscale("log")
     a.set_title("loss (and per quartile of t)")
     a.legend(fontsize=7)

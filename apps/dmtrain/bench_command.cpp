@@ -1,5 +1,5 @@
-// dmtrain bench: times the real training step (the trainer's own loop: data, forward, loss,
-// backward, optimizer, EMA) after a warm-up, and prints img/s, ms/step, peak memory, achieved
+// dmtrain bench: times the real training step (train/bench.hpp: the trainer's own step: data,
+// forward, loss, backward, optimizer, EMA) after a warm-up, and prints img/s, ms/step, peak memory, achieved
 // TFLOP/s and the device, and on a GPU the achieved fraction of its bf16 peak (measured in the
 // same process by a large bf16 matrix product, and the vendor's dense figure where known); with
 // --profile, a table of where the device time went (kernel categories and the top kernels).
@@ -14,7 +14,8 @@
 #include "commands.hpp"
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/models/flops.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
+#include "dmtrain/train/bench.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/device_peak.hpp"
 
@@ -56,16 +57,15 @@ void run_bench() {
   sets.push_back("log.level=warn");
   sets.push_back("train.run_dir=/tmp/dmtrain_bench_" + std::to_string(::getpid()));
   const config::RunConfig cfg = config::load_config(args.config, sets);
-  train::TrainOptions opts;
-  opts.benchmark = true;
+  train::BenchOptions opts;
   opts.warmup = args.warmup;
   opts.profile = args.profile || !args.trace.empty();
   opts.profile_trace = args.trace;
-  const auto r = train::train(cfg, opts);
+  const auto r = train::bench(cfg, opts);
   if (r.rank != 0) return;  // rank 0 reports for the job
   const double step_s = r.timed_seconds / static_cast<double>(r.timed_iterations);
   const double ips = static_cast<double>(cfg.train.batch_size) / step_s;
-  const double flops = static_cast<double>(models::forward_flops(train::unet_options(cfg)));
+  const double flops = static_cast<double>(models::forward_flops(recipe::unet_options(cfg)));
   std::cout << std::fixed << std::setprecision(1)
             << "device:     " << train::device_name(cfg.train.device) << "\n"
             << "model:      " << args.config << " (" << flops / 1e9 << " GFLOP forward/image)\n"
@@ -86,7 +86,7 @@ void run_bench() {
   if (name.rfind("CPU", 0) != 0) {
     const double achieved = 3.0 * flops * ips / 1e12;
     const double measured =
-        measured_bf16_tflops(train::pick_device(cfg.train.device, "train.device"));
+        measured_bf16_tflops(recipe::pick_device(cfg.train.device, "train.device"));
     const double spec = util::bf16_dense_peak_tflops(name);
     std::cout << std::setprecision(1) << "bf16 peak:  " << 100.0 * achieved / measured << "% of "
               << measured << " TFLOP/s measured here (8192^3 bf16 matrix products)";

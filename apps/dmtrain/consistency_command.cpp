@@ -14,7 +14,7 @@
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
 #include "dmtrain/eval/consistency.hpp"
 #include "dmtrain/eval/sample_images.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/image_io.hpp"
 #include "dmtrain/util/log.hpp"
@@ -69,7 +69,7 @@ void run_consistency() {
     o.device = m.device;
     o.labels = eval::make_labels(args.classes, args.n, cfg.model.num_classes, args.seed);
     const auto sampling =
-        diffusion::GaussianDiffusion(train::diffusion_options(cfg)).respaced(args.steps);
+        diffusion::GaussianDiffusion(recipe::diffusion_options(cfg)).respaced(args.steps);
     log::info(c10::str("sampling ", args.n, " images from ", m.description, " (mean_type ",
                        cfg.diffusion.mean_type, ", ", args.sampler, ", ", sampling.num_timesteps(),
                        " steps, seed ", args.seed, ")"));

@@ -8,7 +8,7 @@
 #include "dmtrain/data/cache.hpp"
 #include "dmtrain/data/dataset.hpp"
 #include "dmtrain/data/loader.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 
 namespace dmtrain::app {
@@ -52,7 +52,7 @@ void run_prepare() {
 void run_bench() {
   const config::RunConfig cfg = config::load_config(bench.config, bench.sets);
   const auto t0 = Clock::now();
-  auto set = train::open_data(cfg);
+  auto set = recipe::open_data(cfg);
   const double open_s = std::chrono::duration<double>(Clock::now() - t0).count();
   data::LoaderOptions lo;
   lo.batch_size = cfg.train.batch_size;

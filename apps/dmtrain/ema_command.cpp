@@ -1,4 +1,4 @@
-// dmtrain ema: post-hoc EMA (EDM2, train/posthoc_ema.hpp). Reads the power-EMA snapshots a run
+// dmtrain ema: post-hoc EMA (EDM2, ema/posthoc_ema.hpp). Reads the power-EMA snapshots a run
 // with train.posthoc_ema wrote under <run>/posthoc_ema/, reconstructs the EMA of each requested
 // sigma_rel at step K (default: the last snapshot's) and writes <out>/ema_phema_<sigma_rel>.pt,
 // an EMA file with its checksum that `dmtrain sample|fid --checkpoint RUN --weights FILE` read.
@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "commands.hpp"
-#include "dmtrain/train/posthoc_ema.hpp"
+#include "dmtrain/ema/posthoc_ema.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -37,7 +37,7 @@ std::vector<double> parse_sigma_rels(const std::string& text) {
     if (used == 0 || used != item.size()) {
       throw Error("--sigma-rel: '" + item + "' is not a number (expected e.g. 0.05,0.10)");
     }
-    train::sigma_rel_to_gamma(v);  // range check, naming the value
+    ema::sigma_rel_to_gamma(v);  // range check, naming the value
     out.push_back(v);
   }
   if (out.empty()) throw Error("--sigma-rel: give at least one value, e.g. 0.05,0.10");
@@ -46,9 +46,9 @@ std::vector<double> parse_sigma_rels(const std::string& text) {
 
 void run_ema() {
   const std::vector<double> sigma_rels = parse_sigma_rels(eargs.sigma_rels);
-  const auto snaps = train::list_snapshots(eargs.run);
+  const auto snaps = ema::list_snapshots(eargs.run);
   if (snaps.empty()) {
-    throw Error("no snapshots in " + train::snapshot_dir(eargs.run) +
+    throw Error("no snapshots in " + ema::snapshot_dir(eargs.run) +
                 " (train with train.posthoc_ema.sigma_rels and snapshot_every)");
   }
   const int64_t last = snaps.back().step;
@@ -62,19 +62,19 @@ void run_ema() {
   fs::create_directories(out, ec);
   if (ec) throw Error("cannot create --out '" + out.string() + "': " + ec.message());
   for (const double s : sigma_rels) {
-    const train::Reconstruction rec = train::reconstruct(snaps, s, step);
-    const std::string file = (out / train::posthoc_ema_file(s)).string();
-    train::write_ema_file(rec.names, rec.params, file);
+    const ema::Reconstruction rec = ema::reconstruct(snaps, s, step);
+    const std::string file = (out / ema::posthoc_ema_file(s)).string();
+    ema::write_ema_file(rec.names, rec.params, file);
     int64_t used = 0;
     double sum = 0;
     for (double c : rec.coefficients) {
       used += c != 0.0 ? 1 : 0;
       sum += c;
     }
-    log::info(c10::str("sigma_rel ", s, " (gamma ", train::sigma_rel_to_gamma(s), ") at step ",
+    log::info(c10::str("sigma_rel ", s, " (gamma ", ema::sigma_rel_to_gamma(s), ") at step ",
                        step, ": ", used, " snapshots, coefficients summing to ", sum, " -> ",
                        file));
-    const std::string problem = train::reconstruction_problem(rec.coefficients, s);
+    const std::string problem = ema::reconstruction_problem(rec.coefficients, s);
     if (!problem.empty()) log::warn(file + ": " + problem);
   }
 }

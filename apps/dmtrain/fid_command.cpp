@@ -16,7 +16,7 @@
 #include "dmtrain/eval/fid.hpp"
 #include "dmtrain/eval/inception.hpp"
 #include "dmtrain/eval/sample_images.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 #include "dmtrain/util/npy.hpp"
@@ -111,7 +111,7 @@ at::Tensor sampled_images() {
   o.device = m.device;
   o.labels = eval::make_labels(args.classes, o.n, cfg.model.num_classes, o.seed);
   const std::string steps = args.steps.empty() ? cfg.sample.steps : args.steps;
-  const auto sampling = diffusion::GaussianDiffusion(train::diffusion_options(cfg)).respaced(steps);
+  const auto sampling = diffusion::GaussianDiffusion(recipe::diffusion_options(cfg)).respaced(steps);
   log::info(c10::str("sampling ", o.n, " images (", m.description, ") with ", o.sampler, " over ",
                      sampling.num_timesteps(), " steps, seed ", o.seed));
   const diffusion::ModelFn fn = [&m](const at::Tensor& x, const at::Tensor& t,
@@ -133,7 +133,7 @@ void run_fid() {
   }
   eval::InceptionOptions io;
   io.resize = eval::parse_resize_mode(args.resize);
-  io.device = train::pick_device(args.model.device, "--device");
+  io.device = recipe::pick_device(args.model.device, "--device");
   const eval::InceptionNet net(args.inception, io);
   const eval::FeatureStats ref = reference_stats(net);
   if (args.samples.empty() && !model) return;

@@ -15,7 +15,7 @@
 #include "dmtrain/data/dataset.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
 #include "dmtrain/eval/landscape.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 #include "model_source.hpp"
@@ -79,7 +79,7 @@ void run_landscape() {
   LoadedModel b = load(args.checkpoints[1]);
   if (!a.has_data()) throw Error("landscape: the config of A names no data set");
   const auto [images, labels] = pick_images(a.cfg);
-  const diffusion::GaussianDiffusion diffusion(train::diffusion_options(a.cfg));
+  const diffusion::GaussianDiffusion diffusion(recipe::diffusion_options(a.cfg));
   const eval::FixedBatch batch =
       eval::make_fixed_batch(images, labels, diffusion.num_timesteps(), args.seed, a.device);
   log::info(c10::str("fixed batch of ", images.size(0), " training images, seed ", args.seed,

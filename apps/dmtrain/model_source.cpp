@@ -10,9 +10,10 @@
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/models/state_dict.hpp"
-#include "dmtrain/train/build.hpp"
-#include "dmtrain/train/checkpoint.hpp"
-#include "dmtrain/train/train_state.hpp"
+#include "dmtrain/recipe/build.hpp"
+#include "dmtrain/checkpoint/checkpoint.hpp"
+#include "dmtrain/ema/ema_files.hpp"
+#include "dmtrain/checkpoint/train_state.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -34,9 +35,9 @@ size_t ema_index(const config::RunConfig& cfg, int64_t ema, const std::string& w
 }
 
 void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& dir) {
-  train::verify_checkpoint(dir.string());
+  checkpoint::verify_checkpoint(dir.string());
   m.cfg = config::load_config((dir / "config.yaml").string(), args.sets, config::ConfigUse::kModel);
-  m.model = models::UNetModel(train::unet_options(m.cfg));
+  m.model = models::UNetModel(recipe::unet_options(m.cfg));
   if (args.no_ema) {
     try {
       torch::load(m.model, (dir / "model.pt").string(), at::kCPU);
@@ -48,10 +49,10 @@ void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& 
     return;
   }
   const size_t i = ema_index(m.cfg, args.ema, "checkpoint " + dir.string());
-  train::load_ema_weights(m.model, m.cfg.train.ema_rates, i,
-                          (dir / train::checkpoint_ema_file(i)).string());
+  ema::load_ema_weights(m.model, m.cfg.train.ema_rates, i,
+                          (dir / ema::checkpoint_ema_file(i)).string());
   m.description =
-      "EMA " + train::ema_rate_text(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
+      "EMA " + ema::ema_rate_text(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
 }
 
 void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
@@ -73,17 +74,17 @@ void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
     config::RunConfig cfg =
         config::load_config((dir / "config.yaml").string(), args.sets, config::ConfigUse::kModel);
     const size_t i = ema_index(cfg, args.ema, "run " + args.checkpoint);
-    const fs::path final_ema = dir / train::final_ema_file(cfg.train.ema_rates[i]);
+    const fs::path final_ema = dir / ema::final_ema_file(cfg.train.ema_rates[i]);
     if (fs::exists(final_ema)) {
       m.cfg = cfg;
-      m.model = models::UNetModel(train::unet_options(m.cfg));
-      train::load_ema_weights(m.model, m.cfg.train.ema_rates, i, final_ema.string());
-      m.description = "final EMA " + train::ema_rate_text(cfg.train.ema_rates[i]) + " of run " +
+      m.model = models::UNetModel(recipe::unet_options(m.cfg));
+      ema::load_ema_weights(m.model, m.cfg.train.ema_rates, i, final_ema.string());
+      m.description = "final EMA " + ema::ema_rate_text(cfg.train.ema_rates[i]) + " of run " +
                       args.checkpoint;
       return;
     }
   }
-  const auto latest = train::latest_valid_checkpoint((dir / "checkpoints").string());
+  const auto latest = checkpoint::latest_valid_checkpoint((dir / "checkpoints").string());
   if (!latest) {
     throw Error("run directory '" + args.checkpoint + "' has no " +
                 (args.no_ema ? std::string() : "final ema_<rate>.pt and no ") +
@@ -115,7 +116,7 @@ void load_from_weights(LoadedModel& m, const ModelArgs& args) {
   }
   // Only the model and diffusion sections matter here: training-only keys are not required.
   m.cfg = config::load_config(args.config, args.sets, config::ConfigUse::kModel);
-  m.model = models::UNetModel(train::unet_options(m.cfg));
+  m.model = models::UNetModel(recipe::unet_options(m.cfg));
   try {
     models::load_state_dict(*m.model, args.weights, /*strict=*/true);
   } catch (const Error& e) {
@@ -136,9 +137,9 @@ void load_ema_file_of_run(LoadedModel& m, const ModelArgs& args) {
   }
   if (args.no_ema) throw Error("--no-ema does not apply to --checkpoint DIR --weights FILE");
   m.cfg = config::load_config((dir / "config.yaml").string(), args.sets, config::ConfigUse::kModel);
-  m.model = models::UNetModel(train::unet_options(m.cfg));
+  m.model = models::UNetModel(recipe::unet_options(m.cfg));
   // Any EMA archive loads as EMA 0 of one rate: the rate only sizes Ema's copies.
-  train::load_ema_weights(m.model, {0.0}, 0, args.weights);
+  ema::load_ema_weights(m.model, {0.0}, 0, args.weights);
   m.description = "EMA file " + args.weights + " with the config of " + args.checkpoint;
 }
 
@@ -186,7 +187,7 @@ LoadedModel load_model(const ModelArgs& args) {
     if (args.no_ema) throw Error("--no-ema applies to --checkpoint only");
     load_from_weights(m, args);
   }
-  m.device = train::pick_device(args.device, "--device");
+  m.device = recipe::pick_device(args.device, "--device");
   m.model->to(m.device);
   m.model->eval();
   log::info("model: " + m.description);

@@ -8,7 +8,7 @@
 #include "dmtrain/data/dataset.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
 #include "dmtrain/eval/nll.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 #include "model_source.hpp"
@@ -59,7 +59,7 @@ void run_nll() {
     images = images.narrow(0, 0, args.n);
     if (labels.defined()) labels = labels.narrow(0, 0, args.n);
   }
-  const diffusion::GaussianDiffusion diffusion(train::diffusion_options(m.cfg));
+  const diffusion::GaussianDiffusion diffusion(recipe::diffusion_options(m.cfg));
   log::info(c10::str("nll of ", images.size(0), " images of split '", args.split, "' over ",
                      diffusion.num_timesteps(), " steps, batch ", args.batch, " on ", m.device));
   const diffusion::ModelFn fn = [&m](const at::Tensor& x, const at::Tensor& t,

@@ -8,7 +8,7 @@
 #include "commands.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
 #include "dmtrain/eval/sample_images.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/image_io.hpp"
 #include "dmtrain/util/log.hpp"
@@ -50,7 +50,7 @@ void run_sample() {
   if (!args.noise.empty()) o.initial_noise = util::read_npy(args.noise).to(at::kFloat);
   const std::string steps = args.steps.empty() ? cfg.sample.steps : args.steps;
   const diffusion::GaussianDiffusion sampling =
-      diffusion::GaussianDiffusion(train::diffusion_options(cfg)).respaced(steps);
+      diffusion::GaussianDiffusion(recipe::diffusion_options(cfg)).respaced(steps);
   log::info(c10::str("sampling ", o.n, " images with ", o.sampler, " over ",
                      sampling.num_timesteps(), " steps (respacing '", steps, "'), seed ", o.seed,
                      ", batch ", o.batch, " on ", m.device));

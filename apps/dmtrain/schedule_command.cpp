@@ -9,7 +9,7 @@
 #include "dmtrain/eval/schedule_csv.hpp"
 #include "dmtrain/optim/mdlrc_schedule.hpp"
 #include "dmtrain/timestep/uniform_sampler.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -26,15 +26,15 @@ struct ScheduleArgs {
 void run_schedule() {
   const std::vector<int64_t> ks = eval::parse_iterations(sargs.at, "--at");
   const config::RunConfig cfg = config::load_config(sargs.config, sargs.sets);
-  auto sampler = timestep::make_sampler(train::sampler_options(cfg));
+  auto sampler = timestep::make_sampler(recipe::sampler_options(cfg));
   if (cfg.timestep.sampler == "loss-second-moment") {
     log::warn(
         "timestep.sampler 'loss-second-moment' is data-dependent (it follows the training "
         "losses): writing the uniform distribution it starts from");
     sampler = std::make_unique<timestep::UniformSampler>(cfg.diffusion.steps);
   }
-  // The optimizer's own schedule, as the run builds it (train/build.hpp).
-  const optim::MdlrcSchedule sched = train::optimizer_options(cfg).schedule();
+  // The optimizer's own schedule, as the run builds it (recipe/build.hpp).
+  const optim::MdlrcSchedule sched = recipe::optimizer_options(cfg).schedule();
   optim::validate(sched, "optim");
   for (const int64_t k : ks) {
     if (k > cfg.train.iterations) {

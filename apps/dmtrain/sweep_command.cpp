@@ -1,6 +1,6 @@
-// dmtrain sweep: expand a grid of overrides into named runs (dmtrain/train/sweep.hpp), then run
+// dmtrain sweep: expand a grid of overrides into named runs (dmtrain/sweep/sweep.hpp), then run
 // them (one after another, or --jobs N at once spread over the GPUs, --mps under CUDA MPS:
-// dmtrain/train/sweep_executor.hpp), print one command per run (for job arrays), or run one of
+// dmtrain/sweep/sweep_executor.hpp), print one command per run (for job arrays), or run one of
 // them (--index), and write <out>/sweep_summary.csv with an aligned table of the final metrics.
 //
 // Each run is a child process executing exactly the command --print shows: the trainer's log
@@ -14,8 +14,8 @@
 #include <iostream>
 
 #include "commands.hpp"
-#include "dmtrain/train/sweep.hpp"
-#include "dmtrain/train/sweep_executor.hpp"
+#include "dmtrain/sweep/sweep.hpp"
+#include "dmtrain/sweep/sweep_executor.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -45,37 +45,37 @@ std::string self_exe() {
 }
 
 int run_sweep_command() {
-  train::SweepSpec spec;
-  if (!wargs.sweep_file.empty()) spec = train::load_sweep_file(wargs.sweep_file);
+  sweep::SweepSpec spec;
+  if (!wargs.sweep_file.empty()) spec = sweep::load_sweep_file(wargs.sweep_file);
   if (!wargs.config.empty()) spec.base_config = wargs.config;  // --config overrides base:
   if (spec.base_config.empty()) throw Error("dmtrain sweep needs --config FILE or --sweep FILE");
   spec.sets.insert(spec.sets.end(), wargs.sets.begin(), wargs.sets.end());
-  for (const auto& g : wargs.grid) spec.axes.push_back(train::parse_grid(g));
+  for (const auto& g : wargs.grid) spec.axes.push_back(sweep::parse_grid(g));
   if (!wargs.out.empty()) spec.out_dir = wargs.out;
 
   if (wargs.jobs < 1) throw Error("--jobs " + std::to_string(wargs.jobs) + ": expected >= 1");
-  const auto runs = train::expand(spec);  // validates every run's config before anything runs
-  const auto selected = train::select_runs(runs, wargs.index);
+  const auto runs = sweep::expand(spec);  // validates every run's config before anything runs
+  const auto selected = sweep::select_runs(runs, wargs.index);
   const std::string exe = self_exe();
   if (wargs.print) {
-    for (const auto& r : selected) std::cout << train::run_command_line(spec, r, exe) << "\n";
+    for (const auto& r : selected) std::cout << sweep::run_command_line(spec, r, exe) << "\n";
     return 0;
   }
   int code = 0;
   if (!wargs.summary_only) {
     log::info(c10::str("sweep: ", runs.size(), " runs, running ", selected.size()));
-    train::ParallelSweepOptions opts;
+    sweep::ParallelSweepOptions opts;
     opts.jobs = wargs.jobs;
     // One at a time keeps today's behaviour: the child owns the terminal and every GPU.
     if (wargs.gpus_option->count() > 0) {
-      opts.gpus = train::parse_gpu_list(wargs.gpus);
+      opts.gpus = sweep::parse_gpu_list(wargs.gpus);
     } else if (wargs.jobs > 1) {
-      opts.gpus = train::visible_gpus();
+      opts.gpus = sweep::visible_gpus();
     }
     opts.child_logs = wargs.jobs > 1;                       // parallel outputs would interleave
     opts.tty = opts.child_logs && ::isatty(STDERR_FILENO);  // jobs = 1: the child's log is there
     if (wargs.mps) {
-      opts.mps_dir = (std::filesystem::path(train::sweep_out_dir(spec)) / "mps").string();
+      opts.mps_dir = (std::filesystem::path(sweep::sweep_out_dir(spec)) / "mps").string();
     }
     if (wargs.jobs > 1) {
       log::info(c10::str("sweep: up to ", wargs.jobs, " runs at once on ",
@@ -83,13 +83,13 @@ int run_sweep_command() {
                                            : c10::str(opts.gpus.size(), " GPU(s)")));
     }
     std::cout.flush();
-    code = train::run_sweep_parallel(
-        selected, [&](const train::SweepRun& r) { return train::run_argv(spec, r, exe); }, opts);
+    code = sweep::run_sweep_parallel(
+        selected, [&](const sweep::SweepRun& r) { return sweep::run_argv(spec, r, exe); }, opts);
   }
-  const auto rows = train::summarize(runs);
+  const auto rows = sweep::summarize(runs);
   const std::string csv =
-      train::write_summary(train::sweep_out_dir(spec), spec.axes, rows, wargs.fid_target);
-  std::cout << train::summary_table(spec.axes, rows, wargs.fid_target) << "summary: " << csv
+      sweep::write_summary(sweep::sweep_out_dir(spec), spec.axes, rows, wargs.fid_target);
+  std::cout << sweep::summary_table(spec.axes, rows, wargs.fid_target) << "summary: " << csv
             << "\n";
   return code;
 }

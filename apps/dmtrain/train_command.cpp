@@ -4,7 +4,7 @@
 #include "commands.hpp"
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/models/unet_plan.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 
@@ -50,12 +50,12 @@ int run_train() {
   if (!args.run_dir.empty()) cfg.train.run_dir = args.run_dir;
   // Everything that can be built without training, so that neither a dry run nor a real one
   // accepts what would fail at the first sample grid or after the last iteration.
-  train::check_run_config(cfg);
+  recipe::check_run_config(cfg);
   if (args.dry_run) {
     std::cout << "# resolved config of " << args.config << "\n" << config::dump_config(cfg);
     // Counted from the architecture plan: a dry run of the 421M-parameter ImageNet128 recipe
     // allocates nothing.
-    const int64_t n = models::count_parameters(train::unet_options(cfg));
+    const int64_t n = models::count_parameters(recipe::unet_options(cfg));
     std::cout << "# model: " << n << " parameters\n"
               << "# plan: " << cfg.train.iterations << " iterations of global batch "
               << cfg.train.batch_size << " (" << cfg.train.iterations * cfg.train.batch_size

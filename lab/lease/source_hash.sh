@@ -8,4 +8,4 @@ cd "$(dirname "$0")/../.."
 find CMakeLists.txt CMakePresets.json cmake apps include src tests -type f \
   \( -name '*.cpp' -o -name '*.hpp' -o -name '*.cu' -o -name '*.cuh' -o -name '*.h' \
      -o -name 'CMakeLists.txt' -o -name '*.cmake' -o -name '*.json' -o -name '*.in' \) \
-  -not -path 'tests/data/*' | LC_ALL=C sort | xargs sha1sum | sha1sum | cut -d' ' -f1
+  -not -path 'tests/fixtures/*' | LC_ALL=C sort | xargs sha1sum | sha1sum | cut -d' ' -f1

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # After an arm of /tmp/exp has ended (gpu_wait.sh calls this once per arm, in the background):
-# the end-of-run evaluations of issue 35's plan (docs/results.md, "Group 10"), one line each in
+# the end-of-run evaluations of issue 35's plan (lab/history/results.md, "Group 10"), one line each in
 # /tmp/exp/final_fids.csv (arm,weights,samples,fid):
 #   - post-hoc EMA (dmtrain ema) of sigma_rel 0.10 and 0.15 from the arm's snapshots, FID of
 #     each on 5,000 samples with the periodic FID's sampler and noise (DDIM 25, eta 0, seed 0);

@@ -1,6 +1,6 @@
 // Comparing runs' FID curves (iterations to a target FID, ratios, noise floor, geometric-mean FID
 // of the last 60%) and rendering them as text, markdown and CSV. Definitions: the contract in
-// dmtrain/sweep/compare.hpp. Reads metrics.jsonl only through train::read_json_records.
+// dmtrain/sweep/compare.hpp. Reads metrics.jsonl only through observe::read_records.
 #include "dmtrain/sweep/compare.hpp"
 
 #include <yaml-cpp/yaml.h>
@@ -298,7 +298,7 @@ Run load_run(const std::string& run, const std::string& flag) {
   if (!std::ifstream(r.metrics_path)) {
     throw Error(flag + ": cannot read '" + r.metrics_path + "' (permissions?)");
   }
-  const auto evaluations = train::fid_curve(train::read_json_records(r.metrics_path));
+  const auto evaluations = sweep::fid_curve(observe::read_records(r.metrics_path));
   r.curve = finite_curve(evaluations);
   if (r.curve.empty()) {
     throw Error(flag + ": '" + r.metrics_path + "' has no FID evaluation" +

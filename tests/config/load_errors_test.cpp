@@ -1,4 +1,4 @@
-// Issue 18: every value is checked when the config is loaded, and every malformed file is a
+// Every value is checked when the config is loaded, and every malformed file is a
 // dmtrain::Error naming the file, the key and the value, never a yaml-cpp exception escaping to
 // main (an abort) or a value accepted only to crash later (train.ema_rates: [] segfaulted at the
 // first sample grid).

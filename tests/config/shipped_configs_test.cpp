@@ -90,9 +90,8 @@ TEST(ShippedConfigs, EachResolvesToWhatItsNamePromises) {
 
 // The switches that change a step's rounding but not its method: the study's arms
 // (configs/experiments/) all pin them to what groups 3 on were measured with, so that a new
-// default (issue 17) never moves one arm and not another; the full CIFAR10 recipes run the
-// fastest step measured for them (channels-last with the row-reading GroupNorm kernels,
-// docs/benchmarks.md, session 8).
+// default never moves one arm and not another; the full CIFAR10 recipes run the fastest step
+// measured for them (channels-last with the row-reading GroupNorm kernels, docs/benchmarks.md).
 TEST(ShippedConfigs, StudyArmsPinTheRoundingSwitchesAndRecipesRunTheFastestStep) {
   int study = 0, recipes = 0;
   for (const auto& file : shipped_configs()) {
@@ -112,7 +111,7 @@ TEST(ShippedConfigs, StudyArmsPinTheRoundingSwitchesAndRecipesRunTheFastestStep)
       EXPECT_TRUE(t.nhwc_group_norm_rows);
       EXPECT_TRUE(t.fast_conv_bias && t.attention_token_major);
     } else if (file.stem().string().rfind("imagenet128_", 0) == 0) {
-      ++recipes;  // session 12: 192.5/192.2 against 191.4/189.4 img/s in one call (H200)
+      ++recipes;  // the fastest ImageNet128 step measured (docs/benchmarks.md)
       EXPECT_TRUE(t.channels_last && t.nhwc_group_norm_rows);
       EXPECT_TRUE(t.graph_grad_gather && t.prefetch_inputs && t.group_norm_cached_backward);
       EXPECT_TRUE(t.fast_conv_bias && t.attention_token_major && t.fast_avg_pool);

@@ -1,4 +1,4 @@
-// Test helpers: the reference fixtures of tests/data/diffusion/fixtures.npz (made by
+// Test helpers: the reference fixtures of tests/fixtures/diffusion/fixtures.npz (made by
 // make_fixtures.py with improved-diffusion) and the toy model both sides implement identically.
 #pragma once
 #include <gtest/gtest.h>
@@ -19,7 +19,7 @@ inline const std::map<std::string, at::Tensor>& fixtures() {
   static const std::map<std::string, at::Tensor> all = [] {
     std::map<std::string, at::Tensor> m;
     for (auto& [name, tensor] :
-         dmtrain::util::read_npz(std::string(DMTRAIN_TEST_DATA_DIR) + "/diffusion/fixtures.npz")) {
+         dmtrain::util::read_npz(std::string(DMTRAIN_FIXTURES_DIR) + "/diffusion/fixtures.npz")) {
       std::string key = name;
       std::replace(key.begin(), key.end(), '.', '/');
       m[key] = tensor;

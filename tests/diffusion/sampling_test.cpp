@@ -54,7 +54,7 @@ const SampleCase kCases[] = {
      13},
     {"ddpm_fl_noclip", false, 0.0, "cosine", 400, "epsilon", "fixed_large", true, "10", false,
      false, 14},
-    // x0 prediction as the study's x0 arm samples it (docs/results.md, group 5)
+    // x0 prediction as the study's x0 arm samples it (docs/results.md)
     {"ddim_x0", true, 0.0, "cosine", 4000, "x0", "learned_range", true, "ddim25", true, false, 15},
     {"ddpm_x0", false, 0.0, "cosine", 4000, "x0", "learned_range", true, "25", true, false, 16},
 };

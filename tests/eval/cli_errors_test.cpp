@@ -1,4 +1,4 @@
-// Issue 18 through the executable (DMTRAIN_BINARY): bad input ends with `dmtrain: error: ...` and
+// Bad input through the executable (DMTRAIN_BINARY): ends with `dmtrain: error: ...` and
 // exit code 2, never an abort (134) or a segfault (139); a dry run refuses what the run would
 // refuse later; and a damaged final EMA export is refused by the commands that read it (a flipped
 // bit used to give `bits/dim nan` and exit 0).

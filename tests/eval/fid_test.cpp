@@ -24,7 +24,7 @@ namespace {
 namespace fs = std::filesystem;
 namespace ev = dmtrain::eval;
 
-const std::string kData = std::string(DMTRAIN_TEST_DATA_DIR) + "/eval/";
+const std::string kData = std::string(DMTRAIN_FIXTURES_DIR) + "/eval/";
 
 at::Tensor random_psd(int64_t d, int64_t rank, uint64_t seed) {
   at::Generator g = at::make_generator<at::CPUGeneratorImpl>(seed);
@@ -244,7 +244,7 @@ TEST_F(TinyNet, ComputeStatsMatchesHandPipelineAndFid) {
 
 // The tiny network, but failing as a GPU shared by several runs does: more than 4 images per
 // forward raise CUDA's out-of-memory message from inside TorchScript, as the Inception file did
-// in study group 5 (docs/results.md). compute_stats halves its batch and gets the statistics
+// in a study arm sharing a GPU. compute_stats halves its batch and gets the statistics
 // that batch 4 gets (before oom_batches.hpp, the error killed the run).
 TEST_F(TinyNet, ComputeStatsHalvesItsBatchWhenTheNetworkRunsOutOfMemory) {
   const std::string oom_path = (dir_ / "tiny_oom.pt").string();

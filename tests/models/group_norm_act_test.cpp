@@ -102,7 +102,7 @@ const std::vector<Case> kCases = {
 // The truth: float64 on the CPU, in NCHW whatever the case's layout. The unfused op casts to
 // float32 as the references' GroupNorm32 does, and ATen's channels-last CPU GroupNorm then sums
 // x^2 in float32 without a shift: at mean 1000 and spread 2 it is off by 7% (NCHW: 1e-5), which
-// made the large-mean channels-last cases fail against correct GPU kernels (H200, session 7).
+// made the large-mean channels-last cases fail against correct GPU kernels.
 std::vector<torch::Tensor> truth(const Inputs& in, Case c) {
   c.channels_last = false;
   return run(in, c, torch::kCPU, torch::kDouble, false);

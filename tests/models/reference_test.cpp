@@ -1,5 +1,5 @@
 // The C++ UNet against the reference implementations: state_dicts of small random ID- and
-// GD-flavour models (tests/data/models, made by make_fixtures.py from /work/refs) load by name,
+// GD-flavour models (tests/fixtures/models, made by make_fixtures.py from /work/refs) load by name,
 // and the outputs on a fixed batch agree within 1e-4 relative (max |diff| / max |ref|).
 #include <fstream>
 
@@ -16,7 +16,7 @@ namespace dm = dmtrain::models;
 
 namespace {
 
-const std::string kDir = std::string(DMTRAIN_TEST_DATA_DIR) + "/models/";
+const std::string kDir = std::string(DMTRAIN_FIXTURES_DIR) + "/models/";
 
 dm::UNetOptions id_small() {
   dm::UNetOptions o;

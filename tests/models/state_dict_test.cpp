@@ -1,6 +1,6 @@
 // State-dict I/O: error messages name the file and the missing / unexpected / mis-shaped keys,
 // save -> load round trips in both formats, and the safetensors reader against a file written
-// by the safetensors Python package (tests/data/models/mixed_dtypes.safetensors).
+// by the safetensors Python package (tests/fixtures/models/mixed_dtypes.safetensors).
 #include <filesystem>
 #include <fstream>
 
@@ -16,7 +16,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::string kDir = std::string(DMTRAIN_TEST_DATA_DIR) + "/models/";
+const std::string kDir = std::string(DMTRAIN_FIXTURES_DIR) + "/models/";
 
 dm::UNetOptions tiny() {
   dm::UNetOptions o;

@@ -11,7 +11,7 @@ using namespace dmtrain::timestep;
 
 namespace {
 
-// Expected values printed by tests/data/timestep/clts_reference.py (Python standard library only,
+// Expected values printed by tests/fixtures/timestep/clts_reference.py (Python standard library only,
 // written straight from Eq. 7-8):
 //
 //   def p(T, k, mu, sigma, K):

@@ -11,11 +11,11 @@
 #include <fstream>
 
 #include "dmtrain/train/cuda_graph_step.hpp"
-#include "dmtrain/train/metrics_log.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"
-#include "tiny_run.hpp"
+#include "support/tiny_run.hpp"
 
 namespace dmtrain::train {
 namespace {

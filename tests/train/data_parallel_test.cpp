@@ -16,8 +16,8 @@
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/dist/launcher.hpp"
-#include "dmtrain/train/metrics_log.hpp"
-#include "tiny_run.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
+#include "support/tiny_run.hpp"
 
 namespace dmtrain::train {
 namespace {

@@ -23,11 +23,11 @@
 #include "dmtrain/dist/process_group.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/optim/flat_update.hpp"
-#include "dmtrain/train/build.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/cuda_graph_step.hpp"
-#include "dmtrain/train/metrics_log.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
-#include "tiny_run.hpp"
+#include "support/tiny_run.hpp"
 
 namespace dmtrain::train {
 namespace {
@@ -126,11 +126,11 @@ std::vector<double> run(bool graphed, const dist::ProcessGroup& group, int& laun
   cfg.model.dropout = 0.0;  // a graph draws its dropout masks differently
   at::globalContext().setBenchmarkCuDNN(false);
   at::manual_seed(7);
-  models::UNetModel model(unet_options(cfg));
+  models::UNetModel model(recipe::unet_options(cfg));
   model->to(device);
   model->train();
   std::vector<at::Tensor> params = model->parameters();
-  auto optimizer = make_optimizer(params, cfg);
+  auto optimizer = recipe::make_optimizer(params, cfg);
   std::vector<std::vector<at::Tensor>> ema(1);
   for (const auto& p : params) ema[0].push_back(p.detach().clone());
   optim::FlatOptimizerStep flat(

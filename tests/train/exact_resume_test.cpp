@@ -9,13 +9,13 @@
 #include <fstream>
 
 #include "dmtrain/models/unet.hpp"
-#include "dmtrain/train/build.hpp"
-#include "dmtrain/train/checkpoint.hpp"
-#include "dmtrain/train/metrics_log.hpp"
+#include "dmtrain/recipe/build.hpp"
+#include "dmtrain/checkpoint/checkpoint.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"
-#include "tiny_run.hpp"
+#include "support/tiny_run.hpp"
 
 namespace fs = std::filesystem;
 using namespace dmtrain;
@@ -29,14 +29,14 @@ fs::path scratch(const std::string& name) {
 // Every logged loss, as its decimal text: equal texts are equal to the 8 digits the log keeps.
 std::vector<std::string> losses(const fs::path& run_dir) {
   std::vector<std::string> out;
-  for (const auto& r : train::read_metrics_file((run_dir / "metrics.jsonl").string()).steps) {
+  for (const auto& r : observe::read_metrics_file((run_dir / "metrics.jsonl").string()).steps) {
     out.push_back(c10::str(std::setprecision(8), r.loss));
   }
   return out;
 }
 
 std::map<std::string, at::Tensor> load_archive(const fs::path& file, const config::RunConfig& cfg) {
-  models::UNetModel model(train::unet_options(cfg));
+  models::UNetModel model(recipe::unet_options(cfg));
   torch::load(model, file.string());
   std::map<std::string, at::Tensor> out;
   for (const auto& p : model->named_parameters()) out[p.key()] = p.value();
@@ -83,8 +83,8 @@ void split_run_equals_straight_run(const std::string& name, bool prefetch) {
   EXPECT_EQ(la, lb);
 
   // Bit-identical final weights and EMAs.
-  const auto ca = train::latest_valid_checkpoint((root / "straight" / "checkpoints").string());
-  const auto cb = train::latest_valid_checkpoint((root / "split" / "checkpoints").string());
+  const auto ca = checkpoint::latest_valid_checkpoint((root / "straight" / "checkpoints").string());
+  const auto cb = checkpoint::latest_valid_checkpoint((root / "split" / "checkpoints").string());
   ASSERT_TRUE(ca && cb);
   EXPECT_EQ(ca->iteration, 6);
   EXPECT_EQ(cb->iteration, 6);
@@ -105,7 +105,7 @@ void split_run_equals_straight_run(const std::string& name, bool prefetch) {
   }
   // A run that actually trained: the weights moved away from a fresh initialisation.
   at::manual_seed(straight.train.seed);
-  models::UNetModel fresh(train::unet_options(straight));
+  models::UNetModel fresh(recipe::unet_options(straight));
   double moved = 0;
   for (const auto& p : fresh->named_parameters()) {
     moved += (p.value() - wa.at(p.key())).abs().sum().item<double>();
@@ -131,7 +131,7 @@ TEST(ExactResume, CorruptNewestCheckpointFallsBackToPrevious) {
   train::TrainOptions first;
   first.stop_at = 4;  // checkpoints at 2 and 4
   train::train(cfg, first);
-  const auto ckpts = train::list_checkpoints((root / "run" / "checkpoints").string());
+  const auto ckpts = checkpoint::list_checkpoints((root / "run" / "checkpoints").string());
   ASSERT_EQ(ckpts.size(), 2u);
   // Corrupt the newest (as a crash mid-copy or bit rot would); resume must use iteration 2.
   {
@@ -147,7 +147,7 @@ TEST(ExactResume, CorruptNewestCheckpointFallsBackToPrevious) {
   EXPECT_EQ(r.iteration, 3);
   // Resumed from 2, not started afresh (which also ends at 3): the first run logged steps 1..4,
   // the resume cut them back to 1, 2 and logged 3 (a fresh start would have appended 1, 2, 3).
-  const auto steps = train::read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
+  const auto steps = observe::read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
   ASSERT_EQ(steps.size(), 3u);
   for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].step, static_cast<int64_t>(i + 1));
   // An explicitly named corrupt checkpoint is an error, not a silent fallback.

@@ -21,12 +21,12 @@
 
 #include "dmtrain/optim/flat_update.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
-#include "dmtrain/train/ema.hpp"
-#include "dmtrain/train/metrics_log.hpp"
+#include "dmtrain/ema/ema.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"
-#include "tiny_run.hpp"
+#include "support/tiny_run.hpp"
 
 namespace dmtrain::train {
 namespace {
@@ -65,11 +65,11 @@ struct Trainee {
   std::shared_ptr<Toy> model;
   std::vector<at::Tensor> params;
   std::unique_ptr<MdlrcAdam> optimizer;
-  std::unique_ptr<Ema> ema;
+  std::unique_ptr<ema::Ema> ema;
   Trainee(bool decoupled, double wd, const at::Device& device = at::kCPU)
       : model(std::make_shared<Toy>(device)), params(model->parameters()) {
     optimizer = std::make_unique<MdlrcAdam>(params, adam_options(decoupled, wd));
-    ema = std::make_unique<Ema>(*model, std::vector<double>{0.9, 0.99});
+    ema = std::make_unique<ema::Ema>(*model, std::vector<double>{0.9, 0.99});
     ema->set_warmup(true);
   }
   std::vector<std::vector<at::Tensor>> ema_copies() const {
@@ -342,7 +342,7 @@ TEST(GradClip, AClippedCpuRunTrainsAndLogsTheNorm) {
   cfg.train.iterations = 2;
   cfg.checkpoint.every = 0;
   EXPECT_EQ(train(cfg).iteration, 2);
-  const auto steps = read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
+  const auto steps = observe::read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
   ASSERT_EQ(steps.size(), 2u);
   EXPECT_GT(steps[0].grad_norm, 1e-3);  // the norm before clipping, as logged without it
   fs::remove_all(root);

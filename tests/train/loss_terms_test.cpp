@@ -12,7 +12,7 @@
 
 #include "dmtrain/train/trainer.hpp"
 #include "support/scratch_dir.hpp"
-#include "tiny_run.hpp"
+#include "support/tiny_run.hpp"
 
 namespace fs = std::filesystem;
 using namespace dmtrain;

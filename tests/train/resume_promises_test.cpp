@@ -1,4 +1,4 @@
-// Resume keeps its promises (issue 18): a changed optim.lr takes effect (config.yaml records it),
+// Resume keeps its promises: a changed optim.lr takes effect (config.yaml records it),
 // keys that cannot change are refused by name, metrics.jsonl holds each step once, and no
 // checkpoint is written from inside a non-finite streak.
 #include <gtest/gtest.h>
@@ -7,11 +7,11 @@
 
 #include <filesystem>
 
-#include "dmtrain/train/checkpoint.hpp"
-#include "dmtrain/train/metrics_log.hpp"
+#include "dmtrain/checkpoint/checkpoint.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
-#include "tiny_run.hpp"
+#include "support/tiny_run.hpp"
 
 using namespace dmtrain;
 namespace fs = std::filesystem;
@@ -33,8 +33,8 @@ struct Scratch {
     c.optim.lr_compensation = false;
     return c;
   }
-  std::vector<train::StepRecord> steps() const {
-    return train::read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
+  std::vector<observe::StepRecord> steps() const {
+    return observe::read_metrics_file((root / "run" / "metrics.jsonl").string()).steps;
   }
 };
 
@@ -81,7 +81,7 @@ TEST(ResumePromises, MetricsAreCutBackToTheResumedIteration) {
   auto cfg = s.cfg();
   train::train(cfg, stop_at(3));  // checkpoints at 2 and 3, steps 1..3 logged
   // As if killed after step 3 before its checkpoint: only iteration 2's remains.
-  fs::remove_all(train::list_checkpoints((s.root / "run" / "checkpoints").string()).back().dir);
+  fs::remove_all(checkpoint::list_checkpoints((s.root / "run" / "checkpoints").string()).back().dir);
   train::train(cfg, stop_at(5, "auto"));
   const auto steps = s.steps();
   ASSERT_EQ(steps.size(), 5u);
@@ -97,7 +97,7 @@ TEST(ResumePromises, NoCheckpointInsideANonFiniteStreak) {
   cfg.train.max_consecutive_nonfinite = 100;
   const auto r = train::train(cfg, stop_at(4));
   EXPECT_EQ(r.iteration, 4);
-  const auto ckpts = train::list_checkpoints((s.root / "run" / "checkpoints").string());
+  const auto ckpts = checkpoint::list_checkpoints((s.root / "run" / "checkpoints").string());
   ASSERT_FALSE(ckpts.empty());
   EXPECT_EQ(ckpts.back().iteration, 1);  // the last good state, not 2, 3 or 4
   EXPECT_GE(s.steps().back().skipped, 3);

@@ -1,4 +1,4 @@
-// .npy/.npz: our writer's output read back, and a real np.savez archive (tests/data/util,
+// .npy/.npz: our writer's output read back, and a real np.savez archive (tests/fixtures/util,
 // made by make_fixtures.py there) read by our reader with the values written in that script.
 #include <gtest/gtest.h>
 
@@ -61,7 +61,7 @@ TEST(Npz, SamplesRoundTrip) {
 }
 
 TEST(Npz, ReadsNumpySavezFixture) {
-  auto arrays = read_npz(DMTRAIN_TEST_DATA_DIR "/util/numpy_savez.npz");
+  auto arrays = read_npz(DMTRAIN_FIXTURES_DIR "/util/numpy_savez.npz");
   std::map<std::string, at::Tensor> by_name(arrays.begin(), arrays.end());
   ASSERT_EQ(by_name.size(), 3u);
   at::Tensor want0 =

@@ -1,6 +1,6 @@
 // util::is_out_of_memory on the three forms an out-of-memory error reaches dmtrain in: CUDA's
 // typed error, the same message rewrapped by TorchScript's interpreter (what the Inception file
-// threw in study group 5), and ATen's CPU allocator's enforce failure; other errors are not.
+// threw in a study arm), and ATen's CPU allocator's enforce failure; other errors are not.
 #include <c10/util/Exception.h>
 #include <gtest/gtest.h>
 

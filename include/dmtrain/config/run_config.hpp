@@ -4,7 +4,7 @@
 // RunConfig from YAML files and --set overrides, strictly (unknown keys, wrong types and
 // out-of-range values are errors naming file, line and key); config/schema.hpp lists every key
 // with its type, range and documentation. Each section maps onto one component's options; the
-// train area converts them (train/build.hpp), so this header depends on nothing else.
+// train area converts them (recipe/build.hpp), so this header depends on nothing else.
 #pragma once
 #include <cstdint>
 #include <string>
@@ -109,7 +109,7 @@ struct DataConfig {
   int64_t num_workers = 2;
 };
 
-// Post-hoc EMA (EDM2; train/posthoc_ema.hpp): power-function EMA profiles kept during training
+// Post-hoc EMA (EDM2; ema/posthoc_ema.hpp): power-function EMA profiles kept during training
 // and snapshotted, combined afterwards by `dmtrain ema` into the EMA of any length. Off when
 // sigma_rels is empty; snapshot_every must then be > 0 (load.cpp).
 struct PosthocEmaConfig {
@@ -131,16 +131,13 @@ struct TrainConfig {
   int64_t micro_batches = 1;  // gradient accumulation: each rank's batch in this many chunks
                               // (less activation memory, the same optimizer step)
   bool channels_last = false;  // NHWC weights and activations on CUDA; the CIFAR10 and
-                               // ImageNet128 configs turn it on (H200, CIFAR10 method config
-                               // with nhwc_group_norm_rows: 3,852 vs 3,212 img/s NCHW)
+                               // ImageNet128 configs turn it on (docs/benchmarks.md)
   bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
   bool fused_kernels = true;    // dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels
   bool cuda_graphs = true;      // replay forward+backward as a CUDA graph (one GPU, one chunk)
   bool graph_optimizer = true;  // and the optimizer + EMA update inside it (flat buffers)
-  bool fast_conv_bias = true;         // convolution biases added by dmtrain's kernels (H200,
-                                      // CIFAR10 method config: +3.6%, docs/benchmarks.md)
+  bool fast_conv_bias = true;         // convolution biases added by dmtrain's kernels
   bool attention_token_major = true;  // attention's 1x1 convolutions as token-major products
-                                      // (+10.1%; with fast_conv_bias +15.2%)
   bool nhwc_group_norm_rows = false;  // channels-last GroupNorm kernels reading pixel rows
                                       // (the CIFAR10 and ImageNet128 configs: on)
   bool graph_grad_gather = false;     // graph_optimizer: gradients gathered, not accumulated
@@ -155,7 +152,7 @@ struct CheckpointConfig {
   int64_t every = 10000;   // 0: only at the end and on signals
   int64_t keep_last = 2;
   int64_t keep_every = 0;  // 0: none kept beyond keep_last
-  bool async = true;       // write in the background (train/async_checkpoint.hpp)
+  bool async = true;       // write in the background (checkpoint/async_checkpoint.hpp)
 };
 
 struct LogConfig {

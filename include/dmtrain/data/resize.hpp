@@ -5,7 +5,7 @@
 // normalised filter window (support scaled by the downscale factor), coefficients in 22-bit
 // fixed point with rounding, horizontal pass first into an 8-bit intermediate, then vertical,
 // an axis whose size is unchanged is not filtered. BOX (support 0.5) and BICUBIC (Keys, a=-0.5,
-// support 2) filters. Tests compare with Pillow 13 (fixtures in tests/data/loader/): bit-exact
+// support 2) filters. Tests compare with Pillow 13 (fixtures in tests/fixtures/data/): bit-exact
 // for single-axis resizes and for guided-diffusion's center_crop_arr on the fixture images; for
 // some resizes that shrink both axes Pillow 13 differs by up to ~3 levels in a few pixels (it
 // seems to order the passes differently from its published horizontal-first C source).

@@ -3,7 +3,7 @@
 // depends only on (seed, i)).
 //
 // Why: a sweep runs several trainers on one GPU (dmtrain sweep --jobs, the study's arms under
-// MPS), and they tend to evaluate FID at the same iteration. Study group 5 lost an arm that way:
+// MPS), and they tend to evaluate FID at the same iteration. A study arm was lost that way:
 // six runs each held 22-25 GiB for Inception at eval.batch 1000, the seventh allocation of 5 GiB
 // failed, and the whole run died at iteration 4,000 with "internal error". An evaluation that
 // halves its batch instead finishes with the same numbers, a little later.

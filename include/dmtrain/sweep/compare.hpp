@@ -10,7 +10,7 @@
 // Contract (the definitions; docs/evaluation.md says the same):
 //  - A run's curve: its finite, positive FID evaluations by ascending step. Of several records
 //    for one step (a resumed run) the last wins; a null FID (a failed evaluation) is skipped. The
-//    records are read by the one metrics.jsonl parser, train::read_json_records / fid_curve.
+//    records are read by the one metrics.jsonl parser, observe::read_records / sweep::fid_curve.
 //  - Iterations to a target FID X: the first evaluation with FID <= X; when an earlier evaluation
 //    exists (s0, f0 > X) and this one is (s1, f1 <= X), the step where ln FID, linear in the step
 //    between them, reaches ln X: s0 + (s1 - s0) (ln f0 - ln X) / (ln f0 - ln f1). If the first
@@ -49,11 +49,11 @@
 #include <utility>
 #include <vector>
 
-#include "dmtrain/train/sweep.hpp"
+#include "dmtrain/sweep/sweep.hpp"
 
 namespace dmtrain::sweep {
 
-using train::FidPoint;
+using sweep::FidPoint;
 
 // One run as read from disk.
 struct Run {

@@ -8,13 +8,13 @@
 //   loss-aware samplers see the per-example losses.
 // Every log.every iterations a status line and a metrics.jsonl record; every
 // checkpoint.every iterations, at the end, and on SIGINT/SIGTERM/SIGUSR1 an atomic checkpoint
-// (train/checkpoint.hpp) of everything needed for a bit-exact continuation on the same device:
+// (checkpoint/checkpoint.hpp) of everything needed for a bit-exact continuation on the same device:
 // model, EMAs, optimizer, sampler, loss scaler, iteration, loader position, RNG states, config.
 // At the end (and every sample.every iterations) a fixed-noise sample grid from the first EMA.
 //
 // Run directory (train.run_dir): config.yaml (resolved), train.log, metrics.jsonl,
 // checkpoints/iter_<k>/, samples/iter_<k>.png, ema_<rate>.pt (exported at the end); locked by
-// rank 0 for the whole run, holding one run only (train/run_dir_lock.hpp, train/run_dir.hpp).
+// rank 0 for the whole run, holding one run only (checkpoint/run_dir_lock.hpp, checkpoint/run_dir.hpp).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -31,10 +31,6 @@ struct TrainOptions {
                                      // run aside into <run_dir>/previous-<UTC time>/
   int64_t stop_at = -1;              // stop (with a checkpoint) after this iteration; for tests
                                      // and for splitting a run over several jobs
-  bool benchmark = false;            // time the steps after `warmup`; no checkpoints, samples
-  int64_t warmup = 10;               //   or exports (dmtrain bench)
-  bool profile = false;              // benchmark mode: record the timed steps' kernels
-  std::string profile_trace;         //   and write a Chrome trace here ("": none)
   bool single_rank_group = false;    // one process with a process group of its own (tests: the
                                      // data-parallel paths, e.g. dist.graph_step, on one GPU)
 };
@@ -43,14 +39,8 @@ struct TrainResult {
   int64_t iteration = 0;  // iterations done
   std::string last_checkpoint;
   bool interrupted = false;  // stopped by a signal
-  // Benchmark mode: wall time of the iterations after the warm-up (device synchronised at both
-  // ends), how many there were, and the peak GPU memory allocated (GiB; 0 on the CPU).
-  double timed_seconds = 0;
-  int64_t timed_iterations = 0;
-  double peak_gpu_gib = 0;
   int64_t graph_steps = 0;  // iterations replayed from a CUDA graph (train.cuda_graphs)
   int64_t prefetched_steps = 0;  // iterations whose inputs were prepared during the one before
-  std::string profile_summary;  // with TrainOptions::profile: where the timed steps' time went
   int rank = 0, world_size = 1;  // of this process in its job
 };
 

@@ -1,0 +1,96 @@
+// FID during training (eval.fid_every): a run with a tiny TorchScript feature network standing in
+// for Inception logs one FID record per evaluation at the right iterations, finite, changing as
+// the model trains, and reproducible (the same samples' noise at every evaluation and run).
+#include <gtest/gtest.h>
+#include <torch/script.h>
+
+#include <filesystem>
+#include <fstream>
+#include <map>
+
+#include "dmtrain/eval/feature_stats.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
+#include "dmtrain/train/trainer.hpp"
+#include "dmtrain/util/error.hpp"
+#include "support/scratch_dir.hpp"
+#include "support/tiny_run.hpp"
+
+namespace fs = std::filesystem;
+using namespace dmtrain;
+
+namespace {
+
+// features = tanh(mean_hw(x) W + std_hw(x) C), 6 dimensions.
+void save_tiny_feature_net(const std::string& path) {
+  torch::jit::Module m("TinyFeatures");
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(3);
+  m.register_parameter("w", at::randn({3, 6}, g), false);
+  m.register_parameter("c", at::randn({3, 6}, g), false);
+  m.define(R"(
+def forward(self, x):
+    return torch.tanh(torch.matmul(x.mean([2, 3]), self.w) + torch.matmul(x.std([2, 3]), self.c))
+)");
+  m.save(path);
+}
+
+// step -> fid of the FID records of a run's metrics.jsonl; `losses` counts the other records.
+std::map<int64_t, double> fid_records(const fs::path& run, int* losses) {
+  const auto h = dmtrain::observe::read_metrics_file((run / "metrics.jsonl").string());
+  std::map<int64_t, double> out;
+  for (const auto& r : h.fids) out[r.step] = r.fid;
+  *losses = static_cast<int>(h.steps.size());
+  return out;
+}
+
+TEST(PeriodicFid, LogsReproducibleFidAtTheConfiguredIterations) {
+  const fs::path root = dmtrain::test_support::scratch_dir("fid", /*create=*/false);
+  test_support::write_tiny_idx(root / "data", 16);
+  save_tiny_feature_net((root / "net.pt").string());
+  // Reference statistics: any valid 6-dimensional Gaussian will do for the invariants tested.
+  eval::FeatureStats ref;
+  ref.mu = at::linspace(-0.5, 0.5, 6, at::kDouble);
+  ref.sigma = at::eye(6, at::kDouble) * 0.1;
+  ref.count = 100;
+  eval::save_stats((root / "ref.npz").string(), ref);
+
+  std::map<int64_t, double> runs[2];
+  for (int r = 0; r < 2; ++r) {
+    auto cfg = test_support::tiny_config(root / "data", root / ("run" + std::to_string(r)));
+    cfg.train.iterations = 4;
+    cfg.eval.fid_every = 2;
+    cfg.eval.fid_samples = 4;
+    cfg.eval.steps = "ddim2";
+    cfg.eval.batch = 4;
+    cfg.eval.inception = (root / "net.pt").string();
+    cfg.eval.reference = (root / "ref.npz").string();
+    train::train(cfg);
+    int losses = 0;
+    runs[r] = fid_records(root / ("run" + std::to_string(r)), &losses);
+    EXPECT_EQ(losses, 4);  // the loss records are unchanged, one per logged step
+  }
+  ASSERT_EQ(runs[0].size(), 2u);
+  ASSERT_TRUE(runs[0].count(2) && runs[0].count(4));
+  for (const auto& [step, v] : runs[0]) EXPECT_TRUE(std::isfinite(v) && v > 0) << step;
+  EXPECT_NE(runs[0][2], runs[0][4]);  // the EMA moved between the evaluations
+  EXPECT_EQ(runs[0], runs[1]);        // same seed, same noise: the same numbers
+  fs::remove_all(root);
+}
+
+TEST(PeriodicFid, ABadNetworkFileFailsBeforeTraining) {
+  const fs::path root = dmtrain::test_support::scratch_dir("fidbad", /*create=*/false);
+  test_support::write_tiny_idx(root / "data", 16);
+  auto cfg = test_support::tiny_config(root / "data", root / "run");
+  cfg.eval.fid_every = 2;
+  cfg.eval.inception = (root / "missing.pt").string();
+  cfg.eval.reference = (root / "missing.npz").string();
+  try {
+    train::train(cfg);
+    ADD_FAILURE() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("missing.pt"), std::string::npos) << e.what();
+  }
+  EXPECT_FALSE(fs::exists(root / "run" / "checkpoints"));  // nothing trained
+  fs::remove_all(root);
+}
+
+}  // namespace
