@@ -63,6 +63,10 @@ std::vector<double> hessian_at(LoadedModel& m, const diffusion::GaussianDiffusio
                                const eval::FixedBatch& batch) {
   const diffusion::ModelFn fn = [&m](const at::Tensor& x, const at::Tensor& t,
                                      const at::Tensor& y) { return m.model->forward(x, t, y); };
+  // The fused GroupNorm kernels' backward is not differentiable again (eval/landscape.hpp).
+  models::KernelOptions kernels = m.model->options.kernels();
+  kernels.fused_group_norm = false;
+  m.model->set_kernels(kernels);
   const auto params = m.model->parameters();
   const eval::HvpFn hvp =
       eval::make_hvp([&] { return eval::fixed_batch_loss(diffusion, fn, batch); }, params);

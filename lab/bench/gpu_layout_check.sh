@@ -22,7 +22,7 @@ build)
             -DDMTRAIN_CUDA_ARCHITECTURES=90; }
   (setsid nohup bash -c "cd $ROOT && $(declare -f cfg); cfg ON >/tmp/layout_new_cfg.log 2>&1 &&
       cmake --build --preset ci -j 10 --target dmtrain dmtrain_train_tests dmtrain_dist_tests \
-        dmtrain_checkpoint_tests >/tmp/layout_new.log 2>&1; echo RC=\$? >>/tmp/layout_new.log" &)
+        dmtrain_checkpoint_tests dmtrain_models_tests >/tmp/layout_new.log 2>&1; echo RC=\$? >>/tmp/layout_new.log" &)
   (setsid nohup bash -c "cd $BASE && $(declare -f cfg); cfg OFF >/tmp/layout_base_cfg.log 2>&1 &&
       cmake --build --preset ci -j 6 --target dmtrain >/tmp/layout_base.log 2>&1;
       echo RC=\$? >>/tmp/layout_base.log" &)
@@ -39,16 +39,16 @@ run)
     for side in base new; do
       exe=$ROOT/build/ci/apps/dmtrain; [ $side = base ] && exe=$BASE/build/ci/apps/dmtrain
       for c in cifar10_clts_mdlrc imagenet128_clts_mdlrc; do
-        steps=100; [ $c = imagenet128_clts_mdlrc ] && steps=30
+        steps=100 batch=128; [ $c = imagenet128_clts_mdlrc ] && steps=30 batch=32
         echo "== round $round $side $c"
-        "$exe" bench --config "$ROOT/configs/$c.yaml" --steps $steps --warmup 20 2>&1 |
+        "$exe" bench --config "$ROOT/configs/$c.yaml" --batch $batch --steps $steps --warmup 20 2>&1 |
           grep -E "throughput|memory|bf16 peak|device|error" | tee -a "$OUT/bench.txt"
       done
     done
   done
-  for t in train dist checkpoint; do
+  for t in train dist checkpoint models; do
     build/ci/tests/dmtrain_${t}_tests \
-      --gtest_filter='*Cuda*:*Gpu*:*GPU*:*Nccl*:*NCCL*:DistGraphStep.*:TinyRuns.*:FlatUpdateKernel.*:CudaGraph*:ExactResume*:*DataParallel*' \
+      --gtest_filter='*Cuda*:*Gpu*:*GPU*:*Nccl*:*NCCL*:DistGraphStep.*:TinyRuns.*:FlatUpdateKernel.*:CudaGraph*:ExactResume*:*DataParallel*:*Fused*:*Nhwc*:FastConvBias.*:AvgPool2x.*:Reference.*' \
       >"$OUT/gpu_tests_$t.log" 2>&1
     grep -E "^\[  (FAILED|PASSED) |^\[       OK|Failure|Which is|warn" "$OUT/gpu_tests_$t.log" | head -60
   done

@@ -226,6 +226,15 @@ Field make(std::string key, S RunConfig::*section, T S::*member, std::string exp
       std::move(expected), std::move(ok), std::move(doc));
 }
 
+// A train.* key bound to a member of the model's KernelOptions (models/kernel_options.hpp): the
+// switch's one home; the recipe hands the whole struct to the UNet.
+Field kernel_switch(std::string key, bool models::KernelOptions::*member, std::string doc) {
+  return config::bind<bool>(  // qualified: std::bind would be found by ADL
+      std::move(key),
+      [member](auto& cfg) -> decltype(auto) { return (cfg.train.kernels.*member); },
+      "true or false", nullptr, std::move(doc));
+}
+
 template <class S, class T>
 Field any(std::string key, S RunConfig::*s, T S::*m, std::string expected, std::string doc) {
   return make<S, T>(std::move(key), s, m, std::move(expected), nullptr, std::move(doc));
@@ -312,7 +321,7 @@ std::vector<Field> build() {
   using M = ModelConfig;
   using D = DiffusionConfig;
   using T = TimestepConfig;
-  using W = LossWeightConfig;
+  using W = timestep::LossWeightingOptions;
   using O = OptimConfig;
   using Da = DataConfig;
   using Tr = TrainConfig;
@@ -381,9 +390,9 @@ std::vector<Field> build() {
   f.push_back(choice("timestep.sampler", &R::timestep, &T::sampler,
                      {"uniform", "clts", "loss-second-moment", "speed", "logit-normal", "laplace"},
                      "how the training timestep t is drawn"));
-  using Cl = CltsConfig;
-  using Sp = SpeedConfig;
-  using Ln = LogitNormalConfig;
+  using Cl = timestep::CltsOptions;
+  using Sp = timestep::SpeedOptions;
+  using Ln = timestep::LogitNormalOptions;
   const auto any_bool = [](const bool&) { return true; };
   const auto positive = [](const double& v) { return v > 0 && std::isfinite(v); };
   const auto unit = [](const double& v) { return v >= 0 && v <= 1; };
@@ -425,7 +434,7 @@ std::vector<Field> build() {
   f.push_back(nested_timestep<Ln, double>(&T::logit_normal, &Ln::std, "timestep.logit_normal.std",
                                           "a number > 0", positive,
                                           "logit-normal: std of logit(t/T)"));
-  using La = LaplaceConfig;
+  using La = timestep::LaplaceOptions;
   f.push_back(nested_timestep<La, double>(
       &T::laplace, &La::mu, "timestep.laplace.mu", "a finite number",
       [](const double& v) { return std::isfinite(v); }, "Laplace: location of log SNR"));
@@ -524,26 +533,24 @@ std::vector<Field> build() {
                   "NHWC memory format for weights and activations on CUDA"));
   f.push_back(any("train.cudnn_benchmark", &R::train, &Tr::cudnn_benchmark, "true or false",
                   "let cuDNN time its algorithms for the (fixed) shapes"));
-  f.push_back(any("train.fused_kernels", &R::train, &Tr::fused_kernels, "true or false",
+  f.push_back(kernel_switch("train.fused_kernels", &models::KernelOptions::fused_group_norm,
                   "dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels"));
   f.push_back(any("train.cuda_graphs", &R::train, &Tr::cuda_graphs, "true or false",
                   "replay forward+backward as a CUDA graph (one GPU, one micro-batch)"));
   f.push_back(any("train.graph_optimizer", &R::train, &Tr::graph_optimizer, "true or false",
                   "with train.cuda_graphs (bf16/fp32): the optimizer and EMA update inside the "
                   "graph, one fused kernel over flat buffers (else eager after each step)"));
-  f.push_back(any("train.fast_conv_bias", &R::train, &Tr::fast_conv_bias, "true or false",
+  f.push_back(kernel_switch("train.fast_conv_bias", &models::KernelOptions::fast_conv_bias,
                   "convolution biases added, and their gradients summed, by dmtrain's vectorised "
                   "CUDA kernels instead of LibTorch's broadcasting add and sum"));
-  f.push_back(any("train.attention_token_major", &R::train, &Tr::attention_token_major,
-                  "true or false",
+  f.push_back(kernel_switch("train.attention_token_major", &models::KernelOptions::attention_token_major,
                   "attention blocks as token-major matrix products (no qkv copy, no layout "
                   "transposes; same weights and results)"));
   f.push_back(
-      any("train.group_norm_cached_backward", &R::train, &Tr::group_norm_cached_backward,
-          "true or false",
+      kernel_switch("train.group_norm_cached_backward", &models::KernelOptions::group_norm_cached_backward,
           "NCHW fused GroupNorm backward that reads x and dL/dy once, keeping them in "
           "registers between its two passes (where they fit; the same results to the bit)"));
-  f.push_back(any("train.fast_avg_pool", &R::train, &Tr::fast_avg_pool, "true or false",
+  f.push_back(kernel_switch("train.fast_avg_pool", &models::KernelOptions::fast_avg_pool,
                   "2x2 average pooling (GD's down ResBlocks) whose gradient is the nearest "
                   "upsampling of dL/dy / 4 instead of ATen's avg_pool2d backward (the same values "
                   "to the bit; ATen's channels-last backward is slow)"));
@@ -555,8 +562,7 @@ std::vector<Field> build() {
                   "with train.graph_optimizer on one GPU: the backward's gradients gathered into "
                   "the flat buffer by one multi-tensor copy, instead of accumulated into its "
                   "zeroed views by one add kernel per parameter (same values)"));
-  f.push_back(any("train.nhwc_group_norm_rows", &R::train, &Tr::nhwc_group_norm_rows,
-                  "true or false",
+  f.push_back(kernel_switch("train.nhwc_group_norm_rows", &models::KernelOptions::group_norm_rows,
                   "with train.channels_last: fused GroupNorm kernels that read whole pixel rows "
                   "(tiles of pixels with every channel) instead of one block per (sample, group)"));
   f.push_back(with_example(

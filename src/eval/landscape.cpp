@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "dmtrain/models/group_norm_act.hpp"
 #include "dmtrain/util/error.hpp"
 
 namespace dmtrain::eval {
@@ -129,8 +128,6 @@ HvpFn make_hvp(const LossFn& loss, const std::vector<at::Tensor>& params) {
   std::vector<at::Tensor> grads;
   {
     MathAttentionGuard math;
-    // The fused GroupNorm kernels' backward is not differentiable again.
-    const models::FusedKernelsGuard unfused(false);
     at::AutoGradMode grad_mode(true);
     const at::Tensor l = loss();
     TORCH_CHECK(l.numel() == 1 && l.requires_grad(),

@@ -57,7 +57,7 @@ void AttentionBlockImpl::reset() {
               options.num_head_channels());
   TORCH_CHECK(heads() > 0 && c % heads() == 0, "AttentionBlock: ", c, " channels not divisible by ",
               heads(), " heads");
-  norm = register_module("norm", GroupNorm32(c));
+  norm = register_module("norm", GroupNorm32(GroupNorm32Options(c).kernels(options.kernels())));
   qkv = register_module("qkv", torch::nn::Conv1d(torch::nn::Conv1dOptions(c, 3 * c, 1)));
   proj_out = register_module("proj_out", torch::nn::Conv1d(torch::nn::Conv1dOptions(c, c, 1)));
   torch::NoGradGuard no_grad;

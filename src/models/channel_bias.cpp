@@ -4,7 +4,6 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <atomic>
 #include <variant>
 #include <vector>
 
@@ -19,7 +18,6 @@
 namespace dmtrain::models {
 namespace {
 
-std::atomic<bool> g_fast_bias{false};
 
 at::Tensor reference_add(const at::Tensor& y, const at::Tensor& bias) {
   std::vector<int64_t> shape(static_cast<size_t>(y.dim()), 1);
@@ -90,13 +88,6 @@ struct AddChannelBias : public torch::autograd::Function<AddChannelBias> {
 
 }  // namespace
 
-bool fast_conv_bias_enabled() {
-  return g_fast_bias.load();
-}
-void set_fast_conv_bias_enabled(bool on) {
-  g_fast_bias.store(on);
-}
-
 at::Tensor add_channel_bias(const at::Tensor& y, const at::Tensor& bias) {
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
   if (kernels_apply(y, bias)) return AddChannelBias::apply(y, bias);
@@ -104,10 +95,10 @@ at::Tensor add_channel_bias(const at::Tensor& y, const at::Tensor& bias) {
   return reference_add(y, bias);
 }
 
-at::Tensor conv2d_forward(torch::nn::Conv2dImpl& conv, const at::Tensor& x) {
+at::Tensor conv2d_forward(torch::nn::Conv2dImpl& conv, const at::Tensor& x, bool fast_bias) {
   const auto& o = conv.options;
   const auto* padding = std::get_if<torch::ExpandingArray<2>>(&o.padding());
-  if (!fast_conv_bias_enabled() || !conv.bias.defined() || padding == nullptr ||
+  if (!fast_bias || !conv.bias.defined() || padding == nullptr ||
       !std::holds_alternative<torch::enumtype::kZeros>(o.padding_mode())) {
     return conv.forward(x);
   }

@@ -26,7 +26,8 @@ torch::Tensor GroupNorm32Impl::forward_act(const torch::Tensor& x, const torch::
                                            const torch::Tensor& shift, bool silu) {
   // Statistics in float32 whatever the activations' dtype; the affine parameters are cast too
   // (a model cast wholesale to half keeps working).
-  return group_norm_act(x, options.num_groups(), weight, bias, options.eps(), scale, shift, silu);
+  return group_norm_act(x, options.num_groups(), weight, bias, options.eps(), scale, shift, silu,
+                        options.kernels());
 }
 
 }  // namespace dmtrain::models

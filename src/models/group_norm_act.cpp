@@ -3,7 +3,6 @@
 #include <ATen/ATen.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <atomic>
 #include <string>
 
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
@@ -15,13 +14,6 @@
 #endif
 
 namespace dmtrain::models {
-namespace {
-
-std::atomic<bool> g_fused_enabled{true};
-std::atomic<bool> g_nhwc_rows{false};
-std::atomic<bool> g_cached_backward{false};
-
-}  // namespace
 
 bool fused_kernels_built() {
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
@@ -29,27 +21,6 @@ bool fused_kernels_built() {
 #else
   return false;
 #endif
-}
-
-bool fused_kernels_enabled() {
-  return g_fused_enabled.load();
-}
-void set_fused_kernels_enabled(bool on) {
-  g_fused_enabled.store(on);
-}
-
-bool nhwc_row_kernels_enabled() {
-  return g_nhwc_rows.load();
-}
-void set_nhwc_row_kernels_enabled(bool on) {
-  g_nhwc_rows.store(on);
-}
-
-bool cached_backward_enabled() {
-  return g_cached_backward.load();
-}
-void set_cached_backward_enabled(bool on) {
-  g_cached_backward.store(on);
 }
 
 at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
@@ -96,8 +67,8 @@ at::Tensor per_sample(const at::Tensor& v, int64_t n, int64_t c) {
 // Scratch memory for the channels-last kernels that read whole pixel rows
 // (group_norm_act_nhwc_tiled.cu); undefined (the per-(sample, group) kernels) for NCHW or with
 // those kernels switched off.
-at::Tensor workspace_for(const cuda::GroupNormActShape& s, const at::Tensor& x) {
-  if (!s.channels_last || !nhwc_row_kernels_enabled()) return at::Tensor();
+at::Tensor workspace_for(const cuda::GroupNormActShape& s, const at::Tensor& x, bool rows) {
+  if (!s.channels_last || !rows) return at::Tensor();
   const int64_t n = cuda::group_norm_act_workspace(s);
   if (n == 0) return at::Tensor();
   return at::empty({n}, x.options().dtype(at::kFloat));
@@ -116,7 +87,8 @@ void check_launch(int err, const char* what) {
 // Functions cannot take undefined tensors, so "no scale/shift" is a Function of its own).
 at::Tensor fused_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                          const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& scale,
-                         const at::Tensor& shift, int64_t groups, double eps, bool silu) {
+                         const at::Tensor& shift, int64_t groups, double eps, bool silu,
+                         bool rows, bool cached) {
   const c10::cuda::CUDAGuard guard(x.device());
   const auto s = shape_of(x, groups);
   const at::Tensor gamma = weight.to(at::kFloat).contiguous();
@@ -126,7 +98,7 @@ at::Tensor fused_forward(torch::autograd::AutogradContext* ctx, const at::Tensor
   const auto stats_opts = x.options().dtype(at::kFloat);
   at::Tensor mean = at::empty({s.n * groups}, stats_opts);
   at::Tensor rstd = at::empty({s.n * groups}, stats_opts);
-  const at::Tensor ws = workspace_for(s, x);
+  const at::Tensor ws = workspace_for(s, x, rows);
   check_launch(cuda::group_norm_act_forward(
                    element_type(x.scalar_type()), s, x.data_ptr(), gamma.data_ptr<float>(),
                    beta.data_ptr<float>(), ptr_or_null(sc), ptr_or_null(sh), silu,
@@ -143,6 +115,8 @@ at::Tensor fused_forward(torch::autograd::AutogradContext* ctx, const at::Tensor
   }
   ctx->saved_data["groups"] = groups;
   ctx->saved_data["silu"] = silu;
+  ctx->saved_data["rows"] = rows;      // the backward takes the forward's kernel choices
+  ctx->saved_data["cached"] = cached;
   return y;
 }
 
@@ -156,6 +130,8 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
   const at::Tensor sh = saved.size() > 6 ? saved[6] : at::Tensor();
   const int64_t groups = ctx->saved_data["groups"].toInt();
   const bool silu = ctx->saved_data["silu"].toBool();
+  const bool rows = ctx->saved_data["rows"].toBool();
+  const bool cached = ctx->saved_data["cached"].toBool();
   const c10::cuda::CUDAGuard guard(x.device());
   const auto s = shape_of(x, groups);
   const at::Tensor gamma = weight.to(at::kFloat).contiguous();
@@ -164,14 +140,14 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
   at::Tensor grad_x = at::empty_like(x);
   const auto opts = x.options().dtype(at::kFloat);
   at::Tensor sum_dy = at::empty({s.n, s.c}, opts), sum_dy_xhat = at::empty({s.n, s.c}, opts);
-  const at::Tensor ws = workspace_for(s, x);
+  const at::Tensor ws = workspace_for(s, x, rows);
   check_launch(
       cuda::group_norm_act_backward(
           element_type(x.scalar_type()), s, grad_y.data_ptr(), x.data_ptr(), mean.data_ptr<float>(),
           rstd.data_ptr<float>(), gamma.data_ptr<float>(), beta.data_ptr<float>(), ptr_or_null(sc),
           ptr_or_null(sh), silu, grad_x.data_ptr(), sum_dy.data_ptr<float>(),
           sum_dy_xhat.data_ptr<float>(), ws.defined() ? ws.data_ptr<float>() : nullptr,
-          c10::cuda::getCurrentCUDAStream().stream(), cached_backward_enabled()),
+          c10::cuda::getCurrentCUDAStream().stream(), cached),
       "backward");
   // Per (n, c): dL/dshift = sum_dy; dL/dscale = sum over pixels of dL/dpre * GN(x)
   // = gamma * sum_dy_xhat + beta * sum_dy; dL/dgamma, dL/dbeta: the same through (1 + scale),
@@ -193,13 +169,13 @@ std::vector<at::Tensor> fused_backward(torch::autograd::AutogradContext* ctx,
 struct GroupNormActFunction : public torch::autograd::Function<GroupNormActFunction> {
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& weight, const at::Tensor& bias, int64_t groups,
-                            double eps, bool silu) {
-    return fused_forward(ctx, x, weight, bias, {}, {}, groups, eps, silu);
+                            double eps, bool silu, bool rows, bool cached) {
+    return fused_forward(ctx, x, weight, bias, {}, {}, groups, eps, silu, rows, cached);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto g = fused_backward(ctx, grads[0]);
-    return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), at::Tensor()};
+    return {g[0], g[1], g[2], at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 
@@ -208,18 +184,19 @@ struct GroupNormScaleShiftActFunction
   static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                             const at::Tensor& weight, const at::Tensor& bias,
                             const at::Tensor& scale, const at::Tensor& shift, int64_t groups,
-                            double eps, bool silu) {
-    return fused_forward(ctx, x, weight, bias, scale, shift, groups, eps, silu);
+                            double eps, bool silu, bool rows, bool cached) {
+    return fused_forward(ctx, x, weight, bias, scale, shift, groups, eps, silu, rows, cached);
   }
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto g = fused_backward(ctx, grads[0]);
-    return {g[0], g[1], g[2], g[3], g[4], at::Tensor(), at::Tensor(), at::Tensor()};
+    return {g[0], g[1], g[2], g[3], g[4], at::Tensor(), at::Tensor(), at::Tensor(),
+            at::Tensor(), at::Tensor()};
   }
 };
 
 bool fused_path_applies(const at::Tensor& x, int64_t groups) {
-  if (!g_fused_enabled.load() || !x.is_cuda() || x.dim() < 3) return false;
+  if (!x.is_cuda() || x.dim() < 3) return false;
   const auto t = x.scalar_type();
   if (t != at::kFloat && t != at::kBFloat16 && t != at::kHalf) return false;
   if (x.numel() == 0 || x.size(1) % groups != 0) return false;
@@ -234,16 +211,19 @@ bool fused_path_applies(const at::Tensor& x, int64_t groups) {
 
 at::Tensor group_norm_act(const at::Tensor& x, int64_t num_groups, const at::Tensor& weight,
                           const at::Tensor& bias, double eps, const at::Tensor& scale,
-                          const at::Tensor& shift, bool silu) {
+                          const at::Tensor& shift, bool silu, const KernelOptions& kernels) {
   TORCH_CHECK(scale.defined() == shift.defined(), "group_norm_act: scale and shift go together");
 #ifdef DMTRAIN_HAS_FUSED_KERNELS
-  if (fused_path_applies(x, num_groups)) {
+  if (kernels.fused_group_norm && fused_path_applies(x, num_groups)) {
+    const bool rows = kernels.group_norm_rows, cached = kernels.group_norm_cached_backward;
     if (scale.defined()) {
       return GroupNormScaleShiftActFunction::apply(x, weight, bias, scale, shift, num_groups, eps,
-                                                   silu);
+                                                   silu, rows, cached);
     }
-    return GroupNormActFunction::apply(x, weight, bias, num_groups, eps, silu);
+    return GroupNormActFunction::apply(x, weight, bias, num_groups, eps, silu, rows, cached);
   }
+#else
+  (void)kernels;
 #endif
   return group_norm_act_reference(x, num_groups, weight, bias, eps, scale, shift, silu);
 }

@@ -22,8 +22,9 @@ void ResBlockImpl::reset() {
   options.out_channels(out);
   using torch::nn::Conv2d;
   using torch::nn::Conv2dOptions;
+  const auto norm = [this](int64_t c) { return GroupNorm32Options(c).kernels(options.kernels()); };
   in_layers = register_module("in_layers",
-                              torch::nn::Sequential(GroupNorm32(in), torch::nn::SiLU(),
+                              torch::nn::Sequential(GroupNorm32(norm(in)), torch::nn::SiLU(),
                                                     Conv2d(Conv2dOptions(in, out, 3).padding(1))));
   emb_layers = register_module(
       "emb_layers",
@@ -37,7 +38,7 @@ void ResBlockImpl::reset() {
     for (auto& p : out_conv->parameters()) p.zero_();
   }
   out_layers = register_module(
-      "out_layers", torch::nn::Sequential(GroupNorm32(out), torch::nn::SiLU(),
+      "out_layers", torch::nn::Sequential(GroupNorm32(norm(out)), torch::nn::SiLU(),
                                           torch::nn::Dropout(options.dropout()), out_conv));
   if (out != in) {
     skip_connection = register_module(
@@ -55,11 +56,15 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
   h = in_layers->at<GroupNorm32Impl>(0).forward_act(x, {}, {}, /*silu=*/true);
   if (options.up() || options.down()) {
     // Resample between the activation and the conv (BigGAN-style), the skip path too.
-    const auto resample = options.up() ? upsample_nearest2x : avg_pool2x;
+    const bool fast_pool = options.kernels().fast_avg_pool;
+    const auto resample = [&](const torch::Tensor& t) {
+      return options.up() ? upsample_nearest2x(t) : avg_pool2x(t, fast_pool);
+    };
     h = resample(h);
     x = resample(x);
   }
-  h = conv2d_forward(in_layers->at<torch::nn::Conv2dImpl>(2), h);
+  const bool fast_bias = options.kernels().fast_conv_bias;
+  h = conv2d_forward(in_layers->at<torch::nn::Conv2dImpl>(2), h, fast_bias);
   torch::Tensor emb_out = emb_layers->forward(emb).to(h.scalar_type()).unsqueeze(-1).unsqueeze(-1);
   if (options.use_scale_shift_norm()) {
     auto scale_shift = emb_out.chunk(2, 1);
@@ -70,8 +75,8 @@ torch::Tensor ResBlockImpl::forward(const torch::Tensor& x_in, const torch::Tens
   }
   // out_layers = [GroupNorm32, SiLU, Dropout, conv].
   h = out_layers->at<torch::nn::DropoutImpl>(2).forward(h);
-  h = conv2d_forward(out_layers->at<torch::nn::Conv2dImpl>(3), h);
-  return (skip_connection ? conv2d_forward(*skip_connection, x) : x) + h;
+  h = conv2d_forward(out_layers->at<torch::nn::Conv2dImpl>(3), h, fast_bias);
+  return (skip_connection ? conv2d_forward(*skip_connection, x, fast_bias) : x) + h;
 }
 
 }  // namespace dmtrain::models

@@ -4,14 +4,10 @@
 #include <c10/core/impl/LocalDispatchKeySet.h>
 #include <torch/csrc/autograd/custom_function.h>
 
-#include <atomic>
-
 #include "dmtrain/models/channel_bias.hpp"
 
 namespace dmtrain::models {
 namespace {
-
-std::atomic<bool> g_fast_avg_pool{true};
 
 // 2x2 / stride-2 average pooling whose gradient is upsample_nearest(dL/dy * 0.25). Each input
 // pixel lies in exactly one window (even H and W, no padding), so ATen's avg_pool2d backward
@@ -37,13 +33,6 @@ struct AvgPool2xUpsampledGradient : public torch::autograd::Function<AvgPool2xUp
 
 }  // namespace
 
-bool fast_avg_pool_enabled() {
-  return g_fast_avg_pool.load();
-}
-void set_fast_avg_pool_enabled(bool on) {
-  g_fast_avg_pool.store(on);
-}
-
 torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
   TORCH_CHECK(x.dim() == 4, "upsample: expected [N, C, H, W], got ", x.sizes());
   // CUDA autocast runs upsample_nearest2d in float32 (it is on autocast's fp32 list, for the
@@ -58,10 +47,10 @@ torch::Tensor upsample_nearest2x(const torch::Tensor& x) {
   return at::upsample_nearest2d(x, {2 * x.size(2), 2 * x.size(3)});
 }
 
-torch::Tensor avg_pool2x(const torch::Tensor& x) {
+torch::Tensor avg_pool2x(const torch::Tensor& x, bool fast) {
   TORCH_CHECK(x.dim() == 4, "avg_pool2x: expected [N, C, H, W], got ", x.sizes());
   const bool even = x.size(2) % 2 == 0 && x.size(3) % 2 == 0;
-  if (fast_avg_pool_enabled() && even && x.requires_grad()) {
+  if (fast && even && x.requires_grad()) {
     return AvgPool2xUpsampledGradient::apply(x);
   }
   return at::avg_pool2d(x, {2, 2}, {2, 2});
@@ -85,7 +74,7 @@ torch::Tensor UpsampleImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.size(1) == options.channels(), "Upsample: expected ", options.channels(),
               " channels, got ", x.size(1));
   torch::Tensor h = upsample_nearest2x(x);
-  return conv ? conv2d_forward(*conv, h) : h;
+  return conv ? conv2d_forward(*conv, h, options.kernels().fast_conv_bias) : h;
 }
 
 DownsampleImpl::DownsampleImpl(ResampleOptions options_) : options(options_) {
@@ -106,7 +95,8 @@ void DownsampleImpl::reset() {
 torch::Tensor DownsampleImpl::forward(const torch::Tensor& x) {
   TORCH_CHECK(x.size(1) == options.channels(), "Downsample: expected ", options.channels(),
               " channels, got ", x.size(1));
-  return op ? conv2d_forward(*op, x) : avg_pool2x(x);
+  return op ? conv2d_forward(*op, x, options.kernels().fast_conv_bias)
+            : avg_pool2x(x, options.kernels().fast_avg_pool);
 }
 
 }  // namespace dmtrain::models

@@ -14,6 +14,7 @@ namespace dmtrain::models {
 std::shared_ptr<torch::nn::Module> TimestepEmbedSequentialImpl::clone(
     const std::optional<torch::Device>& device) const {
   auto copy = std::make_shared<TimestepEmbedSequentialImpl>();
+  copy->fast_conv_bias_ = fast_conv_bias_;
   for (const auto& layer : layers_) copy->push_back(layer->clone(device));
   return copy;
 }
@@ -37,7 +38,7 @@ torch::Tensor TimestepEmbedSequentialImpl::forward(const torch::Tensor& x,
     } else if (auto* attn = layer->as<AttentionBlockImpl>()) {
       h = attn->forward(h);
     } else if (auto* conv = layer->as<torch::nn::Conv2dImpl>()) {
-      h = conv2d_forward(*conv, h);
+      h = conv2d_forward(*conv, h, fast_conv_bias_);
     } else if (auto* up = layer->as<UpsampleImpl>()) {
       h = up->forward(h);
     } else {

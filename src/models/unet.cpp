@@ -29,22 +29,26 @@ std::shared_ptr<torch::nn::Module> build_layer(const LayerSpec& l, const UNetOpt
                           .dropout(o.dropout())
                           .use_scale_shift_norm(o.use_scale_shift_norm())
                           .up(l.up)
-                          .down(l.down))
+                          .down(l.down)
+                          .kernels(o.kernels()))
           .ptr();
     case LayerKind::kAttention:
       // The plan already resolved num_head_channels into a head count.
       return AttentionBlock(AttentionBlockOptions(l.in_channels)
                                 .num_heads(l.num_heads)
                                 .use_new_attention_order(o.use_new_attention_order())
-                                .token_major(o.attention_token_major()))
+                                .token_major(o.kernels().attention_token_major)
+                                .kernels(o.kernels()))
           .ptr();
     case LayerKind::kDownsample:
-      return Downsample(
-                 ResampleOptions(l.in_channels, o.conv_resample()).out_channels(l.out_channels))
+      return Downsample(ResampleOptions(l.in_channels, o.conv_resample())
+                            .out_channels(l.out_channels)
+                            .kernels(o.kernels()))
           .ptr();
     case LayerKind::kUpsample:
-      return Upsample(
-                 ResampleOptions(l.in_channels, o.conv_resample()).out_channels(l.out_channels))
+      return Upsample(ResampleOptions(l.in_channels, o.conv_resample())
+                          .out_channels(l.out_channels)
+                          .kernels(o.kernels()))
           .ptr();
   }
   TORCH_CHECK(false, "unknown layer kind");
@@ -53,6 +57,7 @@ std::shared_ptr<torch::nn::Module> build_layer(const LayerSpec& l, const UNetOpt
 TimestepEmbedSequential build_block(const std::vector<LayerSpec>& layers, const UNetOptions& o,
                                     int64_t emb_dim) {
   TimestepEmbedSequential block;
+  block->set_fast_conv_bias(o.kernels().fast_conv_bias);
   for (const auto& l : layers) block->push_back(build_layer(l, o, emb_dim));
   return block;
 }
@@ -91,7 +96,20 @@ void UNetModelImpl::reset() {
     for (auto& p : out_conv->parameters()) p.zero_();
   }
   out = register_module(
-      "out", torch::nn::Sequential(GroupNorm32(plan.final_ch), torch::nn::SiLU(), out_conv));
+      "out", torch::nn::Sequential(GroupNorm32(GroupNorm32Options(plan.final_ch).kernels(options.kernels())),
+                                   torch::nn::SiLU(), out_conv));
+}
+
+void UNetModelImpl::set_kernels(const KernelOptions& k) {
+  options.kernels(k);
+  for (const auto& m : modules(/*include_self=*/false)) {
+    if (auto* n = m->as<GroupNorm32Impl>()) n->options.kernels(k);
+    if (auto* b = m->as<ResBlockImpl>()) b->options.kernels(k);
+    if (auto* a = m->as<AttentionBlockImpl>()) a->options.kernels(k).token_major(k.attention_token_major);
+    if (auto* u = m->as<UpsampleImpl>()) u->options.kernels(k);
+    if (auto* d = m->as<DownsampleImpl>()) d->options.kernels(k);
+    if (auto* s = m->as<TimestepEmbedSequentialImpl>()) s->set_fast_conv_bias(k.fast_conv_bias);
+  }
 }
 
 torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor& timesteps,
@@ -127,7 +145,7 @@ torch::Tensor UNetModelImpl::forward(const torch::Tensor& x, const torch::Tensor
   }
   // out = [GroupNorm32, SiLU, conv]; norm and SiLU run as one op.
   h = out->at<GroupNorm32Impl>(0).forward_act(h.to(x.scalar_type()), {}, {}, /*silu=*/true);
-  return conv2d_forward(out->at<torch::nn::Conv2dImpl>(2), h);
+  return conv2d_forward(out->at<torch::nn::Conv2dImpl>(2), h, options.kernels().fast_conv_bias);
 }
 
 }  // namespace dmtrain::models

@@ -70,7 +70,7 @@ models::UNetOptions unet_options(const config::RunConfig& cfg) {
       .use_scale_shift_norm(m.use_scale_shift_norm)
       .resblock_updown(m.resblock_updown)
       .use_new_attention_order(m.use_new_attention_order)
-      .attention_token_major(cfg.train.attention_token_major);
+      .kernels(cfg.train.kernels);
   o.learn_sigma(m.learn_sigma);
   try {
     o.validate();
@@ -125,21 +125,10 @@ timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
   // steps only (drawing from all diffusion.steps indexed past its tables).
   const diffusion::GaussianDiffusion process(diffusion_options(cfg));
   o.num_timesteps = process.num_timesteps();
-  o.clts.mu = cfg.timestep.clts.mu;
-  o.clts.sigma = cfg.timestep.clts.sigma;
-  o.clts.target_iteration = cfg.timestep.clts.target_iteration;
-  o.clts.importance_weighting = cfg.timestep.clts.importance_weighting;
-  const auto& sp = cfg.timestep.speed;
-  o.speed.tau = sp.tau;
-  o.speed.k = sp.k;
-  o.speed.lambda = sp.lambda;
-  o.speed.dual = sp.dual;
-  o.speed.weighting = sp.weighting;
-  o.speed.threshold = sp.threshold;
-  o.logit_normal.mean = cfg.timestep.logit_normal.mean;
-  o.logit_normal.std = cfg.timestep.logit_normal.std;
-  o.laplace.mu = cfg.timestep.laplace.mu;
-  o.laplace.b = cfg.timestep.laplace.b;
+  o.clts = cfg.timestep.clts;  // its num_timesteps: o.num_timesteps, set above, takes precedence
+  o.speed = cfg.timestep.speed;
+  o.logit_normal = cfg.timestep.logit_normal;
+  o.laplace = cfg.timestep.laplace;
   // SpeeD's weights and m, and Laplace's log SNR, come from that process's abar.
   if (o.kind == "speed" || o.kind == "laplace") o.alphas_cumprod = process.alphas_cumprod();
   timestep::validate(o, "timestep");
@@ -147,14 +136,8 @@ timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg) {
 }
 
 timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg) {
-  timestep::LossWeightingOptions o;
-  o.kind = cfg.loss_weight.kind;
-  o.terms = cfg.loss_weight.terms;
-  o.gamma = cfg.loss_weight.gamma;
-  o.p2_k = cfg.loss_weight.p2_k;
-  o.p2_gamma = cfg.loss_weight.p2_gamma;
-  timestep::validate(o, "loss_weight");
-  return o;
+  timestep::validate(cfg.loss_weight, "loss_weight");
+  return cfg.loss_weight;
 }
 
 std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {

@@ -21,9 +21,6 @@
 #include "dmtrain/data/shuffle.hpp"
 #include "dmtrain/dist/launcher.hpp"
 #include "dmtrain/dist/shard.hpp"
-#include "dmtrain/models/channel_bias.hpp"
-#include "dmtrain/models/group_norm_act.hpp"
-#include "dmtrain/models/resample.hpp"
 #include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
@@ -146,11 +143,6 @@ models::UNetModel make_model(const config::RunConfig& cfg, const at::Device& dev
     }
   }
   if (device.is_cuda()) at::globalContext().setBenchmarkCuDNN(cfg.train.cudnn_benchmark);
-  models::set_fused_kernels_enabled(cfg.train.fused_kernels);
-  models::set_fast_conv_bias_enabled(cfg.train.fast_conv_bias);
-  models::set_nhwc_row_kernels_enabled(cfg.train.nhwc_group_norm_rows);
-  models::set_cached_backward_enabled(cfg.train.group_norm_cached_backward);
-  models::set_fast_avg_pool_enabled(cfg.train.fast_avg_pool);
   return model;
 }
 

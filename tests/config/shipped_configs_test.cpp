@@ -101,20 +101,20 @@ TEST(ShippedConfigs, StudyArmsPinTheRoundingSwitchesAndRecipesRunTheFastestStep)
     if (file.parent_path().filename() == "experiments") {
       ++study;
       EXPECT_FALSE(t.channels_last);
-      EXPECT_FALSE(t.nhwc_group_norm_rows);
-      EXPECT_FALSE(t.fast_conv_bias);
-      EXPECT_FALSE(t.attention_token_major);
-      EXPECT_TRUE(t.graph_optimizer && t.cuda_graphs && t.fused_kernels);
+      EXPECT_FALSE(t.kernels.group_norm_rows);
+      EXPECT_FALSE(t.kernels.fast_conv_bias);
+      EXPECT_FALSE(t.kernels.attention_token_major);
+      EXPECT_TRUE(t.graph_optimizer && t.cuda_graphs && t.kernels.fused_group_norm);
     } else if (file.stem().string().rfind("cifar10_", 0) == 0) {
       ++recipes;
       EXPECT_TRUE(t.channels_last);
-      EXPECT_TRUE(t.nhwc_group_norm_rows);
-      EXPECT_TRUE(t.fast_conv_bias && t.attention_token_major);
+      EXPECT_TRUE(t.kernels.group_norm_rows);
+      EXPECT_TRUE(t.kernels.fast_conv_bias && t.kernels.attention_token_major);
     } else if (file.stem().string().rfind("imagenet128_", 0) == 0) {
       ++recipes;  // the fastest ImageNet128 step measured (docs/benchmarks.md)
-      EXPECT_TRUE(t.channels_last && t.nhwc_group_norm_rows);
-      EXPECT_TRUE(t.graph_grad_gather && t.prefetch_inputs && t.group_norm_cached_backward);
-      EXPECT_TRUE(t.fast_conv_bias && t.attention_token_major && t.fast_avg_pool);
+      EXPECT_TRUE(t.channels_last && t.kernels.group_norm_rows);
+      EXPECT_TRUE(t.graph_grad_gather && t.prefetch_inputs && t.kernels.group_norm_cached_backward);
+      EXPECT_TRUE(t.kernels.fast_conv_bias && t.kernels.attention_token_major && t.kernels.fast_avg_pool);
     }
   }
   EXPECT_GE(study, 9);

@@ -11,12 +11,6 @@ namespace dm = dmtrain::models;
 
 namespace {
 
-struct SwitchOn {
-  bool before = dm::fast_conv_bias_enabled();
-  SwitchOn() { dm::set_fast_conv_bias_enabled(true); }
-  ~SwitchOn() { dm::set_fast_conv_bias_enabled(before); }
-};
-
 float max_diff(const torch::Tensor& a, const torch::Tensor& b) {
   return (a.to(torch::kFloat).cpu() - b.to(torch::kFloat).cpu()).abs().max().item<float>();
 }
@@ -35,17 +29,14 @@ TEST(FastConvBias, SplitConvolutionEqualsTheModuleOnTheCpu) {
     const torch::Tensor x = torch::randn({2, 6, 9, 8}, torch::requires_grad());
     const torch::Tensor probe = torch::randn_like(conv->forward(x));
     const auto pass = [&](bool fast) {
-      dm::set_fast_conv_bias_enabled(fast);
       for (auto& p : conv->parameters()) p.mutable_grad() = torch::Tensor();
       x.mutable_grad() = torch::Tensor();
-      const torch::Tensor y = dm::conv2d_forward(*conv, x);
+      const torch::Tensor y = dm::conv2d_forward(*conv, x, fast);
       (y * probe).sum().backward();
       return std::vector<torch::Tensor>{y.detach(), x.grad(), conv->weight.grad(),
                                         conv->bias.grad()};
     };
-    const bool before = dm::fast_conv_bias_enabled();
     const auto plain = pass(false), fast = pass(true);
-    dm::set_fast_conv_bias_enabled(before);
     for (size_t i = 0; i < plain.size(); ++i) EXPECT_LT(max_diff(plain[i], fast[i]), 1e-5) << i;
     EXPECT_GT(plain[3].abs().max().item<float>(), 1e-2);  // the bias has a real gradient
   }
@@ -53,7 +44,6 @@ TEST(FastConvBias, SplitConvolutionEqualsTheModuleOnTheCpu) {
 
 TEST(FastConvBias, KernelsEqualAtenOnCuda) {
   if (!torch::cuda::is_available()) GTEST_SKIP() << "needs a CUDA device";
-  const SwitchOn on;
   torch::manual_seed(9);
   struct Case {
     std::vector<int64_t> shape;

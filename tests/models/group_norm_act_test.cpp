@@ -51,8 +51,8 @@ double rel_err(const torch::Tensor& got, const torch::Tensor& want) {
 
 // Forward and gradients (x, w, b, scale, shift) of sum(y * r) for a fixed random r.
 std::vector<torch::Tensor> run(const Inputs& in, const Case& c, torch::Device dev,
-                               torch::ScalarType act, bool fused) {
-  const dm::FusedKernelsGuard guard(fused);
+                               torch::ScalarType act, bool fused, dm::KernelOptions k = {}) {
+  k.fused_group_norm = fused;
   auto x = in.x.to(dev, act);
   if (c.channels_last) x = to_channels_last(x);
   x = x.detach().requires_grad_(true);
@@ -67,7 +67,7 @@ std::vector<torch::Tensor> run(const Inputs& in, const Case& c, torch::Device de
     w = in.w.to(dev).detach().requires_grad_(true);
     b = in.b.to(dev).detach().requires_grad_(true);
   }
-  const auto y = dm::group_norm_act(x, c.groups, w, b, 1e-5, s, t, c.silu);
+  const auto y = dm::group_norm_act(x, c.groups, w, b, 1e-5, s, t, c.silu, k);
   EXPECT_EQ(y.scalar_type(), act);
   if (fused) {
     EXPECT_EQ(y.strides(), x.strides());  // the layout is kept
@@ -117,7 +117,8 @@ bool cuda_fused() {
 TEST(GroupNormAct, UnfusedMatchesHandWrittenGroupNorm) {
   const Case c{{2, 8, 3, 3}, 4, true, true};
   const Inputs in = make_inputs(c);
-  const auto y = dm::group_norm_act(in.x, 4, in.w, in.b, 1e-5, in.scale, in.shift, true);
+  const auto y =
+      dm::group_norm_act(in.x, 4, in.w, in.b, 1e-5, in.scale, in.shift, true, dm::KernelOptions{});
   // By hand: statistics over each (sample, 2 channels x 9 pixels) group, biased variance.
   const auto xg = in.x.view({2, 4, 18});
   const auto mean = xg.mean(-1, true);
@@ -134,7 +135,7 @@ TEST(GroupNormAct, UnfusedMatchesHandWrittenGroupNorm) {
 TEST(GroupNormAct, ScaleWithoutShiftIsRefused) {
   const auto x = torch::randn({1, 4, 2, 2});
   EXPECT_THROW(dm::group_norm_act(x, 2, torch::ones({4}), torch::zeros({4}), 1e-5,
-                                  torch::zeros({1, 4, 1, 1}), {}, true),
+                                  torch::zeros({1, 4, 1, 1}), {}, true, dm::KernelOptions{}),
                c10::Error);
 }
 
@@ -195,7 +196,8 @@ TEST(GroupNormAct, FusedStatisticsSurviveALargeMean) {
 // for float32 below: the float32 32x32 case falls back) and where it does not.
 TEST(GroupNormAct, CachedBackwardOnCudaGivesTheTwoPassKernelsBits) {
   if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
-  const bool before = dm::cached_backward_enabled();
+  dm::KernelOptions two_pass_kernels, cached_kernels;
+  cached_kernels.group_norm_cached_backward = true;
   std::vector<Case> cases(kCases.begin(), kCases.end());
   cases.push_back({{4, 128, 32, 32}, 32, true, true});   // a CIFAR10 ResBlock at 32x32
   cases.push_back({{2, 256, 16, 16}, 32, false, true});  // 8 channels per group at 16x16
@@ -203,10 +205,8 @@ TEST(GroupNormAct, CachedBackwardOnCudaGivesTheTwoPassKernelsBits) {
     if (c.channels_last) continue;
     for (const auto act : {torch::kFloat, torch::kBFloat16}) {
       const Inputs in = make_inputs(c);
-      dm::set_cached_backward_enabled(false);
-      const auto two_pass = run(in, c, torch::kCUDA, act, true);
-      dm::set_cached_backward_enabled(true);
-      const auto cached = run(in, c, torch::kCUDA, act, true);
+      const auto two_pass = run(in, c, torch::kCUDA, act, true, two_pass_kernels);
+      const auto cached = run(in, c, torch::kCUDA, act, true, cached_kernels);
       ASSERT_EQ(cached.size(), two_pass.size());
       for (size_t i = 0; i < cached.size(); ++i) {
         EXPECT_TRUE(torch::equal(cached[i], two_pass[i]))
@@ -215,24 +215,23 @@ TEST(GroupNormAct, CachedBackwardOnCudaGivesTheTwoPassKernelsBits) {
       }
     }
   }
-  dm::set_cached_backward_enabled(before);
 }
 
 // The channels-last kernels that read pixel rows (off by default) against the float64 truth and
 // against the per-(sample, group) kernels, float32 and bf16, and with a large mean.
 TEST(GroupNormAct, NhwcRowKernelsMatchFloat64AndThePerGroupKernels) {
   if (!cuda_fused()) GTEST_SKIP() << "needs CUDA and the fused kernels";
-  const bool before = dm::nhwc_row_kernels_enabled();
+  dm::KernelOptions per_group_kernels, row_kernels;
+  row_kernels.group_norm_rows = true;
   for (const auto& c : kCases) {
     if (!c.channels_last) continue;
     const Inputs in = make_inputs(c);
     const auto want = truth(in, c);
-    dm::set_nhwc_row_kernels_enabled(false);
-    const auto per_group = run(in, c, torch::kCUDA, torch::kFloat, true);
-    const auto per_group_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true);
-    dm::set_nhwc_row_kernels_enabled(true);
-    const auto rows = run(in, c, torch::kCUDA, torch::kFloat, true);
-    const auto rows_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true);
+    const auto per_group = run(in, c, torch::kCUDA, torch::kFloat, true, per_group_kernels);
+    const auto per_group_bf16 =
+        run(in, c, torch::kCUDA, torch::kBFloat16, true, per_group_kernels);
+    const auto rows = run(in, c, torch::kCUDA, torch::kFloat, true, row_kernels);
+    const auto rows_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true, row_kernels);
     for (size_t i = 0; i < rows.size(); ++i) {
       const std::string what =
           "output " + std::to_string(i) + " of case C=" + std::to_string(c.shape[1]);
@@ -244,8 +243,7 @@ TEST(GroupNormAct, NhwcRowKernelsMatchFloat64AndThePerGroupKernels) {
   const Case big{{2, 64, 16, 16}, 32, false, false, true};
   const Inputs in = make_inputs(big, 1000.0);
   const auto want = truth(in, big);
-  const auto got = run(in, big, torch::kCUDA, torch::kFloat, true);
+  const auto got = run(in, big, torch::kCUDA, torch::kFloat, true, row_kernels);
   EXPECT_LT(rel_err(got[0], want[0]), 1e-3);
   EXPECT_LT(rel_err(got[1], want[1]), 1e-2);
-  dm::set_nhwc_row_kernels_enabled(before);
 }

@@ -18,6 +18,15 @@ namespace {
 
 const std::string kDir = std::string(DMTRAIN_FIXTURES_DIR) + "/models/";
 
+// The kernel switches of the references' numerics (off) or the speed levers that change how ops
+// run without changing the model (on): token-major attention, convolution biases added apart.
+dm::KernelOptions levers(bool on) {
+  dm::KernelOptions k;
+  k.attention_token_major = on;
+  k.fast_conv_bias = on;
+  return k;
+}
+
 dm::UNetOptions id_small() {
   dm::UNetOptions o;
   o.image_size(16)
@@ -75,12 +84,10 @@ TEST(Reference, GdSmallKeysInPyTorchOrder) {
 }
 
 TEST(Reference, IdSmallOutputMatches) {
-  const bool fast_bias = dm::fast_conv_bias_enabled();
   // The second pass with the speed levers that change how ops run: token-major attention and
   // convolution biases added apart (on the CPU through the same split, on ATen ops).
   for (const bool token_major : {false, true}) {
-    dm::set_fast_conv_bias_enabled(token_major);
-    dm::UNetModel model(id_small().attention_token_major(token_major));
+    dm::UNetModel model(id_small().kernels(levers(token_major)));
     dm::load_state_dict(*model, kDir + "id_small.pt");  // float16 file into float32 model
     model->eval();
     auto io = read_io("id_small_io.pt");
@@ -91,7 +98,6 @@ TEST(Reference, IdSmallOutputMatches) {
     // The comparison has teeth: a different timestep changes the output far beyond tolerance.
     EXPECT_GT(rel_err(model->forward(io["x"], io["t"] + 1), io["out"]), 1e-3);
   }
-  dm::set_fast_conv_bias_enabled(fast_bias);
 }
 
 // The same fixture on the GPU, through the fused GroupNorm kernels and flash attention, in float32
@@ -100,10 +106,8 @@ TEST(Reference, IdSmallOutputMatchesOnCudaThroughFusedKernels) {
   if (!torch::cuda::is_available() || !dm::fused_kernels_built()) {
     GTEST_SKIP() << "needs CUDA and the fused kernels";
   }
-  const bool fast_bias = dm::fast_conv_bias_enabled();
   for (const bool token_major : {false, true}) {  // the second pass with the speed levers
-    dm::set_fast_conv_bias_enabled(token_major);
-    dm::UNetModel model(id_small().attention_token_major(token_major));
+    dm::UNetModel model(id_small().kernels(levers(token_major)));
     dm::load_state_dict(*model, kDir + "id_small.pt");
     model->eval();
     model->to(torch::kCUDA);
@@ -118,12 +122,11 @@ TEST(Reference, IdSmallOutputMatchesOnCudaThroughFusedKernels) {
     at::globalContext().setAllowTF32CuBLAS(tf32_mm);
     EXPECT_LT(rel_err(out, io["out"]), 1e-4) << "token_major=" << token_major;
   }
-  dm::set_fast_conv_bias_enabled(fast_bias);
 }
 
 TEST(Reference, GdSmallOutputMatchesFromSafetensors) {
   for (const bool token_major : {false, true}) {
-    dm::UNetModel model(gd_small().attention_token_major(token_major));
+    dm::UNetModel model(gd_small().kernels(levers(token_major)));
     dm::load_state_dict(*model, kDir + "gd_small.safetensors");
     model->eval();
     auto io = read_io("gd_small_io.pt");

@@ -50,12 +50,9 @@ TEST(UpsampleNearest2x, StaysBf16UnderCudaAutocastWithTheFloat32Numbers) {
 // The gradient of avg_pool2x(x) against dL/dy = g with the switch as given, and the output.
 std::pair<torch::Tensor, torch::Tensor> pool_and_grad(const torch::Tensor& x,
                                                       const torch::Tensor& g, bool fast) {
-  const bool before = dm::fast_avg_pool_enabled();
-  dm::set_fast_avg_pool_enabled(fast);
   torch::Tensor leaf = x.detach().clone().requires_grad_(true);
-  const torch::Tensor y = dm::avg_pool2x(leaf);
+  const torch::Tensor y = dm::avg_pool2x(leaf, fast);
   y.backward(g);
-  dm::set_fast_avg_pool_enabled(before);
   return {y.detach(), leaf.grad()};
 }
 

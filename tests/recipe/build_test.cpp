@@ -7,9 +7,11 @@
 
 #include <filesystem>
 
-#include "dmtrain/models/channel_bias.hpp"
-#include "dmtrain/models/group_norm_act.hpp"
+#include "dmtrain/models/attention.hpp"
+#include "dmtrain/models/group_norm32.hpp"
+#include "dmtrain/models/res_block.hpp"
 #include "dmtrain/models/resample.hpp"
+#include "dmtrain/models/unet.hpp"
 #include "dmtrain/timestep/factory.hpp"
 #include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/trainer.hpp"
@@ -58,30 +60,60 @@ TEST(Build, TrainThreadsSetsTheCpuThreadCount) {
   fs::remove_all(root);
 }
 
-// The kernel switches among train.* reach the process-wide switches the models read, on and off.
-TEST(Build, KernelSwitchesFollowTheConfig) {
-  const fs::path root = dmtrain::test_support::scratch_dir("switches", /*create=*/false);
-  test_support::write_tiny_idx(root / "data");
-  const bool bias = models::fast_conv_bias_enabled(), rows = models::nhwc_row_kernels_enabled(),
-             cached = models::cached_backward_enabled(), pool = models::fast_avg_pool_enabled();
+// The kernel switches among train.* reach every layer of the model the recipe builds, on and off,
+// and UNetModelImpl::set_kernels switches them all afterwards.
+TEST(Build, KernelSwitchesReachEveryLayer) {
+  const auto expect_all = [](models::UNetModelImpl& model, const models::KernelOptions& k,
+                             const std::string& what) {
+    const auto same = [&](const models::KernelOptions& got) {
+      return got.fused_group_norm == k.fused_group_norm && got.group_norm_rows == k.group_norm_rows &&
+             got.group_norm_cached_backward == k.group_norm_cached_backward &&
+             got.fast_conv_bias == k.fast_conv_bias && got.fast_avg_pool == k.fast_avg_pool &&
+             got.attention_token_major == k.attention_token_major;
+    };
+    int norms = 0, blocks = 0, attention = 0, resample = 0;
+    for (const auto& m : model.modules()) {
+      if (auto* n = m->as<models::GroupNorm32Impl>()) {
+        EXPECT_TRUE(same(n->options.kernels())) << what;
+        ++norms;
+      }
+      if (auto* r = m->as<models::ResBlockImpl>()) {
+        EXPECT_TRUE(same(r->options.kernels())) << what;
+        ++blocks;
+      }
+      if (auto* a = m->as<models::AttentionBlockImpl>()) {
+        EXPECT_TRUE(same(a->options.kernels())) << what;
+        EXPECT_EQ(a->options.token_major(), k.attention_token_major) << what;
+        ++attention;
+      }
+      if (auto* d = m->as<models::DownsampleImpl>()) {
+        EXPECT_TRUE(same(d->options.kernels())) << what;
+        ++resample;
+      }
+      if (auto* u = m->as<models::UpsampleImpl>()) {
+        EXPECT_TRUE(same(u->options.kernels())) << what;
+        ++resample;
+      }
+    }
+    EXPECT_GT(norms, 0);  // the walk found the layers: the test has teeth
+    EXPECT_GT(blocks, 0);
+    EXPECT_GT(attention, 0);
+    EXPECT_GT(resample, 0);
+  };
   for (const bool on : {true, false}) {
-    auto cfg = test_support::tiny_config(root / "data", root / (on ? "on" : "off"));
-    cfg.train.iterations = 1;
-    cfg.train.fast_conv_bias = on;
-    cfg.train.nhwc_group_norm_rows = on;
-    cfg.train.group_norm_cached_backward = on;
-    cfg.train.fast_avg_pool = on;
-    train::train(cfg);
-    EXPECT_EQ(models::fast_conv_bias_enabled(), on);
-    EXPECT_EQ(models::nhwc_row_kernels_enabled(), on);
-    EXPECT_EQ(models::cached_backward_enabled(), on);
-    EXPECT_EQ(models::fast_avg_pool_enabled(), on);
+    auto cfg = test_support::tiny_config("unused", "unused");
+    cfg.model.attention_resolutions = {4};
+    auto& k = cfg.train.kernels;
+    k.fused_group_norm = k.group_norm_rows = k.group_norm_cached_backward = on;
+    k.fast_conv_bias = k.fast_avg_pool = k.attention_token_major = on;
+    models::UNetModel model(recipe::unet_options(cfg));
+    expect_all(*model, k, on ? "config on" : "config off");
+    models::KernelOptions flipped;
+    flipped.fused_group_norm = flipped.group_norm_rows = flipped.group_norm_cached_backward = !on;
+    flipped.fast_conv_bias = flipped.fast_avg_pool = flipped.attention_token_major = !on;
+    model->set_kernels(flipped);
+    expect_all(*model, flipped, on ? "set_kernels off" : "set_kernels on");
   }
-  models::set_fast_conv_bias_enabled(bias);
-  models::set_nhwc_row_kernels_enabled(rows);
-  models::set_cached_backward_enabled(cached);
-  models::set_fast_avg_pool_enabled(pool);
-  fs::remove_all(root);
 }
 
 // The automatic thread count: the cores the load leaves free, at least one.

@@ -3,12 +3,17 @@
 // Contract: every field has its default here (defaults live in code); config/load.hpp fills a
 // RunConfig from YAML files and --set overrides, strictly (unknown keys, wrong types and
 // out-of-range values are errors naming file, line and key); config/schema.hpp lists every key
-// with its type, range and documentation. Each section maps onto one component's options; the
-// train area converts them (recipe/build.hpp), so this header depends on nothing else.
+// with its type, range and documentation. Each section maps onto one component's options: the
+// recipe area converts them (recipe/build.hpp), or, for a component whose options are a plain
+// struct (models/kernel_options.hpp, timestep/options.hpp), the section holds that struct
+// itself, its one home.
 #pragma once
 #include <cstdint>
 #include <string>
 #include <vector>
+
+#include "dmtrain/models/kernel_options.hpp"
+#include "dmtrain/timestep/options.hpp"
 
 namespace dmtrain::config {
 
@@ -39,47 +44,15 @@ struct DiffusionConfig {
   std::string timestep_respacing = "";  // training uses all steps unless set
 };
 
-struct CltsConfig {
-  double mu = 0.3;
-  double sigma = 1.0;
-  int64_t target_iteration = 100000;
-  bool importance_weighting = false;
-};
-
-struct SpeedConfig {  // SpeeD (timestep/speed_sampler.hpp)
-  double tau = 0.7;
-  double k = 5.0;
-  double lambda = 0.6;
-  bool dual = true;
-  bool weighting = true;
-  double threshold = 0.1;  // m's threshold on d sqrt(1 - abar) / d(t/T) [reading]
-};
-
-struct LogitNormalConfig {  // SD3's logit-normal t (timestep/logit_normal_sampler.hpp)
-  double mean = 0.0;
-  double std = 1.0;
-};
-
-struct LaplaceConfig {  // Laplace log-SNR sampling (timestep/laplace_sampler.hpp)
-  double mu = 0.0;  // location of log SNR [Hang et al. 2024: 0]
-  double b = 0.5;   // scale [Hang et al. 2024: 0.5]
-};
-
+// The timestep sampler: its kind, and each kind's options as the sampler takes them
+// (timestep/options.hpp, their one home).
 struct TimestepConfig {
   // uniform | clts | loss-second-moment | speed | logit-normal | laplace
   std::string sampler = "uniform";
-  CltsConfig clts;
-  SpeedConfig speed;
-  LogitNormalConfig logit_normal;
-  LaplaceConfig laplace;
-};
-
-struct LossWeightConfig {
-  std::string kind = "none";  // none | min-snr | p2
-  std::string terms = "mse";  // mse | all: the loss terms the weight multiplies
-  double gamma = 5.0;         // min-snr
-  double p2_k = 1.0;
-  double p2_gamma = 1.0;
+  timestep::CltsOptions clts;                 // clts.num_timesteps: set from the process
+  timestep::SpeedOptions speed;               // SpeeD (timestep/speed_sampler.hpp)
+  timestep::LogitNormalOptions logit_normal;  // SD3's logit-normal t
+  timestep::LaplaceOptions laplace;  // Laplace log-SNR sampling [Hang et al. 2024: mu 0, b 0.5]
 };
 
 struct OptimConfig {
@@ -133,18 +106,14 @@ struct TrainConfig {
   bool channels_last = false;  // NHWC weights and activations on CUDA; the CIFAR10 and
                                // ImageNet128 configs turn it on (docs/benchmarks.md)
   bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
-  bool fused_kernels = true;    // dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels
   bool cuda_graphs = true;      // replay forward+backward as a CUDA graph (one GPU, one chunk)
   bool graph_optimizer = true;  // and the optimizer + EMA update inside it (flat buffers)
-  bool fast_conv_bias = true;         // convolution biases added by dmtrain's kernels
-  bool attention_token_major = true;  // attention's 1x1 convolutions as token-major products
-  bool nhwc_group_norm_rows = false;  // channels-last GroupNorm kernels reading pixel rows
-                                      // (the CIFAR10 and ImageNet128 configs: on)
-  bool graph_grad_gather = false;     // graph_optimizer: gradients gathered, not accumulated
-  bool prefetch_inputs = false;       // next iteration's batch and draws during this one
-  bool group_norm_cached_backward = false;  // GroupNorm backward reading its inputs once
-  bool fast_avg_pool = true;  // 2x2 average pooling's gradient as a nearest upsampling (the same
-                              // values; GD's down ResBlocks)
+  bool graph_grad_gather = false;  // graph_optimizer: gradients gathered, not accumulated
+  bool prefetch_inputs = false;    // next iteration's batch and draws during this one
+  // How the UNet's layers are computed (train.fused_kernels, fast_conv_bias,
+  // attention_token_major, nhwc_group_norm_rows, group_norm_cached_backward, fast_avg_pool):
+  // the model's own options struct, bound key by key (config/schema.cpp).
+  models::KernelOptions kernels;
   PosthocEmaConfig posthoc_ema;
 };
 
@@ -195,7 +164,7 @@ struct RunConfig {
   ModelConfig model;
   DiffusionConfig diffusion;
   TimestepConfig timestep;
-  LossWeightConfig loss_weight;
+  timestep::LossWeightingOptions loss_weight;  // none | min-snr | p2, and the terms it weights
   OptimConfig optim;
   DataConfig data;
   TrainConfig train;

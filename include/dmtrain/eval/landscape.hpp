@@ -19,7 +19,9 @@
 // kernels do not (on the CPU: "derivative for _scaled_dot_product_flash_attention_for_cpu_backward
 // is not implemented"; CUDA flash / memory-efficient kernels likewise). MathAttentionGuard
 // therefore switches SDPA to its math backend (at::globalContext() flags, process-wide, restored
-// on destruction) while make_hvp builds the graph. Same numbers, more memory.
+// on destruction) while make_hvp builds the graph. Same numbers, more memory. dmtrain's fused
+// GroupNorm kernels have a fixed-formula backward: the model's KernelOptions::fused_group_norm
+// must be off (UNetModelImpl::set_kernels) while its Hessian is taken.
 //
 // Lanczos with full reorthogonalisation: `steps` Krylov vectors (each a full copy of the
 // parameters, so memory is steps x model size), the Ritz values of the tridiagonal matrix as

@@ -29,6 +29,8 @@
 
 #include "dmtrain/models/group_norm32.hpp"
 
+#include "dmtrain/models/kernel_options.hpp"
+
 namespace dmtrain::models {
 
 // qkv: [N, 3 * C, T] -> [N, C, T].
@@ -43,6 +45,7 @@ struct AttentionBlockOptions {
   TORCH_ARG(bool, use_new_attention_order) = false;
   TORCH_ARG(bool, use_sdpa) = true;
   TORCH_ARG(bool, token_major) = false;  // see above; only with use_sdpa
+  TORCH_ARG(KernelOptions, kernels);     // its GroupNorm's
 };
 
 class AttentionBlockImpl : public torch::nn::Cloneable<AttentionBlockImpl> {

@@ -16,14 +16,13 @@
 
 namespace dmtrain::models {
 
-at::Tensor conv2d_forward(torch::nn::Conv2dImpl& conv, const at::Tensor& x);
+// `fast_bias` (KernelOptions::fast_conv_bias): the bias-free convolution + add_channel_bias;
+// else conv.forward(x).
+at::Tensor conv2d_forward(torch::nn::Conv2dImpl& conv, const at::Tensor& x, bool fast_bias);
 
 // y + bias[c] for y [N, C, *] (dense NCHW or channels-last), bias float32 [C], differentiable in
 // both; the kernels above on CUDA, ATen ops elsewhere.
 at::Tensor add_channel_bias(const at::Tensor& y, const at::Tensor& bias);
 
-// The process-wide switch (train.fast_conv_bias; default off).
-bool fast_conv_bias_enabled();
-void set_fast_conv_bias_enabled(bool on);
 
 }  // namespace dmtrain::models

@@ -10,6 +10,8 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include "dmtrain/models/kernel_options.hpp"
+
 namespace dmtrain::models {
 
 struct GroupNorm32Options {
@@ -17,6 +19,7 @@ struct GroupNorm32Options {
   TORCH_ARG(int64_t, num_channels);
   TORCH_ARG(int64_t, num_groups) = 32;
   TORCH_ARG(double, eps) = 1e-5;
+  TORCH_ARG(KernelOptions, kernels);  // fused_group_norm, group_norm_rows, cached backward
 };
 
 class GroupNorm32Impl : public torch::nn::Cloneable<GroupNorm32Impl> {

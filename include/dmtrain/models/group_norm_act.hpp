@@ -18,55 +18,30 @@
 // Elsewhere (CPU, other strides, no CUDA compiler at build time, fused kernels switched off) it
 // runs the references' chain of ATen ops. Its backward is a fixed formula, not differentiable
 // again: code that needs second derivatives (the loss-landscape Hessian) switches the fused path
-// off with FusedKernelsGuard.
+// off (KernelOptions::fused_group_norm).
 #pragma once
 #include <cstdint>
 
 #include <ATen/core/Tensor.h>
 
+#include "dmtrain/models/kernel_options.hpp"
+
 namespace dmtrain::models {
 
+// `kernels`: fused_group_norm (else the reference chain below), group_norm_rows (channels-last:
+// the kernels that read whole pixel rows, else the per-(sample, group) ones),
+// group_norm_cached_backward (NCHW: the backward that reads its inputs once, where they fit:
+// H * W <= 1,024 bf16 or 512 float32 values per channel, at most 16 channels per group).
 at::Tensor group_norm_act(const at::Tensor& x, int64_t num_groups, const at::Tensor& weight,
                           const at::Tensor& bias, double eps, const at::Tensor& scale,
-                          const at::Tensor& shift, bool silu);
+                          const at::Tensor& shift, bool silu, const KernelOptions& kernels);
 
 // The unfused reference chain (also the fallback): GN in float32, cast back, scale/shift, SiLU.
 at::Tensor group_norm_act_reference(const at::Tensor& x, int64_t num_groups,
                                     const at::Tensor& weight, const at::Tensor& bias, double eps,
                                     const at::Tensor& scale, const at::Tensor& shift, bool silu);
 
-// Whether this build has the CUDA kernels, and the process-wide switch (default on).
+// Whether this build has the CUDA kernels.
 bool fused_kernels_built();
-bool fused_kernels_enabled();
-void set_fused_kernels_enabled(bool on);
-
-// Channels-last activations: the kernels that read whole pixel rows (tiles of pixels with every
-// channel, partial sums through a workspace) or the per-(sample, group) kernels (default). The
-// trainer sets it from train.nhwc_group_norm_rows (H200, CIFAR10 channels-last step: the row
-// kernels 8.8% faster; off until ImageNet128, channels-last by its config, is measured).
-bool nhwc_row_kernels_enabled();
-void set_nhwc_row_kernels_enabled(bool on);
-
-// NCHW backward: the kernel variant that reads x and dL/dy once, keeping them in registers
-// between its two passes (where they fit: H * W <= 1,024 bf16 or 512 float32 values per channel,
-// at most 16 channels per group), instead of reading them again in the second pass; the same
-// results to the bit. The trainer sets it from train.group_norm_cached_backward (off until
-// measured on a GPU).
-bool cached_backward_enabled();
-void set_cached_backward_enabled(bool on);
-
-// Switches the fused kernels off (or on) for a scope, restoring the previous setting.
-class FusedKernelsGuard {
- public:
-  explicit FusedKernelsGuard(bool on) : previous_(fused_kernels_enabled()) {
-    set_fused_kernels_enabled(on);
-  }
-  ~FusedKernelsGuard() { set_fused_kernels_enabled(previous_); }
-  FusedKernelsGuard(const FusedKernelsGuard&) = delete;
-  FusedKernelsGuard& operator=(const FusedKernelsGuard&) = delete;
-
- private:
-  bool previous_;
-};
 
 }  // namespace dmtrain::models

@@ -20,6 +20,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
+#include "dmtrain/models/kernel_options.hpp"
+
 namespace dmtrain::models {
 
 struct ResBlockOptions {
@@ -34,6 +36,7 @@ struct ResBlockOptions {
   TORCH_ARG(bool, use_scale_shift_norm) = false;
   TORCH_ARG(bool, up) = false;
   TORCH_ARG(bool, down) = false;
+  TORCH_ARG(KernelOptions, kernels);
 };
 
 class ResBlockImpl : public torch::nn::Cloneable<ResBlockImpl> {

@@ -10,6 +10,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/pimpl.h>
 
+#include "dmtrain/models/kernel_options.hpp"
+
 namespace dmtrain::models {
 
 struct ResampleOptions {
@@ -18,6 +20,7 @@ struct ResampleOptions {
   TORCH_ARG(bool, use_conv);
   // -1 = channels. Only a conv may change the width.
   TORCH_ARG(int64_t, out_channels) = -1;
+  TORCH_ARG(KernelOptions, kernels);  // fast_conv_bias, fast_avg_pool
 };
 
 class UpsampleImpl : public torch::nn::Cloneable<UpsampleImpl> {
@@ -44,12 +47,10 @@ TORCH_MODULE(Downsample);
 
 // The parameter-free halves, shared with ResBlock's up/down path.
 torch::Tensor upsample_nearest2x(const torch::Tensor& x);
-// 2x2 average pooling, stride 2 (odd rows and columns dropped, as avg_pool2d does). With the
-// switch on (train.fast_avg_pool, default on) and even H and W, its gradient is taken as the
+// 2x2 average pooling, stride 2 (odd rows and columns dropped, as avg_pool2d does). With `fast`
+// (KernelOptions::fast_avg_pool) and even H and W, its gradient is taken as the
 // nearest upsampling of dL/dy / 4 instead of by ATen's avg_pool2d backward: the same values to
 // the bit, several times faster channels-last on CUDA (docs/benchmarks.md).
-torch::Tensor avg_pool2x(const torch::Tensor& x);
-bool fast_avg_pool_enabled();
-void set_fast_avg_pool_enabled(bool on);
+torch::Tensor avg_pool2x(const torch::Tensor& x, bool fast);
 
 }  // namespace dmtrain::models

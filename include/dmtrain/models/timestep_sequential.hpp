@@ -8,6 +8,8 @@
 #include <torch/nn/cloneable.h>
 #include <torch/nn/pimpl.h>
 
+#include "dmtrain/models/kernel_options.hpp"
+
 namespace dmtrain::models {
 
 class TimestepEmbedSequentialImpl : public torch::nn::Cloneable<TimestepEmbedSequentialImpl> {
@@ -24,11 +26,14 @@ class TimestepEmbedSequentialImpl : public torch::nn::Cloneable<TimestepEmbedSeq
     push_back(std::static_pointer_cast<torch::nn::Module>(holder.ptr()));
   }
   size_t size() const { return layers_.size(); }
+  // The convolution layers' KernelOptions::fast_conv_bias (the other layers hold their own).
+  void set_fast_conv_bias(bool on) { fast_conv_bias_ = on; }
 
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& emb);
 
  private:
   std::vector<std::shared_ptr<torch::nn::Module>> layers_;
+  bool fast_conv_bias_ = KernelOptions{}.fast_conv_bias;
 };
 TORCH_MODULE(TimestepEmbedSequential);
 

@@ -28,6 +28,9 @@ class UNetModelImpl : public torch::nn::Cloneable<UNetModelImpl> {
   void reset() override;
   torch::Tensor forward(const torch::Tensor& x, const torch::Tensor& timesteps,
                         const torch::Tensor& y = {});
+  // Switches how every layer computes (e.g. fused_group_norm off before taking second
+  // derivatives); the parameters are untouched.
+  void set_kernels(const KernelOptions& kernels);
 
   UNetOptions options;
   torch::nn::Sequential time_embed{nullptr};  // Linear, SiLU, Linear

@@ -16,6 +16,8 @@
 
 #include <torch/arg.h>
 
+#include "dmtrain/models/kernel_options.hpp"
+
 namespace dmtrain::models {
 
 struct UNetOptions {
@@ -46,8 +48,8 @@ struct UNetOptions {
   TORCH_ARG(bool, resblock_updown) = false;
   // false = legacy qkv layout (heads split before q/k/v; ID's only layout), true = GD's new one.
   TORCH_ARG(bool, use_new_attention_order) = false;
-  // The attention blocks' token-major form (AttentionBlockOptions::token_major): same weights.
-  TORCH_ARG(bool, attention_token_major) = false;
+  // How the layers are computed (kernel_options.hpp): the same weights and outputs either way.
+  TORCH_ARG(KernelOptions, kernels);
 
   // (TORCH_ARG leaves the access at private.)
  public:

@@ -15,17 +15,10 @@
 #include <cstdint>
 #include <string>
 
+#include "dmtrain/timestep/options.hpp"
+
 namespace dmtrain::timestep {
 
-struct CltsOptions {
-  int64_t num_timesteps = 1000;       // T
-  double mu = 0.3;                    // centre of the Gaussian in normalised time t/T [paper]
-  double sigma = 1.0;                 // its width in normalised time [reading]
-  int64_t target_iteration = 100000;  // K_target: iteration at which p is fully Gaussian [paper]
-  // Weight each sampled loss by 1/(T p_k(t)) so the objective stays the uniform-t objective's
-  // unbiased estimate. Off by default: CLTS means to train easy timesteps less [reading].
-  bool importance_weighting = false;
-};
 
 // Throws dmtrain::Error naming `<prefix>.num_timesteps`, `<prefix>.clts.mu`, `<prefix>.clts.sigma`
 // or `<prefix>.clts.target_iteration` when T < 1, mu outside [0, 1], sigma <= 0 or K_target <= 0.

@@ -22,13 +22,10 @@
 #include <string>
 
 #include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/timestep/options.hpp"
 
 namespace dmtrain::timestep {
 
-struct LaplaceOptions {
-  double mu = 0.0;  // location of log SNR
-  double b = 0.5;   // scale of log SNR
-};
 
 // Throws dmtrain::Error naming `<prefix>.laplace.mu` (not finite) or `.b` (<= 0).
 void validate(const LaplaceOptions& options, const std::string& prefix = "timestep");

@@ -12,13 +12,10 @@
 #include <string>
 
 #include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/timestep/options.hpp"
 
 namespace dmtrain::timestep {
 
-struct LogitNormalOptions {
-  double mean = 0.0;
-  double std = 1.0;
-};
 
 // Throws dmtrain::Error naming `<prefix>.logit_normal.mean` (not finite) or `.std` (<= 0).
 void validate(const LogitNormalOptions& options, const std::string& prefix = "timestep");

@@ -10,13 +10,10 @@
 #include <string>
 
 #include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/timestep/options.hpp"
 
 namespace dmtrain::timestep {
 
-struct LossSecondMomentOptions {
-  int64_t history_per_term = 10;
-  double uniform_prob = 0.001;
-};
 
 // Throws dmtrain::Error naming `<prefix>.loss_second_moment.history_per_term` (< 1) or
 // `<prefix>.loss_second_moment.uniform_prob` (outside [0, 1]).

@@ -23,18 +23,12 @@
 #include <string>
 
 #include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/timestep/options.hpp"
 
 namespace dmtrain::timestep {
 
 enum class LossWeightingKind { kNone, kMinSnr, kP2 };
 
-struct LossWeightingOptions {
-  std::string kind = "none";  // none | min-snr | p2
-  double gamma = 5.0;         // min-snr's gamma
-  double p2_k = 1.0;          // p2's k
-  double p2_gamma = 1.0;      // p2's gamma (paper of Choi et al.: 0.5 or 1)
-  std::string terms = "mse";  // mse | all: the loss terms the weight multiplies (above)
-};
 
 // Parses the kind; throws dmtrain::Error naming `<key>` otherwise.
 LossWeightingKind parse_loss_weighting(const std::string& kind,

@@ -24,17 +24,10 @@
 #include <string>
 
 #include "dmtrain/timestep/sampler.hpp"
+#include "dmtrain/timestep/options.hpp"
 
 namespace dmtrain::timestep {
 
-struct SpeedOptions {
-  double tau = 0.7;     // boundary of the suppressed large-t area, fraction of T [SpeeD: 700/1000]
-  double k = 5.0;       // how much more likely t < tau_T is than t >= tau_T [SpeeD configs: 5]
-  double lambda = 0.6;  // change-aware weight's lambda [SpeeD configs: 0.6]
-  bool dual = true;     // pair each draw with its dual |m - t| [SpeeD: on]
-  bool weighting = true;   // change-aware weight on (off: weight 1)
-  double threshold = 0.1;  // m's threshold on d sqrt(1-abar) / d(t/T) (see above)
-};
 
 // Throws dmtrain::Error naming `<prefix>.speed.<field>`: tau outside (0, 1], k <= 0, lambda
 // outside [0, 1], threshold <= 0.
