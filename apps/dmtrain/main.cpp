@@ -134,7 +134,9 @@ int main(int argc, char** argv) {
     }
     return dmtrain::app::exit_code();
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    // app.exit prints the message (or the help and version, which exit 0); a bad command line
+    // is bad input: exit code 2, as every other (CLI11's own codes are 100 and up).
+    return app.exit(e) == 0 ? 0 : 2;
   } catch (const std::exception& e) {
     return report(e);
   } catch (...) {

@@ -40,7 +40,8 @@ void add_train_options(CLI::App& app) {
   app.add_option("--run-dir", args.run_dir, "Run directory (overrides train.run_dir)");
   app.add_option("--stop-at", args.stop_at,
                  "Stop with a checkpoint after this iteration (the schedule still spans "
-                 "train.iterations)");
+                 "train.iterations)")
+      ->check(CLI::NonNegativeNumber);
 }
 
 int run_train() {

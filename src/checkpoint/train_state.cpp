@@ -415,9 +415,17 @@ void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool a
   } catch (const Error& e) {
     throw Error(std::string("cannot read the resolved config of the checkpoint: ") + e.what());
   }
+  // train.iterations is the K of MDLRC's momentum decay and of the lr schedules: changing it
+  // moves every remaining beta1_k and lr_k off the run's curve (constant lr, no decay: free).
+  const auto uses_k = [](const config::RunConfig& c) {
+    return c.optim.momentum_decay || c.optim.lr_schedule != "constant";
+  };
   std::string fixed;
   for (const auto& [key, change] : changed_keys(saved, cfg)) {
-    if (fixed_on_resume(key)) {
+    if (key == "train.iterations" && (uses_k(saved) || uses_k(cfg))) {
+      fixed += (fixed.empty() ? "" : ", ") + key + " (" + change +
+               "; the K of optim.momentum_decay / optim.lr_schedule)";
+    } else if (fixed_on_resume(key)) {
       fixed += (fixed.empty() ? "" : ", ") + key + " (" + change + ")";
     } else if (key.rfind("train.run_dir", 0) != 0) {
       log::info("resume: " + key + " " + change + " (takes effect from the checkpoint on)");

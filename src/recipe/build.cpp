@@ -213,6 +213,12 @@ std::vector<std::string> check_run_config(const config::RunConfig& cfg) {
   std::vector<std::string> warnings;
   const auto& m = cfg.model;
   (void)unet_options(cfg);
+  // Each rank's batch is cut into train.micro_batches chunks: they must divide it on one process
+  // (the trainer checks the per-rank share of a multi-process job when it starts).
+  if (cfg.train.batch_size % cfg.train.micro_batches != 0) {
+    throw Error(c10::str("train.micro_batches (", cfg.train.micro_batches,
+                         ") must divide train.batch_size (", cfg.train.batch_size, ")"));
+  }
   const std::vector<int64_t> have = net_resolutions(m);
   std::vector<int64_t> unreached;
   for (int64_t r : m.attention_resolutions) {

@@ -20,6 +20,7 @@
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/config/schema.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/text.hpp"
@@ -272,7 +273,9 @@ std::vector<SweepRun> expand(const SweepSpec& spec) {
     run.run_dir = (fs::path(out) / name).string();
     try {
       // (the run dir, a path, is not a --set value: it reaches the run literally, --run-dir)
-      run.iterations = config::load_config(spec.base_config, run.overrides).train.iterations;
+      const config::RunConfig cfg = config::load_config(spec.base_config, run.overrides);
+      recipe::check_run_config(cfg);  // what the run would refuse at its start, refused now
+      run.iterations = cfg.train.iterations;
     } catch (const Error& e) {
       throw Error("sweep run " + std::to_string(r) + " (" + name + "): " + e.what());
     }

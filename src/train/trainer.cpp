@@ -46,22 +46,27 @@ namespace {
 // Continues from a checkpoint when options ask for one (every rank reads the same folder).
 void resume(Run& r, const TrainOptions& options) {
   const std::string dir = checkpoint::resolve_resume(options.resume, r.checkpoint_root());
-  if (dir.empty()) return;
-  checkpoint::check_same_run(dir, r.cfg, options.allow_config_change);
-  r.state.load(dir, r.device);
+  if (!dir.empty()) {
+    checkpoint::check_same_run(dir, r.cfg, options.allow_config_change);
+    r.state.load(dir, r.device);
+    r.loader.restore(
+        checkpoint::reshard_position(r.state.counters, r.images->size(), r.ctx.world_size));
+    r.state.counters.world_size = r.ctx.world_size;
+    r.state.counters.position = r.loader.position();
+    seed_rank_dropout(r.ctx, r.cfg.train.seed, r.iteration());
+    log::info("resumed from " + dir + " at iteration " + std::to_string(r.iteration()));
+  }
+  // metrics.jsonl holds each step once: the records after the iteration this run starts from are
+  // trained again (after a resume; all of them when a run killed before its first checkpoint
+  // starts afresh).
   if (r.main_rank()) {
     const std::string metrics = (r.run_dir / "metrics.jsonl").string();
     const int64_t cut = observe::truncate_metrics_file(metrics, r.iteration());
     if (cut > 0) {
-      log::info(c10::str("resume: ", cut, " records after iteration ", r.iteration(),
+      log::info(c10::str("start: ", cut, " records after iteration ", r.iteration(),
                          " removed from ", metrics, " (they are trained again)"));
     }
   }
-  r.loader.restore(checkpoint::reshard_position(r.state.counters, r.images->size(), r.ctx.world_size));
-  r.state.counters.world_size = r.ctx.world_size;
-  r.state.counters.position = r.loader.position();
-  seed_rank_dropout(r.ctx, r.cfg.train.seed, r.iteration());
-  log::info("resumed from " + dir + " at iteration " + std::to_string(r.iteration()));
 }
 
 // The sample grids after iteration k, and TensorBoard's sample point (below).

@@ -39,6 +39,15 @@ TEST(RunConfigCheck, DefaultsPassWithoutWarnings) {
   EXPECT_TRUE(recipe::check_run_config(defaults()).empty());
 }
 
+TEST(RunConfigCheck, MicroBatchesThatDoNotDivideTheBatchAreRefused) {
+  auto cfg = defaults();
+  cfg.train.batch_size = 8;
+  cfg.train.micro_batches = 3;
+  EXPECT_HAS(error_of(cfg), "train.micro_batches (3) must divide train.batch_size (8)");
+  cfg.train.micro_batches = 4;
+  EXPECT_EQ(error_of(cfg), "");
+}
+
 TEST(RunConfigCheck, BadSampleStepsIsRefusedNamingTheKey) {
   auto cfg = defaults();
   cfg.sample.steps = "ddimX";

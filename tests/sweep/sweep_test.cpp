@@ -153,6 +153,14 @@ TEST(SweepExpand, InvalidRunOrDuplicateAxisFailsUpFront) {
   EXPECT_NE(msg.find("sweep run 1 (mu0.1_batch_size0)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("train.batch_size"), std::string::npos) << msg;
   EXPECT_FALSE(fs::exists(root / "runs"));  // nothing was created
+  // Before: a value the run refuses at its start (not the config loader) was found after the
+  // runs before it had trained.
+  spec.axes = {sweep::parse_grid("train.micro_batches=1,3")};
+  const std::string chunks = error_of([&] { sweep::expand(spec); });
+  EXPECT_NE(chunks.find("sweep run 1 (micro_batches3)"), std::string::npos) << chunks;
+  EXPECT_NE(chunks.find("train.micro_batches (3) must divide train.batch_size"), std::string::npos)
+      << chunks;
+  EXPECT_FALSE(fs::exists(root / "runs"));
 
   spec.axes = {sweep::parse_grid("timestep.clts.mu=0.1"), sweep::parse_grid("timestep.clts.mu=2")};
   EXPECT_NE(error_of([&] { sweep::expand(spec); }).find("swept twice"), std::string::npos);

@@ -158,7 +158,8 @@ TEST_F(DataParallelRun, MicroBatchesAccumulateToTheSameStep) {
   EXPECT_LT(max_diff(ckpt(root / "one", 3) / "model.pt", ckpt(root / "two_micro", 3) / "model.pt"),
             1e-6);
   EXPECT_EQ(dmtrain("--set train.micro_batches=3 --run-dir " + (root / "bad").string()), 2);
-  EXPECT_NE(output().find("train.micro_batches (3) must divide the per-rank batch (8"),
+  // Refused before the run is built (check_run_config), naming both keys.
+  EXPECT_NE(output().find("train.micro_batches (3) must divide train.batch_size (8)"),
             std::string::npos)
       << output();
 }

@@ -75,6 +75,28 @@ TEST(ResumePromises, KeysThatCannotChangeAreRefusedByName) {
   }
 }
 
+// Before: a changed train.iterations was taken silently although MDLRC's beta1_k and the lr
+// schedules are functions of it; with a constant lr and no decay it changes nothing else.
+TEST(ResumePromises, ChangedIterationsAreRefusedWhenTheScheduleUsesThem) {
+  Scratch s("iterations");
+  auto cfg = s.cfg();
+  cfg.optim.momentum_decay = true;  // beta1_k decays over K = train.iterations
+  train::train(cfg, stop_at(2));
+  cfg.train.iterations = 20;
+  try {
+    train::train(cfg, stop_at(4, "auto"));
+    FAIL() << "a changed K was accepted on resume";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("train.iterations"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("optim.momentum_decay"), std::string::npos) << e.what();
+  }
+  Scratch constant("iterations_constant");
+  auto plain = constant.cfg();  // constant lr, no decay
+  train::train(plain, stop_at(2));
+  plain.train.iterations = 20;
+  EXPECT_EQ(train::train(plain, stop_at(4, "auto")).iteration, 4);
+}
+
 // Before: after a kill between checkpoints the steps after the checkpoint were logged twice.
 TEST(ResumePromises, MetricsAreCutBackToTheResumedIteration) {
   Scratch s("metrics");
@@ -85,6 +107,20 @@ TEST(ResumePromises, MetricsAreCutBackToTheResumedIteration) {
   train::train(cfg, stop_at(5, "auto"));
   const auto steps = s.steps();
   ASSERT_EQ(steps.size(), 5u);
+  for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].step, static_cast<int64_t>(i + 1));
+}
+
+// Before: a run killed before its first checkpoint and started again logged its steps twice.
+TEST(ResumePromises, AFreshStartAfterAKillBeforeTheFirstCheckpointLogsEachStepOnce) {
+  Scratch s("fresh");
+  auto cfg = s.cfg();
+  train::train(cfg, stop_at(3));
+  // As if killed after step 3 before any checkpoint: the records stay, no checkpoint does.
+  fs::remove_all(s.root / "run" / "checkpoints");
+  ASSERT_EQ(s.steps().size(), 3u);
+  train::train(cfg, stop_at(4));
+  const auto steps = s.steps();
+  ASSERT_EQ(steps.size(), 4u);
   for (size_t i = 0; i < steps.size(); ++i) EXPECT_EQ(steps[i].step, static_cast<int64_t>(i + 1));
 }
 
