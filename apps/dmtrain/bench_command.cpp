@@ -1,7 +1,7 @@
 // dmtrain bench: times the real training step (train/bench.hpp: the trainer's own step: data,
-// forward, loss, backward, optimizer, EMA) after a warm-up, and prints img/s, ms/step, peak memory, achieved
-// TFLOP/s and the device, and on a GPU the achieved fraction of its bf16 peak (measured in the
-// same process by a large bf16 matrix product, and the vendor's dense figure where known); with
+// forward, loss, backward, optimizer, EMA) after a warm-up, and prints img/s, ms/step, peak memory,
+// achieved TFLOP/s and the device, and on a GPU the achieved fraction of its bf16 peak (measured in
+// the same process by a large bf16 matrix product, and the vendor's dense figure where known); with
 // --profile, a table of where the device time went (kernel categories and the top kernels).
 #include <unistd.h>
 

@@ -42,8 +42,8 @@ void run_prepare() {
   const data::ImageSet set = data::open_dataset(o);
   data::prepare_cache(set, prep.out);
   const double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  std::cout << "wrote " << prep.out << ": " << set.size() << " images of "
-            << set.images.size(1) << "x" << set.images.size(2) << "x" << set.images.size(3)
+  std::cout << "wrote " << prep.out << ": " << set.size() << " images of " << set.images.size(1)
+            << "x" << set.images.size(2) << "x" << set.images.size(3)
             << (set.has_labels() ? ", " + std::to_string(set.class_names.size()) + " classes"
                                  : std::string(", no labels"))
             << " in " << secs << " s\n";
@@ -62,9 +62,9 @@ void run_bench() {
   data::Loader loader(set, lo);
   const double ips = data::bench_loader(loader, bench.batches);
   std::cout << "data: " << set->size() << " images opened in " << open_s << " s\n"
-            << "loader: " << ips << " images/s (batch " << lo.batch_size << ", "
-            << lo.num_workers << " workers, flip " << (lo.random_flip ? "on" : "off") << ", "
-            << bench.batches << " batches)\n"
+            << "loader: " << ips << " images/s (batch " << lo.batch_size << ", " << lo.num_workers
+            << " workers, flip " << (lo.random_flip ? "on" : "off") << ", " << bench.batches
+            << " batches)\n"
             << "Compare with a training run's img/s; its status line shows the share of each "
                "step spent waiting for data ('data').\n";
 }
@@ -75,7 +75,8 @@ void add_data_command(CLI::App& app) {
   auto* data = app.add_subcommand("data", "Prepare a packed data cache, or benchmark the loader");
   data->require_subcommand(1);
   auto* p = data->add_subcommand("prepare", "Decode a data set once into a packed .dmdata cache");
-  p->add_option("--input", prep.input, "Image folder, IDX folder, CIFAR batches folder")->required();
+  p->add_option("--input", prep.input, "Image folder, IDX folder, CIFAR batches folder")
+      ->required();
   p->add_option("--out", prep.out, "Cache file to write")->required();
   p->add_option("--size", prep.size, "Image side in pixels (0: keep the stored size)");
   p->add_option("--channels", prep.channels, "1 or 3");

@@ -71,9 +71,8 @@ void run_ema() {
       used += c != 0.0 ? 1 : 0;
       sum += c;
     }
-    log::info(c10::str("sigma_rel ", s, " (gamma ", ema::sigma_rel_to_gamma(s), ") at step ",
-                       step, ": ", used, " snapshots, coefficients summing to ", sum, " -> ",
-                       file));
+    log::info(c10::str("sigma_rel ", s, " (gamma ", ema::sigma_rel_to_gamma(s), ") at step ", step,
+                       ": ", used, " snapshots, coefficients summing to ", sum, " -> ", file));
     const std::string problem = ema::reconstruction_problem(rec.coefficients, s);
     if (!problem.empty()) log::warn(file + ": " + problem);
   }

@@ -111,7 +111,8 @@ at::Tensor sampled_images() {
   o.device = m.device;
   o.labels = eval::make_labels(args.classes, o.n, cfg.model.num_classes, o.seed);
   const std::string steps = args.steps.empty() ? cfg.sample.steps : args.steps;
-  const auto sampling = diffusion::GaussianDiffusion(recipe::diffusion_options(cfg)).respaced(steps);
+  const auto sampling =
+      diffusion::GaussianDiffusion(recipe::diffusion_options(cfg)).respaced(steps);
   log::info(c10::str("sampling ", o.n, " images (", m.description, ") with ", o.sampler, " over ",
                      sampling.num_timesteps(), " steps, seed ", o.seed));
   const diffusion::ModelFn fn = [&m](const at::Tensor& x, const at::Tensor& t,

@@ -8,12 +8,12 @@
 #include <iomanip>
 #include <sstream>
 
+#include "dmtrain/checkpoint/checkpoint.hpp"
+#include "dmtrain/checkpoint/train_state.hpp"
 #include "dmtrain/config/load.hpp"
+#include "dmtrain/ema/ema_files.hpp"
 #include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/recipe/build.hpp"
-#include "dmtrain/checkpoint/checkpoint.hpp"
-#include "dmtrain/ema/ema_files.hpp"
-#include "dmtrain/checkpoint/train_state.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -50,7 +50,7 @@ void load_checkpoint_dir(LoadedModel& m, const ModelArgs& args, const fs::path& 
   }
   const size_t i = ema_index(m.cfg, args.ema, "checkpoint " + dir.string());
   ema::load_ema_weights(m.model, m.cfg.train.ema_rates, i,
-                          (dir / ema::checkpoint_ema_file(i)).string());
+                        (dir / ema::checkpoint_ema_file(i)).string());
   m.description =
       "EMA " + ema::ema_rate_text(m.cfg.train.ema_rates[i]) + " of checkpoint " + dir.string();
 }
@@ -79,8 +79,8 @@ void load_from_checkpoint(LoadedModel& m, const ModelArgs& args) {
       m.cfg = cfg;
       m.model = models::UNetModel(recipe::unet_options(m.cfg));
       ema::load_ema_weights(m.model, m.cfg.train.ema_rates, i, final_ema.string());
-      m.description = "final EMA " + ema::ema_rate_text(cfg.train.ema_rates[i]) + " of run " +
-                      args.checkpoint;
+      m.description =
+          "final EMA " + ema::ema_rate_text(cfg.train.ema_rates[i]) + " of run " + args.checkpoint;
       return;
     }
   }

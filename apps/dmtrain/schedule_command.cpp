@@ -8,8 +8,8 @@
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/eval/schedule_csv.hpp"
 #include "dmtrain/optim/mdlrc_schedule.hpp"
-#include "dmtrain/timestep/uniform_sampler.hpp"
 #include "dmtrain/recipe/build.hpp"
+#include "dmtrain/timestep/uniform_sampler.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 

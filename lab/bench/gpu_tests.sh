@@ -5,10 +5,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 # The prebuilt test binaries (lab/lease/make_prebuilt.sh) when they fit this tree, else a build.
-JOBS=${1:-16} lab/lease/gpu_build.sh dmtrain_train_tests dmtrain_dist_tests dmtrain_optim_tests \
+JOBS=${1:-16} lab/lease/gpu_build.sh dmtrain_train_tests dmtrain_checkpoint_tests dmtrain_dist_tests dmtrain_optim_tests \
   dmtrain_models_tests || exit 1
 export OMP_NUM_THREADS=2 NCCL_NVLS_ENABLE=0
-for t in train dist optim models; do
+for t in train checkpoint dist optim models; do
   build/ci/tests/dmtrain_${t}_tests \
     --gtest_filter='*Cuda*:*Gpu*:*GPU*:*Fused*:*Nhwc*:*Nccl*:*NCCL*:DistGraphStep.*:TinyRuns.Captured*:FlatUpdateKernel.*' \
     2>&1 | awk '/^\[  (FAILED|SKIPPED|PASSED|     OK) |error:/ {print; next}

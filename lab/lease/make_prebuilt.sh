@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Packs this machine's `ci` build (scripts/test builds it) for the GPU machine, so that a lease
 # need not spend its first ~140 s building dmtrain and ~150 s more building the GPU tests:
-#   .carry/prebuilt.tar.xz  dmtrain and the four test binaries gpu_tests.sh runs (stripped), the
+#   .carry/prebuilt.tar.xz  dmtrain and the five test binaries gpu_tests.sh runs (stripped), the
 #                           shared libraries they take from Debian that Ubuntu lacks or names
 #                           otherwise (yaml-cpp 0.7, spdlog 1.10, fmt 9, libjpeg 62, ...), the
 #                           hash of the sources they were built from and the source directory
@@ -15,12 +15,12 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 B=build/ci
 [ -x $B/apps/dmtrain ] || { echo "$0: no $B/apps/dmtrain: run scripts/test first" >&2; exit 2; }
-cmake --build --preset ci --target dmtrain dmtrain_train_tests dmtrain_dist_tests \
+cmake --build --preset ci --target dmtrain dmtrain_train_tests dmtrain_checkpoint_tests dmtrain_dist_tests \
   dmtrain_optim_tests dmtrain_models_tests >/dev/null
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 mkdir -p "$tmp/bin" "$tmp/lib"
-cp $B/apps/dmtrain $B/tests/dmtrain_{train,dist,optim,models}_tests "$tmp/bin/"
+cp $B/apps/dmtrain $B/tests/dmtrain_{train,checkpoint,dist,optim,models}_tests "$tmp/bin/"
 strip "$tmp"/bin/*
 # What the dynamic loader takes from outside LibTorch, glibc and the compiler's runtime.
 ldd "$tmp"/bin/* | awk '$2 == "=>" && $3 ~ /^\// {print $3}' | sort -u |

@@ -69,7 +69,9 @@ int copy_all(int in, int out) {
   }
 }
 
-uint64_t fnv1a(const fs::path& p) { return util::fnv1a64_file(p.string()); }
+uint64_t fnv1a(const fs::path& p) {
+  return util::fnv1a64_file(p.string());
+}
 
 std::string folder_name(int64_t iteration) {
   std::ostringstream os;

@@ -11,9 +11,9 @@
 #include <fstream>
 #include <sstream>
 
+#include "dmtrain/checkpoint/checkpoint.hpp"
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/config/schema.hpp"
-#include "dmtrain/checkpoint/checkpoint.hpp"
 #include "dmtrain/ema/ema_files.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/file_hash.hpp"

@@ -9,8 +9,8 @@
 #include <limits>
 #include <sstream>
 
-#include "dmtrain/util/text.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/text.hpp"
 
 namespace dmtrain::config {
 namespace {
@@ -230,8 +230,7 @@ Field make(std::string key, S RunConfig::*section, T S::*member, std::string exp
 // switch's one home; the recipe hands the whole struct to the UNet.
 Field kernel_switch(std::string key, bool models::KernelOptions::*member, std::string doc) {
   return config::bind<bool>(  // qualified: std::bind would be found by ADL
-      std::move(key),
-      [member](auto& cfg) -> decltype(auto) { return (cfg.train.kernels.*member); },
+      std::move(key), [member](auto& cfg) -> decltype(auto) { return (cfg.train.kernels.*member); },
       "true or false", nullptr, std::move(doc));
 }
 
@@ -438,8 +437,8 @@ std::vector<Field> build() {
   f.push_back(nested_timestep<La, double>(
       &T::laplace, &La::mu, "timestep.laplace.mu", "a finite number",
       [](const double& v) { return std::isfinite(v); }, "Laplace: location of log SNR"));
-  f.push_back(nested_timestep<La, double>(&T::laplace, &La::b, "timestep.laplace.b",
-                                          "a number > 0", positive, "Laplace: scale of log SNR"));
+  f.push_back(nested_timestep<La, double>(&T::laplace, &La::b, "timestep.laplace.b", "a number > 0",
+                                          positive, "Laplace: scale of log SNR"));
   // loss weighting
   f.push_back(choice("loss_weight.kind", &R::loss_weight, &W::kind, {"none", "min-snr", "p2"},
                      "per-timestep loss weight (Min-SNR, P2)"));
@@ -534,26 +533,29 @@ std::vector<Field> build() {
   f.push_back(any("train.cudnn_benchmark", &R::train, &Tr::cudnn_benchmark, "true or false",
                   "let cuDNN time its algorithms for the (fixed) shapes"));
   f.push_back(kernel_switch("train.fused_kernels", &models::KernelOptions::fused_group_norm,
-                  "dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels"));
+                            "dmtrain's fused GroupNorm+scale/shift+SiLU CUDA kernels"));
   f.push_back(any("train.cuda_graphs", &R::train, &Tr::cuda_graphs, "true or false",
                   "replay forward+backward as a CUDA graph (one GPU, one micro-batch)"));
   f.push_back(any("train.graph_optimizer", &R::train, &Tr::graph_optimizer, "true or false",
                   "with train.cuda_graphs (bf16/fp32): the optimizer and EMA update inside the "
                   "graph, one fused kernel over flat buffers (else eager after each step)"));
-  f.push_back(kernel_switch("train.fast_conv_bias", &models::KernelOptions::fast_conv_bias,
-                  "convolution biases added, and their gradients summed, by dmtrain's vectorised "
-                  "CUDA kernels instead of LibTorch's broadcasting add and sum"));
-  f.push_back(kernel_switch("train.attention_token_major", &models::KernelOptions::attention_token_major,
-                  "attention blocks as token-major matrix products (no qkv copy, no layout "
-                  "transposes; same weights and results)"));
   f.push_back(
-      kernel_switch("train.group_norm_cached_backward", &models::KernelOptions::group_norm_cached_backward,
-          "NCHW fused GroupNorm backward that reads x and dL/dy once, keeping them in "
-          "registers between its two passes (where they fit; the same results to the bit)"));
-  f.push_back(kernel_switch("train.fast_avg_pool", &models::KernelOptions::fast_avg_pool,
-                  "2x2 average pooling (GD's down ResBlocks) whose gradient is the nearest "
-                  "upsampling of dL/dy / 4 instead of ATen's avg_pool2d backward (the same values "
-                  "to the bit; ATen's channels-last backward is slow)"));
+      kernel_switch("train.fast_conv_bias", &models::KernelOptions::fast_conv_bias,
+                    "convolution biases added, and their gradients summed, by dmtrain's vectorised "
+                    "CUDA kernels instead of LibTorch's broadcasting add and sum"));
+  f.push_back(
+      kernel_switch("train.attention_token_major", &models::KernelOptions::attention_token_major,
+                    "attention blocks as token-major matrix products (no qkv copy, no layout "
+                    "transposes; same weights and results)"));
+  f.push_back(kernel_switch(
+      "train.group_norm_cached_backward", &models::KernelOptions::group_norm_cached_backward,
+      "NCHW fused GroupNorm backward that reads x and dL/dy once, keeping them in "
+      "registers between its two passes (where they fit; the same results to the bit)"));
+  f.push_back(kernel_switch(
+      "train.fast_avg_pool", &models::KernelOptions::fast_avg_pool,
+      "2x2 average pooling (GD's down ResBlocks) whose gradient is the nearest "
+      "upsampling of dL/dy / 4 instead of ATen's avg_pool2d backward (the same values "
+      "to the bit; ATen's channels-last backward is slow)"));
   f.push_back(any("train.prefetch_inputs", &R::train, &Tr::prefetch_inputs, "true or false",
                   "prepare the next iteration's batch and draws (timesteps, weights, noise) while "
                   "the device runs this one, before the step's host sync (same numbers; not with "
@@ -562,9 +564,10 @@ std::vector<Field> build() {
                   "with train.graph_optimizer on one GPU: the backward's gradients gathered into "
                   "the flat buffer by one multi-tensor copy, instead of accumulated into its "
                   "zeroed views by one add kernel per parameter (same values)"));
-  f.push_back(kernel_switch("train.nhwc_group_norm_rows", &models::KernelOptions::group_norm_rows,
-                  "with train.channels_last: fused GroupNorm kernels that read whole pixel rows "
-                  "(tiles of pixels with every channel) instead of one block per (sample, group)"));
+  f.push_back(kernel_switch(
+      "train.nhwc_group_norm_rows", &models::KernelOptions::group_norm_rows,
+      "with train.channels_last: fused GroupNorm kernels that read whole pixel rows "
+      "(tiles of pixels with every channel) instead of one block per (sample, group)"));
   f.push_back(with_example(
       bind<std::vector<double>>(
           "train.posthoc_ema.sigma_rels",

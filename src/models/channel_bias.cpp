@@ -18,7 +18,6 @@
 namespace dmtrain::models {
 namespace {
 
-
 at::Tensor reference_add(const at::Tensor& y, const at::Tensor& bias) {
   std::vector<int64_t> shape(static_cast<size_t>(y.dim()), 1);
   shape[1] = y.size(1);

@@ -87,8 +87,8 @@ void check_launch(int err, const char* what) {
 // Functions cannot take undefined tensors, so "no scale/shift" is a Function of its own).
 at::Tensor fused_forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
                          const at::Tensor& weight, const at::Tensor& bias, const at::Tensor& scale,
-                         const at::Tensor& shift, int64_t groups, double eps, bool silu,
-                         bool rows, bool cached) {
+                         const at::Tensor& shift, int64_t groups, double eps, bool silu, bool rows,
+                         bool cached) {
   const c10::cuda::CUDAGuard guard(x.device());
   const auto s = shape_of(x, groups);
   const at::Tensor gamma = weight.to(at::kFloat).contiguous();
@@ -115,7 +115,7 @@ at::Tensor fused_forward(torch::autograd::AutogradContext* ctx, const at::Tensor
   }
   ctx->saved_data["groups"] = groups;
   ctx->saved_data["silu"] = silu;
-  ctx->saved_data["rows"] = rows;      // the backward takes the forward's kernel choices
+  ctx->saved_data["rows"] = rows;  // the backward takes the forward's kernel choices
   ctx->saved_data["cached"] = cached;
   return y;
 }
@@ -190,8 +190,8 @@ struct GroupNormScaleShiftActFunction
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const auto g = fused_backward(ctx, grads[0]);
-    return {g[0], g[1], g[2], g[3], g[4], at::Tensor(), at::Tensor(), at::Tensor(),
-            at::Tensor(), at::Tensor()};
+    return {g[0],         g[1],         g[2],         g[3],         g[4],
+            at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
 

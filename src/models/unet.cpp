@@ -96,8 +96,9 @@ void UNetModelImpl::reset() {
     for (auto& p : out_conv->parameters()) p.zero_();
   }
   out = register_module(
-      "out", torch::nn::Sequential(GroupNorm32(GroupNorm32Options(plan.final_ch).kernels(options.kernels())),
-                                   torch::nn::SiLU(), out_conv));
+      "out", torch::nn::Sequential(
+                 GroupNorm32(GroupNorm32Options(plan.final_ch).kernels(options.kernels())),
+                 torch::nn::SiLU(), out_conv));
 }
 
 void UNetModelImpl::set_kernels(const KernelOptions& k) {
@@ -105,7 +106,8 @@ void UNetModelImpl::set_kernels(const KernelOptions& k) {
   for (const auto& m : modules(/*include_self=*/false)) {
     if (auto* n = m->as<GroupNorm32Impl>()) n->options.kernels(k);
     if (auto* b = m->as<ResBlockImpl>()) b->options.kernels(k);
-    if (auto* a = m->as<AttentionBlockImpl>()) a->options.kernels(k).token_major(k.attention_token_major);
+    if (auto* a = m->as<AttentionBlockImpl>())
+      a->options.kernels(k).token_major(k.attention_token_major);
     if (auto* u = m->as<UpsampleImpl>()) u->options.kernels(k);
     if (auto* d = m->as<DownsampleImpl>()) d->options.kernels(k);
     if (auto* s = m->as<TimestepEmbedSequentialImpl>()) s->set_fast_conv_bias(k.fast_conv_bias);

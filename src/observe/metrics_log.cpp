@@ -206,8 +206,7 @@ void MetricsLog::add_step(const at::Tensor& t, const at::Tensor& per_example) {
   q_count_.index_add_(0, quartile, at::ones_like(quartile, at::kDouble));
 }
 
-Record MetricsLog::flush(int64_t iteration,
-                         const std::function<void(at::Tensor&)>& reduce_sum) {
+Record MetricsLog::flush(int64_t iteration, const std::function<void(at::Tensor&)>& reduce_sum) {
   using Clock = std::chrono::steady_clock;
   reduce_sum(q_sum_);  // every rank's examples count in the quartile means
   reduce_sum(q_count_);

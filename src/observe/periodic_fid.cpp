@@ -34,9 +34,8 @@ bool PeriodicFid::due(const config::RunConfig& cfg, const util::Progress& p) {
          (util::every(cfg.eval.fid_every, p.done) || p.at_end());
 }
 
-void PeriodicFid::report(int64_t iteration, const models::UNetModelImpl& model,
-                         const ema::Ema& ema, const diffusion::GaussianDiffusion& diffusion,
-                         MetricsLog& metrics) {
+void PeriodicFid::report(int64_t iteration, const models::UNetModelImpl& model, const ema::Ema& ema,
+                         const diffusion::GaussianDiffusion& diffusion, MetricsLog& metrics) {
   using Clock = std::chrono::steady_clock;
   const auto t0 = Clock::now();
   const double v = evaluate(model, ema, diffusion);

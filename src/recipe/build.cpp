@@ -10,8 +10,8 @@
 
 #include "dmtrain/data/dataset.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
-#include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/ema/ema_files.hpp"
+#include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 
@@ -242,7 +242,8 @@ std::vector<std::string> check_run_config(const config::RunConfig& cfg) {
   for (double rate : cfg.train.ema_rates) {
     if (!files.insert(ema::final_ema_file(rate)).second) {
       throw Error(c10::str("train.ema_rates: two rates export to the same file ",
-                           ema::final_ema_file(rate), " (rates must differ in 6 significant digits)"));
+                           ema::final_ema_file(rate),
+                           " (rates must differ in 6 significant digits)"));
     }
   }
   for (const auto& w : warnings) log::warn(w);

@@ -2,7 +2,6 @@
 // runs' metrics.jsonl files (read with observe::read_records, as the trainer writes them).
 #include "dmtrain/sweep/sweep.hpp"
 
-
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -23,8 +22,8 @@
 #include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
-#include "dmtrain/util/text.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/text.hpp"
 
 namespace dmtrain::sweep {
 namespace {

@@ -29,8 +29,8 @@ PosthocEmaRun::PosthocEmaRun(const config::RunConfig& cfg, const torch::nn::Modu
 
 std::unique_ptr<PosthocEmaRun> PosthocEmaRun::start(const config::RunConfig& cfg,
                                                     const torch::nn::Module& model,
-                                                    checkpoint::TrainState& state, const std::string& resume,
-                                                    int64_t iteration) {
+                                                    checkpoint::TrainState& state,
+                                                    const std::string& resume, int64_t iteration) {
   if (cfg.train.posthoc_ema.sigma_rels.empty()) return nullptr;
   std::unique_ptr<PosthocEmaRun> run(new PosthocEmaRun(cfg, model));
   ema::PowerEma& ema = run->ema_;

@@ -51,7 +51,6 @@ int take_signal() {
   return g_signal.exchange(0);
 }
 
-
 double peak_gpu_gib(const at::Device& device) {
 #ifdef DMTRAIN_TORCH_HAS_CUDA
   if (device.is_cuda()) {
@@ -76,7 +75,6 @@ void seed_rank_dropout(const dist::Context& ctx, uint64_t seed, int64_t iteratio
       data::mix64(seed ^ data::mix64(static_cast<uint64_t>(ctx.rank) * 0x9E3779B97F4A7C15ull +
                                      static_cast<uint64_t>(iteration))));
 }
-
 
 namespace {
 

@@ -1,7 +1,7 @@
 // The training loop's internals, shared by trainer.cpp (building the run, the loop), bench.cpp,
-// step_plan.cpp, step.cpp and train_step.cpp (one optimizer iteration): Run, everything one run is made of, and the stop
-// signal the loop and the step both read. Not a public header: include/dmtrain/train/trainer.hpp
-// is the interface.
+// step_plan.cpp, step.cpp and train_step.cpp (one optimizer iteration): Run, everything one run is
+// made of, and the stop signal the loop and the step both read. Not a public header:
+// include/dmtrain/train/trainer.hpp is the interface.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "dmtrain/checkpoint/train_state.hpp"
 #include "dmtrain/config/run_config.hpp"
 #include "dmtrain/data/image_set.hpp"
 #include "dmtrain/data/loader.hpp"
@@ -18,15 +19,14 @@
 #include "dmtrain/dist/context.hpp"
 #include "dmtrain/dist/gradient_reducer.hpp"
 #include "dmtrain/dist/process_group.hpp"
+#include "dmtrain/ema/ema.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/optim/flat_update.hpp"
+#include "dmtrain/optim/loss_scaler.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/timestep/loss_weighting.hpp"
 #include "dmtrain/timestep/sampler.hpp"
-#include "dmtrain/ema/ema.hpp"
-#include "dmtrain/optim/loss_scaler.hpp"
-#include "dmtrain/checkpoint/train_state.hpp"
 
 namespace dmtrain::train::detail {
 

@@ -104,8 +104,8 @@ class EagerStep final : public Step {
       if (last && r.reducer) r.reducer->prepare_for_forward();
       const auto terms = example_losses(r, rows(in.x0), rows(in.t), rows(in.noise), rows(in.y));
       const at::Tensor& part = terms.loss;
-      const at::Tensor weighted = timestep::weighted_objective(terms.loss, terms.mse, terms.vb,
-                                                               rows(in.w), rows(in.w_mse));
+      const at::Tensor weighted =
+          timestep::weighted_objective(terms.loss, terms.mse, terms.vb, rows(in.w), rows(in.w_mse));
       // One chunk: the plain mean (the numerics of the unchunked step, to the last bit).
       const at::Tensor share =
           chunks == 1 ? weighted.mean() : weighted.sum() / static_cast<double>(r.local_batch);

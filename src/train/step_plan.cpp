@@ -58,8 +58,8 @@ StepPlan plan_step(Run& r, int64_t first_iteration) {
   p.optimizer_in_graph = p.not_optimizer_in_graph.empty();
   if (distributed && !p.optimizer_in_graph && p.graph) {
     p.graph = false;
-    p.not_graph = "several processes need the optimizer inside the graph (" +
-                  p.not_optimizer_in_graph + ")";
+    p.not_graph =
+        "several processes need the optimizer inside the graph (" + p.not_optimizer_in_graph + ")";
   }
 
   if (!tc.prefetch_inputs) {
@@ -74,13 +74,14 @@ StepPlan plan_step(Run& r, int64_t first_iteration) {
 std::string StepPlan::describe(bool distributed) const {
   std::string s = "training step: ";
   s += graph ? c10::str("CUDA graph from iteration ", capture_at) : "eager (" + not_graph + ")";
-  s += optimizer_in_graph ? "; optimizer and EMA update: inside the CUDA graph, on flat buffers"
-                          : "; optimizer and EMA update: eager, after each step (" +
-                                not_optimizer_in_graph + ")";
+  s += optimizer_in_graph
+           ? "; optimizer and EMA update: inside the CUDA graph, on flat buffers"
+           : "; optimizer and EMA update: eager, after each step (" + not_optimizer_in_graph + ")";
   if (distributed) {
     s += bucketed
-             ? std::string("; data-parallel step: bucketed all-reduce of the flat gradient buffer "
-                           "(dist.graph_step), ") +
+             ? std::string(
+                   "; data-parallel step: bucketed all-reduce of the flat gradient buffer "
+                   "(dist.graph_step), ") +
                    (graph ? c10::str("inside the step's CUDA graph from iteration ", capture_at)
                           : std::string("eager (no CUDA graph: train.cuda_graphs, CUDA, "
                                         "train.graph_optimizer)"))

@@ -74,7 +74,8 @@ void write_grids(Run& r, observe::MetricsLog& metrics, int64_t k);
 
 // A sample point in TensorBoard: the grids (each EMA's and the raw weights') and the distribution
 // p_k(t) the sampler draws from at k, as a histogram of 50 buckets of t.
-void log_progress(Run& r, observe::MetricsLog& metrics, const std::vector<observe::SampleGrid>& grids, int64_t k) {
+void log_progress(Run& r, observe::MetricsLog& metrics,
+                  const std::vector<observe::SampleGrid>& grids, int64_t k) {
   observe::EventWriter* events = metrics.events();
   if (!events) return;
   for (const auto& g : grids) {
@@ -171,7 +172,8 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     if (checkpoints.due(at)) on_main_rank(r, [&] { checkpoints.save(at.done); });
     // Page-locked memory for the snapshots, allocated in the background once the state exists.
     if (r.main_rank()) r.state.reserve_checkpoint_memory(cfg);
-    if (observe::sample_grids_due(cfg, at)) on_main_rank(r, [&] { write_grids(r, metrics, at.done); });
+    if (observe::sample_grids_due(cfg, at))
+      on_main_rank(r, [&] { write_grids(r, metrics, at.done); });
     if (observe::PeriodicFid::due(cfg, at)) {
       on_main_rank(r, [&] { fid->report(at.done, *r.model, r.ema, r.diffusion, metrics); });
     }

@@ -1,5 +1,5 @@
-// Asynchronous checkpoints (checkpoint.async, checkpoint/async_checkpoint.hpp): the files are those a
-// synchronous save of the same state writes, byte for byte; training that goes on while they are
+// Asynchronous checkpoints (checkpoint.async, checkpoint/async_checkpoint.hpp): the files are those
+// a synchronous save of the same state writes, byte for byte; training that goes on while they are
 // written does not change them; one checkpoint in flight at a time, committed in order; a failure
 // in the background is the synchronous save's error, thrown at the next save or wait, the
 // committed checkpoints intact; a kill -9 mid-write leaves nothing a resume would trust. The
@@ -20,10 +20,10 @@
 #include <sstream>
 #include <thread>
 
-#include "dmtrain/timestep/uniform_sampler.hpp"
-#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/checkpoint/checkpoint.hpp"
 #include "dmtrain/checkpoint/train_state.hpp"
+#include "dmtrain/recipe/build.hpp"
+#include "dmtrain/timestep/uniform_sampler.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/tiny_state.hpp"

@@ -101,7 +101,8 @@ TEST(Checkpoint, PruneKeepsTheMostRecentlyCommittedNotTheHighestIterations) {
   for (int64_t it : {10, 20, 30}) write_checkpoint(root, it, "old");
   write_checkpoint(root, 10, "new");
   write_checkpoint(root, 12, "new");
-  EXPECT_EQ(checkpoint::newest_committed(checkpoint::list_checkpoints(root.string())).iteration, 12);
+  EXPECT_EQ(checkpoint::newest_committed(checkpoint::list_checkpoints(root.string())).iteration,
+            12);
   checkpoint::prune_checkpoints(root.string(), /*keep_last=*/2, /*keep_every=*/0);
   std::vector<int64_t> left;
   for (const auto& c : checkpoint::list_checkpoints(root.string())) {

@@ -21,8 +21,8 @@
 #include <thread>
 
 #include "dmtrain/checkpoint/checkpoint.hpp"
-#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/checkpoint/run_dir_lock.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"

@@ -10,11 +10,11 @@
 #include <fstream>
 #include <sstream>
 
-#include "dmtrain/timestep/uniform_sampler.hpp"
-#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/checkpoint/checkpoint.hpp"
-#include "dmtrain/ema/ema_files.hpp"
 #include "dmtrain/checkpoint/train_state.hpp"
+#include "dmtrain/ema/ema_files.hpp"
+#include "dmtrain/recipe/build.hpp"
+#include "dmtrain/timestep/uniform_sampler.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/tiny_state.hpp"
@@ -122,4 +122,3 @@ TEST(TrainState, EmaFileNames) {
   EXPECT_EQ(ema::final_ema_file(0.9999), "ema_0.9999.pt");
   EXPECT_EQ(ema::final_ema_file(0.99), "ema_0.99.pt");
 }
-

@@ -100,8 +100,7 @@ TEST_F(LoadErrors, AFolderOrAnEmptyFileAsConfig) {
 // to multiply under a VLB-only loss: refused naming both keys, instead of a check failing in the
 // first training step.
 TEST_F(LoadErrors, MseTermWeightWithAVlbOnlyLossIsRefused) {
-  const auto msg =
-      error_of(kMinimal, {"loss_weight.kind=min-snr", "diffusion.loss=kl"});
+  const auto msg = error_of(kMinimal, {"loss_weight.kind=min-snr", "diffusion.loss=kl"});
   EXPECT_HAS(msg, "loss_weight.terms");
   EXPECT_HAS(msg, "diffusion.loss 'kl'");
   EXPECT_HAS(error_of(kMinimal, {"timestep.sampler=speed", "diffusion.loss=rescaled_kl"}),

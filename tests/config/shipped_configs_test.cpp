@@ -114,7 +114,8 @@ TEST(ShippedConfigs, StudyArmsPinTheRoundingSwitchesAndRecipesRunTheFastestStep)
       ++recipes;  // the fastest ImageNet128 step measured (docs/benchmarks.md)
       EXPECT_TRUE(t.channels_last && t.kernels.group_norm_rows);
       EXPECT_TRUE(t.graph_grad_gather && t.prefetch_inputs && t.kernels.group_norm_cached_backward);
-      EXPECT_TRUE(t.kernels.fast_conv_bias && t.kernels.attention_token_major && t.kernels.fast_avg_pool);
+      EXPECT_TRUE(t.kernels.fast_conv_bias && t.kernels.attention_token_major &&
+                  t.kernels.fast_avg_pool);
     }
   }
   EXPECT_GE(study, 9);

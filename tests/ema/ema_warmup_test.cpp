@@ -25,9 +25,9 @@ TEST(EmaWarmup, RampsTheRateAndMeetsTheConfiguredOne) {
   One m;
   Ema plain(m, {0.999}), warm(m, {0.999});
   warm.set_warmup(true);
-  EXPECT_DOUBLE_EQ(warm.rate_at(0, 0), 0.1);           // 1 / 10
+  EXPECT_DOUBLE_EQ(warm.rate_at(0, 0), 0.1);  // 1 / 10
   EXPECT_DOUBLE_EQ(warm.rate_at(0, 1), 2.0 / 11.0);
-  EXPECT_DOUBLE_EQ(warm.rate_at(0, 9989), 0.999);      // (1 + k) / (10 + k) = 0.999 at k = 8991
+  EXPECT_DOUBLE_EQ(warm.rate_at(0, 9989), 0.999);  // (1 + k) / (10 + k) = 0.999 at k = 8991
   EXPECT_DOUBLE_EQ(plain.rate_at(0, 0), 0.999);
   // The parameter jumps from 0 to 1 and stays: after step 0 the warm EMA is 0.9, after step 1
   // 0.9 * 2/11 + 9/11 = 0.981818..., the plain one 0.001 and 0.001999.

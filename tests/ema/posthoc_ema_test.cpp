@@ -231,9 +231,9 @@ TEST(PosthocEma, TrainingWritesSnapshotsThatTheEmaCommandTurnsIntoSampleableWeig
   fs::remove_all(root);
 }
 
-// The study's case (docs/results.md): profiles 0.05 and 0.10 snapshotted every 4,000 steps to 20,000. Their
-// reconstruction of 0.10 (a tracked one) is an average (coefficients summing to 1); that of 0.15
-// is not (0.979, scaled weights that scored FID 168): reconstruction_problem says so.
+// The study's case (docs/results.md): profiles 0.05 and 0.10 snapshotted every 4,000 steps to
+// 20,000. Their reconstruction of 0.10 (a tracked one) is an average (coefficients summing to 1);
+// that of 0.15 is not (0.979, scaled weights that scored FID 168): reconstruction_problem says so.
 TEST(PosthocEma, ACoefficientSumAwayFromOneIsNamed) {
   std::vector<ema::Snapshot> snaps;
   for (int64_t step = 4000; step <= 20000; step += 4000) {

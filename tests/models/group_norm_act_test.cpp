@@ -228,8 +228,7 @@ TEST(GroupNormAct, NhwcRowKernelsMatchFloat64AndThePerGroupKernels) {
     const Inputs in = make_inputs(c);
     const auto want = truth(in, c);
     const auto per_group = run(in, c, torch::kCUDA, torch::kFloat, true, per_group_kernels);
-    const auto per_group_bf16 =
-        run(in, c, torch::kCUDA, torch::kBFloat16, true, per_group_kernels);
+    const auto per_group_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true, per_group_kernels);
     const auto rows = run(in, c, torch::kCUDA, torch::kFloat, true, row_kernels);
     const auto rows_bf16 = run(in, c, torch::kCUDA, torch::kBFloat16, true, row_kernels);
     for (size_t i = 0; i < rows.size(); ++i) {

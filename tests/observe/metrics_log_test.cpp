@@ -34,7 +34,7 @@ TEST_F(MetricsLogTest, StatisticsReportedByNameAreWrittenOncePerInterval) {
   log.add("perf/data_wait_s", 0.25);
   log.add("perf/data_wait_s", 0.5);
   log.set("train/lr", 1e-4);
-  log.set("train/lr", 2e-4);  // the last value counts
+  log.set("train/lr", 2e-4);            // the last value counts
   log.report("custom/my_metric", 7.0);  // a new metric: one line where it is computed
   log.add_step(at::tensor({10, 30}), at::tensor({1.0, 3.0}));
   log.add_step(at::tensor({60, 99, 12}), at::tensor({5.0, 7.0, 2.0}));
@@ -95,8 +95,8 @@ TEST(MetricsRecords, RoundTripWithNullForNonFiniteAndTornLinesSkipped) {
 }
 
 TEST(MetricsRecords, ParsesFlatObjectsAndRejectsTornOrNestedLines) {
-  const auto r =
-      parse_record(R"( {"step": 10, "loss": null, "lr": -1.5e-4, "ok": true, "name": "a \"b\"\\c"} )");
+  const auto r = parse_record(
+      R"( {"step": 10, "loss": null, "lr": -1.5e-4, "ok": true, "name": "a \"b\"\\c"} )");
   ASSERT_TRUE(r.has_value());
   EXPECT_DOUBLE_EQ(r->number("step"), 10);
   EXPECT_TRUE(r->has("loss"));

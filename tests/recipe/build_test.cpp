@@ -12,8 +12,8 @@
 #include "dmtrain/models/res_block.hpp"
 #include "dmtrain/models/resample.hpp"
 #include "dmtrain/models/unet.hpp"
-#include "dmtrain/timestep/factory.hpp"
 #include "dmtrain/recipe/build.hpp"
+#include "dmtrain/timestep/factory.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/tiny_run.hpp"
@@ -66,7 +66,8 @@ TEST(Build, KernelSwitchesReachEveryLayer) {
   const auto expect_all = [](models::UNetModelImpl& model, const models::KernelOptions& k,
                              const std::string& what) {
     const auto same = [&](const models::KernelOptions& got) {
-      return got.fused_group_norm == k.fused_group_norm && got.group_norm_rows == k.group_norm_rows &&
+      return got.fused_group_norm == k.fused_group_norm &&
+             got.group_norm_rows == k.group_norm_rows &&
              got.group_norm_cached_backward == k.group_norm_cached_backward &&
              got.fast_conv_bias == k.fast_conv_bias && got.fast_avg_pool == k.fast_avg_pool &&
              got.attention_token_major == k.attention_token_major;

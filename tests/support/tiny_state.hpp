@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <memory>
 
-#include "dmtrain/timestep/uniform_sampler.hpp"
-#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/checkpoint/train_state.hpp"
+#include "dmtrain/recipe/build.hpp"
+#include "dmtrain/timestep/uniform_sampler.hpp"
 #include "support/tiny_run.hpp"
 
 namespace dmtrain::test_support {
@@ -30,9 +30,9 @@ struct TinyState {
     model->to(device);
     ema = std::make_unique<ema::Ema>(*model, cfg.train.ema_rates);
     opt = recipe::make_optimizer(model->parameters(), cfg);
-    state = std::make_unique<checkpoint::TrainState>(model, *ema, *opt, sampler, scaler,
-                                                at::make_generator<at::CPUGeneratorImpl>(seed + 1),
-                                                at::make_generator<at::CPUGeneratorImpl>(seed + 2));
+    state = std::make_unique<checkpoint::TrainState>(
+        model, *ema, *opt, sampler, scaler, at::make_generator<at::CPUGeneratorImpl>(seed + 1),
+        at::make_generator<at::CPUGeneratorImpl>(seed + 2));
   }
 
   // One optimizer step on random gradients and the EMA update after it: every tensor a

@@ -11,8 +11,8 @@ using namespace dmtrain::timestep;
 
 namespace {
 
-// Expected values printed by tests/fixtures/timestep/clts_reference.py (Python standard library only,
-// written straight from Eq. 7-8):
+// Expected values printed by tests/fixtures/timestep/clts_reference.py (Python standard library
+// only, written straight from Eq. 7-8):
 //
 //   def p(T, k, mu, sigma, K):
 //       g = [math.exp(-((t / T - mu) ** 2) / (2 * sigma ** 2)) for t in range(T)]

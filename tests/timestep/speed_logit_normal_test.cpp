@@ -1,5 +1,6 @@
 // SpeeD and logit-normal timestep samplers against values computed independently from the
-// reference formulas (tests/fixtures/timestep/speed_logit_normal_reference.py, standard library only).
+// reference formulas (tests/fixtures/timestep/speed_logit_normal_reference.py, standard library
+// only).
 #include <gtest/gtest.h>
 
 #include <ATen/CPUGeneratorImpl.h>

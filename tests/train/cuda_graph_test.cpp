@@ -10,8 +10,8 @@
 #include <filesystem>
 #include <fstream>
 
-#include "dmtrain/train/cuda_graph_step.hpp"
 #include "dmtrain/observe/metrics_log.hpp"
+#include "dmtrain/train/cuda_graph_step.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"

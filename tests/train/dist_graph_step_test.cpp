@@ -22,10 +22,10 @@
 #include "dmtrain/dist/launcher.hpp"
 #include "dmtrain/dist/process_group.hpp"
 #include "dmtrain/models/unet.hpp"
+#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/optim/flat_update.hpp"
 #include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/cuda_graph_step.hpp"
-#include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "support/tiny_run.hpp"
 

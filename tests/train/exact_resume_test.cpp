@@ -8,10 +8,10 @@
 #include <filesystem>
 #include <fstream>
 
-#include "dmtrain/models/unet.hpp"
-#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/checkpoint/checkpoint.hpp"
+#include "dmtrain/models/unet.hpp"
 #include "dmtrain/observe/metrics_log.hpp"
+#include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"

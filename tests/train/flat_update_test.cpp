@@ -19,10 +19,10 @@
 #include <limits>
 #include <sstream>
 
-#include "dmtrain/optim/flat_update.hpp"
-#include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/ema/ema.hpp"
 #include "dmtrain/observe/metrics_log.hpp"
+#include "dmtrain/optim/flat_update.hpp"
+#include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "support/scratch_dir.hpp"

@@ -103,7 +103,8 @@ TEST(ResumePromises, MetricsAreCutBackToTheResumedIteration) {
   auto cfg = s.cfg();
   train::train(cfg, stop_at(3));  // checkpoints at 2 and 3, steps 1..3 logged
   // As if killed after step 3 before its checkpoint: only iteration 2's remains.
-  fs::remove_all(checkpoint::list_checkpoints((s.root / "run" / "checkpoints").string()).back().dir);
+  fs::remove_all(
+      checkpoint::list_checkpoints((s.root / "run" / "checkpoints").string()).back().dir);
   train::train(cfg, stop_at(5, "auto"));
   const auto steps = s.steps();
   ASSERT_EQ(steps.size(), 5u);

@@ -5,12 +5,11 @@
 // with an old one (and the old one's checkpoints would be pruned or overwritten). The error names
 // the dir, the newest checkpoint and the ways out: --resume auto, or --restart, which moves the
 // previous run (checkpoints/, metrics.jsonl, train*.log, samples/, ema_*, config.yaml,
-// tensorboard/, posthoc_ema/) into <run_dir>/previous-<UTC time>/ and never deletes it. Every filesystem
-// failure throws dmtrain::Error naming the path and the cause (strerror).
+// tensorboard/, posthoc_ema/) into <run_dir>/previous-<UTC time>/ and never deletes it. Every
+// filesystem failure throws dmtrain::Error naming the path and the cause (strerror).
 #pragma once
 #include <cstdint>
 #include <string>
-
 
 namespace dmtrain::checkpoint {
 

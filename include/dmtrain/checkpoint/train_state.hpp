@@ -13,12 +13,12 @@
 // The folder is committed by checkpoint/checkpoint.hpp's manifest, which records kCheckpointFormat.
 // save() writes it on the calling thread; save_checkpoint() with checkpoint.async (the default)
 // snapshots model.pt's, the EMA files' and optimizer.pt's tensors to host memory
-// (checkpoint/host_snapshot.hpp), writes the small files (state.pt, add_entry's, config.yaml) into the
-// temporary folder at once, and leaves the large ones, the commit and the prune to a background
-// thread (checkpoint/async_checkpoint.hpp). The files are the same either way: the background writes
-// the host copies through the same torch::save / archive calls (test: async_checkpoint_test).
-// Format 1 (written before the manifest carried a version) has the same files: read as is.
-// A newer format than this build knows is refused by name.
+// (checkpoint/host_snapshot.hpp), writes the small files (state.pt, add_entry's, config.yaml) into
+// the temporary folder at once, and leaves the large ones, the commit and the prune to a background
+// thread (checkpoint/async_checkpoint.hpp). The files are the same either way: the background
+// writes the host copies through the same torch::save / archive calls (test:
+// async_checkpoint_test). Format 1 (written before the manifest carried a version) has the same
+// files: read as is. A newer format than this build knows is refused by name.
 //
 // Also here: what a resume decides before loading (which folder, whether it is the same run, how
 // the data position maps onto another world size), and the EMA file names that the apps read.
@@ -30,15 +30,15 @@
 #include <string>
 #include <vector>
 
+#include "dmtrain/checkpoint/async_checkpoint.hpp"
+#include "dmtrain/checkpoint/host_snapshot.hpp"
 #include "dmtrain/config/run_config.hpp"
 #include "dmtrain/data/loader.hpp"
+#include "dmtrain/ema/ema.hpp"
 #include "dmtrain/models/unet.hpp"
+#include "dmtrain/optim/loss_scaler.hpp"
 #include "dmtrain/optim/mdlrc_adam.hpp"
 #include "dmtrain/timestep/sampler.hpp"
-#include "dmtrain/checkpoint/async_checkpoint.hpp"
-#include "dmtrain/ema/ema.hpp"
-#include "dmtrain/checkpoint/host_snapshot.hpp"
-#include "dmtrain/optim/loss_scaler.hpp"
 
 namespace dmtrain::checkpoint {
 

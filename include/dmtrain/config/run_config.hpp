@@ -65,18 +65,19 @@ struct OptimConfig {
   bool momentum_decay = false;         // MDLRC: Demon decay of beta1 (Eq. 9)
   double beta1_min = 0.5;
   bool lr_compensation = false;  // MDLRC: lr_k (1 - beta1_k) constant (Eq. 10)
-  std::string lr_schedule = "constant";  // constant | mdlrc | linear | cosine (without compensation)
-  double lr_min_ratio = 0.0;             // linear / cosine floor, a fraction of lr
-  int64_t warmup_iterations = 0;         // lr ramps linearly over these (0: none)
-  double grad_clip = 0.0;        // 0: off; else max global L2 norm
+  std::string lr_schedule =
+      "constant";                 // constant | mdlrc | linear | cosine (without compensation)
+  double lr_min_ratio = 0.0;      // linear / cosine floor, a fraction of lr
+  int64_t warmup_iterations = 0;  // lr ramps linearly over these (0: none)
+  double grad_clip = 0.0;         // 0: off; else max global L2 norm
 };
 
 struct DataConfig {
   std::string format = "auto";  // auto | idx | cifar-bin | folder | cache | synthetic
   std::string path = "";
-  std::string split = "train";  // train | test (IDX and CIFAR folders hold both)
-  std::string cache = "";       // packed cache file; prepared on first use
-  std::string labels = "none";  // none | folder | prefix
+  std::string split = "train";       // train | test (IDX and CIFAR folders hold both)
+  std::string cache = "";            // packed cache file; prepared on first use
+  std::string labels = "none";       // none | folder | prefix
   std::string on_bad_file = "fail";  // fail | skip (image folders)
   bool random_flip = true;
   int64_t num_workers = 2;
@@ -91,7 +92,7 @@ struct PosthocEmaConfig {
 };
 
 struct TrainConfig {
-  int64_t iterations = 0;  // required, > 0
+  int64_t iterations = 0;    // required, > 0
   int64_t batch_size = 128;  // global, split over ranks
   uint64_t seed = 0;
   std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | fp32 | bf16 | fp16
@@ -101,13 +102,13 @@ struct TrainConfig {
   bool ema_warmup = false;  // rate_k = min(rate, (1 + k) / (10 + k)), as k-diffusion / EDM
   int64_t threads = 0;      // CPU intra-op threads; 0: OMP_NUM_THREADS, else the free cores
   int64_t max_consecutive_nonfinite = 10;
-  int64_t micro_batches = 1;  // gradient accumulation: each rank's batch in this many chunks
-                              // (less activation memory, the same optimizer step)
-  bool channels_last = false;  // NHWC weights and activations on CUDA; the CIFAR10 and
-                               // ImageNet128 configs turn it on (docs/benchmarks.md)
-  bool cudnn_benchmark = true;  // let cuDNN time its algorithms for the (fixed) shapes
-  bool cuda_graphs = true;      // replay forward+backward as a CUDA graph (one GPU, one chunk)
-  bool graph_optimizer = true;  // and the optimizer + EMA update inside it (flat buffers)
+  int64_t micro_batches = 1;       // gradient accumulation: each rank's batch in this many chunks
+                                   // (less activation memory, the same optimizer step)
+  bool channels_last = false;      // NHWC weights and activations on CUDA; the CIFAR10 and
+                                   // ImageNet128 configs turn it on (docs/benchmarks.md)
+  bool cudnn_benchmark = true;     // let cuDNN time its algorithms for the (fixed) shapes
+  bool cuda_graphs = true;         // replay forward+backward as a CUDA graph (one GPU, one chunk)
+  bool graph_optimizer = true;     // and the optimizer + EMA update inside it (flat buffers)
   bool graph_grad_gather = false;  // graph_optimizer: gradients gathered, not accumulated
   bool prefetch_inputs = false;    // next iteration's batch and draws during this one
   // How the UNet's layers are computed (train.fused_kernels, fast_conv_bias,
@@ -118,7 +119,7 @@ struct TrainConfig {
 };
 
 struct CheckpointConfig {
-  int64_t every = 10000;   // 0: only at the end and on signals
+  int64_t every = 10000;  // 0: only at the end and on signals
   int64_t keep_last = 2;
   int64_t keep_every = 0;  // 0: none kept beyond keep_last
   bool async = true;       // write in the background (checkpoint/async_checkpoint.hpp)
@@ -142,18 +143,18 @@ struct SampleConfig {
 
 // Periodic FID of the first EMA during training (rank 0; eval/fid.hpp). Off when fid_every = 0.
 struct EvalConfig {
-  int64_t fid_every = 0;        // iterations between evaluations (and at the end); 0: off
-  int64_t fid_samples = 5000;   // samples per evaluation (same noise every time)
-  std::string inception = "";   // FID Inception-v3 TorchScript file (docs/evaluation.md)
-  std::string reference = "";   // .npz with mu, sigma of the reference set (dmtrain fid --cache-ref)
+  int64_t fid_every = 0;       // iterations between evaluations (and at the end); 0: off
+  int64_t fid_samples = 5000;  // samples per evaluation (same noise every time)
+  std::string inception = "";  // FID Inception-v3 TorchScript file (docs/evaluation.md)
+  std::string reference = "";  // .npz with mu, sigma of the reference set (dmtrain fid --cache-ref)
   std::string steps = "ddim50";  // respacing of the sampler (DDIM, eta 0)
-  int64_t batch = 250;          // samples per forward
+  int64_t batch = 250;           // samples per forward
   uint64_t seed = 0;
 };
 
 // Multi-process runs (ignored by a single process).
 struct DistConfig {
-  double timeout_s = 600;  // rendezvous and every collective: a dead or hung rank ends the job
+  double timeout_s = 600;   // rendezvous and every collective: a dead or hung rank ends the job
   int64_t bucket_mib = 25;  // gradient all-reduce bucket size (as DDP's bucket_cap_mb)
   // The data-parallel step as a CUDA graph (forward, backward with its bucketed NCCL all-reduce,
   // optimizer + EMA); off until measured on several GPUs.

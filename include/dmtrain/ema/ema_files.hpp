@@ -7,8 +7,8 @@
 #include <string>
 #include <vector>
 
-#include "dmtrain/models/unet.hpp"
 #include "dmtrain/ema/ema.hpp"
+#include "dmtrain/models/unet.hpp"
 
 namespace dmtrain::ema {
 

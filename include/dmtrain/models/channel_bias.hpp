@@ -24,5 +24,4 @@ at::Tensor conv2d_forward(torch::nn::Conv2dImpl& conv, const at::Tensor& x, bool
 // both; the kernels above on CUDA, ATen ops elsewhere.
 at::Tensor add_channel_bias(const at::Tensor& y, const at::Tensor& bias);
 
-
 }  // namespace dmtrain::models

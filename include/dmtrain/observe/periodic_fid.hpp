@@ -10,9 +10,9 @@
 
 #include "dmtrain/config/run_config.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
+#include "dmtrain/ema/ema.hpp"
 #include "dmtrain/eval/fid.hpp"
 #include "dmtrain/models/unet.hpp"
-#include "dmtrain/ema/ema.hpp"
 #include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/util/progress.hpp"
 

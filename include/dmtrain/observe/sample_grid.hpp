@@ -15,8 +15,8 @@
 
 #include "dmtrain/config/run_config.hpp"
 #include "dmtrain/diffusion/gaussian_diffusion.hpp"
-#include "dmtrain/models/unet.hpp"
 #include "dmtrain/ema/ema.hpp"
+#include "dmtrain/models/unet.hpp"
 #include "dmtrain/util/progress.hpp"
 
 namespace dmtrain::observe {

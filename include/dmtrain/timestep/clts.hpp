@@ -19,7 +19,6 @@
 
 namespace dmtrain::timestep {
 
-
 // Throws dmtrain::Error naming `<prefix>.num_timesteps`, `<prefix>.clts.mu`, `<prefix>.clts.sigma`
 // or `<prefix>.clts.target_iteration` when T < 1, mu outside [0, 1], sigma <= 0 or K_target <= 0.
 void validate(const CltsOptions& options, const std::string& prefix = "timestep");

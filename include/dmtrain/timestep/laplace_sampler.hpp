@@ -21,11 +21,10 @@
 #pragma once
 #include <string>
 
-#include "dmtrain/timestep/sampler.hpp"
 #include "dmtrain/timestep/options.hpp"
+#include "dmtrain/timestep/sampler.hpp"
 
 namespace dmtrain::timestep {
-
 
 // Throws dmtrain::Error naming `<prefix>.laplace.mu` (not finite) or `.b` (<= 0).
 void validate(const LaplaceOptions& options, const std::string& prefix = "timestep");

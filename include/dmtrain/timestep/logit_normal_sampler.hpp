@@ -11,11 +11,10 @@
 #pragma once
 #include <string>
 
-#include "dmtrain/timestep/sampler.hpp"
 #include "dmtrain/timestep/options.hpp"
+#include "dmtrain/timestep/sampler.hpp"
 
 namespace dmtrain::timestep {
-
 
 // Throws dmtrain::Error naming `<prefix>.logit_normal.mean` (not finite) or `.std` (<= 0).
 void validate(const LogitNormalOptions& options, const std::string& prefix = "timestep");

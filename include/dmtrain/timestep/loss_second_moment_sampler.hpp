@@ -9,11 +9,10 @@
 #pragma once
 #include <string>
 
-#include "dmtrain/timestep/sampler.hpp"
 #include "dmtrain/timestep/options.hpp"
+#include "dmtrain/timestep/sampler.hpp"
 
 namespace dmtrain::timestep {
-
 
 // Throws dmtrain::Error naming `<prefix>.loss_second_moment.history_per_term` (< 1) or
 // `<prefix>.loss_second_moment.uniform_prob` (outside [0, 1]).

@@ -22,13 +22,12 @@
 
 #include <string>
 
-#include "dmtrain/timestep/sampler.hpp"
 #include "dmtrain/timestep/options.hpp"
+#include "dmtrain/timestep/sampler.hpp"
 
 namespace dmtrain::timestep {
 
 enum class LossWeightingKind { kNone, kMinSnr, kP2 };
-
 
 // Parses the kind; throws dmtrain::Error naming `<key>` otherwise.
 LossWeightingKind parse_loss_weighting(const std::string& kind,

@@ -23,11 +23,10 @@
 #pragma once
 #include <string>
 
-#include "dmtrain/timestep/sampler.hpp"
 #include "dmtrain/timestep/options.hpp"
+#include "dmtrain/timestep/sampler.hpp"
 
 namespace dmtrain::timestep {
-
 
 // Throws dmtrain::Error naming `<prefix>.speed.<field>`: tau outside (0, 1], k <= 0, lambda
 // outside [0, 1], threshold <= 0.

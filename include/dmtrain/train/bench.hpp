@@ -18,7 +18,7 @@ struct BenchOptions {
 };
 
 struct BenchResult {
-  double timed_seconds = 0;      // wall time of the timed iterations
+  double timed_seconds = 0;  // wall time of the timed iterations
   int64_t timed_iterations = 0;
   double peak_gpu_gib = 0;       // peak GPU memory allocated (0 on the CPU)
   int64_t graph_steps = 0;       // iterations replayed from a CUDA graph

@@ -8,9 +8,9 @@
 #include <memory>
 #include <string>
 
+#include "dmtrain/checkpoint/train_state.hpp"
 #include "dmtrain/config/run_config.hpp"
 #include "dmtrain/ema/posthoc_ema.hpp"
-#include "dmtrain/checkpoint/train_state.hpp"
 
 namespace dmtrain::train {
 
@@ -23,7 +23,8 @@ class PosthocEmaRun {
   // with other gammas restarts the profiles there (warning). Snapshots after `iteration` (of the
   // interrupted continuation) are removed: they are trained again.
   static std::unique_ptr<PosthocEmaRun> start(const config::RunConfig& cfg,
-                                              const torch::nn::Module& model, checkpoint::TrainState& state,
+                                              const torch::nn::Module& model,
+                                              checkpoint::TrainState& state,
                                               const std::string& resume, int64_t iteration);
   // After train_step() made `iteration` iterations done; `taken`: the step was not skipped.
   void after_step(const torch::nn::Module& model, int64_t iteration, bool taken);

@@ -14,7 +14,8 @@
 //
 // Run directory (train.run_dir): config.yaml (resolved), train.log, metrics.jsonl,
 // checkpoints/iter_<k>/, samples/iter_<k>.png, ema_<rate>.pt (exported at the end); locked by
-// rank 0 for the whole run, holding one run only (checkpoint/run_dir_lock.hpp, checkpoint/run_dir.hpp).
+// rank 0 for the whole run, holding one run only (checkpoint/run_dir_lock.hpp,
+// checkpoint/run_dir.hpp).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -38,8 +39,8 @@ struct TrainOptions {
 struct TrainResult {
   int64_t iteration = 0;  // iterations done
   std::string last_checkpoint;
-  bool interrupted = false;  // stopped by a signal
-  int64_t graph_steps = 0;  // iterations replayed from a CUDA graph (train.cuda_graphs)
+  bool interrupted = false;      // stopped by a signal
+  int64_t graph_steps = 0;       // iterations replayed from a CUDA graph (train.cuda_graphs)
   int64_t prefetched_steps = 0;  // iterations whose inputs were prepared during the one before
   int rank = 0, world_size = 1;  // of this process in its job
 };
