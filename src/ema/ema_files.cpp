@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "dmtrain/util/checked_write.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/file_hash.hpp"
 #include "dmtrain/util/log.hpp"
@@ -29,9 +30,17 @@ std::string export_final_ema(const Ema& ema, size_t index, const std::string& ru
   fs::remove(util::hash_sidecar_path(file.string()));
   torch::serialize::OutputArchive a;
   ema.save(index, a);
-  a.save_to(tmp);
-  util::fsync_path(tmp);
-  fs::rename(tmp, file);
+  try {
+    // Checked writes: LibTorch's writer aborts the process on a full disk (util/checked_write.hpp).
+    util::write_checked(
+        tmp, [&a](const std::string& p) { a.save_to(p); }, "EMA file");
+    util::fsync_path(tmp);
+    fs::rename(tmp, file);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);  // no torn .tmp left behind; a previous export, if any, is untouched
+    throw;
+  }
   util::write_hash_sidecar(file.string());
   return file.string();
 }

@@ -9,6 +9,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "dmtrain/util/checked_write.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/file_hash.hpp"
 #include "dmtrain/util/log.hpp"
@@ -52,13 +53,19 @@ void save_atomically(torch::serialize::OutputArchive& a, const std::string& path
   const std::string tmp = path + ".tmp";
   try {
     fs::remove(util::hash_sidecar_path(path));
-    a.save_to(tmp);
+    // Checked writes: LibTorch's writer aborts the process on a full disk (util/checked_write.hpp).
+    util::write_checked(
+        tmp, [&a](const std::string& p) { a.save_to(p); }, "EMA snapshot");
     util::fsync_path(tmp);
     fs::rename(tmp, path);
-  } catch (const c10::Error& e) {
-    throw Error("cannot write '" + path + "': " + e.what_without_backtrace());
   } catch (const fs::filesystem_error& e) {
+    std::error_code ec;
+    fs::remove(tmp, ec);
     throw Error("cannot write '" + path + "': " + e.code().message());
+  } catch (...) {
+    std::error_code ec;
+    fs::remove(tmp, ec);  // no torn .tmp left behind
+    throw;
   }
   util::write_hash_sidecar(path);
 }

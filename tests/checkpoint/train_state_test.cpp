@@ -116,9 +116,3 @@ TEST(TrainState, ReshardsTheDataPositionWhenBothWorldSizesDivideTheData) {
   EXPECT_EQ(checkpoint::reshard_position(c, 32, 4), (data::LoaderPosition{1, 2}));
   EXPECT_THROW(checkpoint::reshard_position(c, 32, 3), Error);  // 32 images do not split over 3
 }
-
-TEST(TrainState, EmaFileNames) {
-  EXPECT_EQ(ema::checkpoint_ema_file(1), "ema_1.pt");
-  EXPECT_EQ(ema::final_ema_file(0.9999), "ema_0.9999.pt");
-  EXPECT_EQ(ema::final_ema_file(0.99), "ema_0.99.pt");
-}
