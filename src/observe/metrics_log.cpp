@@ -2,6 +2,11 @@
 #include "dmtrain/observe/metrics_log.hpp"
 
 #include <c10/util/StringUtil.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <filesystem>
 #include <iomanip>
@@ -156,8 +161,10 @@ int64_t truncate_metrics_file(const std::string& path, int64_t last_step) {
 
 MetricsLog::MetricsLog(Options options) : o_(std::move(options)) {
   if (!o_.path.empty()) {
-    file_.open(o_.path, std::ios::app);
-    if (!file_) throw Error("cannot open '" + o_.path + "' for appending");
+    fd_ = ::open(o_.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (fd_ < 0) {
+      throw Error("cannot open '" + o_.path + "' for appending: " + std::strerror(errno));
+    }
   }
   const auto opts = at::TensorOptions(o_.device).dtype(at::kDouble);
   q_sum_ = at::zeros({4}, opts);
@@ -265,8 +272,38 @@ void MetricsLog::write(const FidRecord& r) {
   }
 }
 
+MetricsLog::~MetricsLog() {
+  if (fd_ >= 0) ::close(fd_);
+}
+
 void MetricsLog::append(const std::string& line) {
-  if (file_.is_open()) file_ << line << "\n" << std::flush;
+  if (fd_ < 0) return;
+  const std::string text = (torn_ ? "\n" : "") + line + "\n";
+  size_t done = 0;
+  int err = 0;
+  while (done < text.size()) {
+    const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      err = n < 0 ? errno : ENOSPC;
+      break;
+    }
+    done += static_cast<size_t>(n);
+  }
+  if (err != 0) {
+    torn_ = torn_ || done > 0;  // part of a line is in the file: the next write ends it first
+    if (lost_++ == 0) {
+      log::warn("cannot append to '" + o_.path + "': " + std::strerror(err) +
+                "; its records are lost until it can be written again (training goes on)");
+    }
+    return;
+  }
+  torn_ = false;
+  if (lost_ > 0) {
+    log::warn(c10::str("'", o_.path, "' can be written again: ", lost_,
+                       " record(s) before this one were lost"));
+    lost_ = 0;
+  }
 }
 
 }  // namespace dmtrain::observe

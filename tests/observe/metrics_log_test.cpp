@@ -2,6 +2,9 @@
 // interval's means, sums and last values, with hand-worked numbers; the one reader parses flat
 // records and skips torn or nested lines; records round-trip with null for non-finite numbers.
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+
+#include <csignal>
 
 #include <cmath>
 #include <filesystem>
@@ -70,6 +73,39 @@ TEST_F(MetricsLogTest, StatisticsReportedByNameAreWrittenOncePerInterval) {
   // A name without its group, or one reported two ways, is a programming error.
   EXPECT_THROW(log.report("loss", 1), c10::Error);
   EXPECT_THROW(log.set("train/loss", 1), c10::Error);
+}
+
+// Before: after one failed write (a full disk) the stream stayed failed and every later record of
+// the run was lost silently. RLIMIT_FSIZE makes the failure here (writes past it fail with EFBIG
+// while SIGXFSZ is ignored; the first one is cut short), and lifting it ends it.
+TEST_F(MetricsLogTest, AFailedWriteLosesThoseRecordsOnlyAndTheLogWritesOn) {
+  MetricsLog::Options o;
+  o.path = (dir_ / "metrics.jsonl").string();
+  o.print = false;
+  o.num_timesteps = 100;
+  MetricsLog log(o);
+  const auto no_reduce = [](at::Tensor&) {};
+  log.report("train/loss", 1.0);
+  log.flush(1, no_reduce);
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &before), 0);
+  rlimit tight = before;
+  tight.rlim_cur = static_cast<rlim_t>(fs::file_size(o.path) + 10);  // 10 bytes of the next line
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  for (const int k : {2, 3}) {
+    log.report("train/loss", k);
+    EXPECT_NO_THROW(log.flush(k, no_reduce));
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &before), 0);
+  std::signal(SIGXFSZ, old_handler);
+  log.report("train/loss", 4.0);
+  log.flush(4, no_reduce);
+  const auto records = read_records(o.path);
+  ASSERT_EQ(records.size(), 2u);  // 2 and 3 lost; 2's torn start is not merged into 4's line
+  EXPECT_EQ(records[0].integer("step"), 1);
+  EXPECT_EQ(records[1].integer("step"), 4);
+  EXPECT_DOUBLE_EQ(records[1].number("loss"), 4.0);
 }
 
 TEST(MetricsRecords, RoundTripWithNullForNonFiniteAndTornLinesSkipped) {

@@ -12,8 +12,10 @@
 // (Options::tensorboard_dir), and starts the next interval. Adding a metric is the line that
 // reports it.
 //
-// metrics.jsonl: one JSON object per line, appended and flushed per record, so a kill leaves at
-// most one torn last line (readers skip it). JSON has no NaN or infinity: such values are null,
+// metrics.jsonl: one JSON object per line, appended by one write per record, so a kill leaves at
+// most one torn last line (readers skip it). A record that cannot be written (a full disk) is
+// lost with a warning naming the file and the cause, and the log writes on: when it can write
+// again it says how many records were lost. JSON has no NaN or infinity: such values are null,
 // read back as NaN. read_records() is the one reader (the trainer's resume, sweep summaries,
 // dmtrain compare, tests); StepRecord / FidRecord are typed views of its records.
 #pragma once
@@ -97,6 +99,9 @@ class MetricsLog {
     std::string tensorboard_dir;            // "": no event file; else the numbers go there too
   };
   explicit MetricsLog(Options options);
+  ~MetricsLog();
+  MetricsLog(const MetricsLog&) = delete;
+  MetricsLog& operator=(const MetricsLog&) = delete;
 
   // Due after p: every log.every iterations and after the job's last one.
   bool due(const util::Progress& p) const { return util::every(o_.every, p.done) || p.at_stop(); }
@@ -127,7 +132,9 @@ class MetricsLog {
   void append(const std::string& line);
 
   Options o_;
-  std::ofstream file_;
+  int fd_ = -1;        // metrics.jsonl, opened for appending
+  int64_t lost_ = 0;   // records that could not be written since the last one that could
+  bool torn_ = false;  // a short write left part of a line: the next write ends it first
   std::unique_ptr<EventWriter> events_;
   std::vector<Stat> stats_;  // in the order first reported
   int64_t steps_ = 0;
