@@ -25,26 +25,18 @@
 #include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/error_of.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/tiny_run.hpp"
 
 namespace fs = std::filesystem;
 using namespace dmtrain;
+using dmtrain::test_support::error_of;
 
 namespace {
 
 fs::path scratch(const std::string& name) {
   return dmtrain::test_support::scratch_dir("rundir_" + name);
-}
-
-template <class F>
-std::string error_of(F f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 std::string fake_checkpoint(const fs::path& root, int64_t it) {
