@@ -9,6 +9,7 @@
 #include "dmtrain/data/resize.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/tar_reader.hpp"
 
 namespace dmtrain::data {
 namespace fs = std::filesystem;
@@ -18,16 +19,17 @@ std::string detect_format(const std::string& path) {
   if (fs::is_regular_file(path)) {
     if (is_cache_file(path)) return "cache";
     if (path.find("idx3-ubyte") != std::string::npos) return "idx";
-    throw Error(c10::str("data path '", path, "': cannot tell its format; set data.format"));
+    if (util::is_tar_archive(path)) return "cifar-bin";  // read_cifar checks the members
+    throw Error(c10::str("data path '", path,
+                         "': cannot tell its format (not a dmtrain cache, an IDX file or a tar / "
+                         "tar.gz archive); set data.format"));
   }
   if (!fs::is_directory(path)) throw Error(c10::str("data path '", path, "' does not exist"));
   for (const char* name : {"train-images-idx3-ubyte.gz", "train-images-idx3-ubyte",
                            "t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte"}) {
     if (fs::exists(fs::path(path) / name)) return "idx";
   }
-  for (const char* name : {"data_batch_1.bin", "test_batch.bin", "train.bin", "test.bin"}) {
-    if (fs::exists(fs::path(path) / name)) return "cifar-bin";
-  }
+  if (is_cifar_folder(path)) return "cifar-bin";
   return "folder";
 }
 
@@ -51,10 +53,7 @@ ImageSet read_source(const DatasetOptions& o, const std::string& format) {
     return read_idx(images, o.labels == "none" ? "" : labels, 1);
   }
   if (format == "cifar-bin") {
-    CifarOptions co;
-    std::string names;
-    const auto files = find_cifar_files(o.path, o.split, &co, &names);
-    return read_cifar_bin(files, co, names);
+    return read_cifar(o.path, o.split);
   }
   if (format == "folder") {
     FolderOptions fo;

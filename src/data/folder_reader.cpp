@@ -22,23 +22,46 @@ std::string lower_ext(const fs::path& p) {
   return e;
 }
 
-void list_into(const fs::path& dir, std::vector<std::string>* out) {
+// Appends the image files below `dir` to *out; an entry that cannot be listed or followed (an
+// unreadable folder, a dangling symbolic link) is reported in *bad instead.
+void list_into(const fs::path& dir, std::vector<std::string>* out, std::vector<std::string>* bad) {
   std::vector<fs::path> entries;
-  for (const auto& e : fs::directory_iterator(dir)) entries.push_back(e.path());
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    entries.push_back(it->path());
+  }
+  if (ec) {
+    bad->push_back(c10::str("cannot read folder '", dir.string(), "': ", ec.message()));
+    return;
+  }
   std::sort(entries.begin(), entries.end(),
             [](const fs::path& a, const fs::path& b) { return a.filename() < b.filename(); });
   for (const fs::path& p : entries) {
     const std::string ext = lower_ext(p);
     if (ext == ".jpg" || ext == ".jpeg" || ext == ".png" || ext == ".gif") {
       out->push_back(p.string());
-    } else if (fs::is_directory(p)) {
-      list_into(p, out);
+      continue;
+    }
+    std::error_code st_ec, link_ec;
+    const fs::file_status st = fs::status(p, st_ec);
+    if (fs::is_directory(st)) {
+      list_into(p, out, bad);
+    } else if (st_ec && fs::is_symlink(fs::symlink_status(p, link_ec))) {
+      bad->push_back(c10::str("'", p.string(), "' is a symbolic link to '",
+                              fs::read_symlink(p, link_ec).string(),
+                              "', which cannot be followed: ", st_ec.message()));
+    } else if (st_ec) {
+      bad->push_back(c10::str("cannot read '", p.string(), "': ", st_ec.message()));
     }
   }
 }
 
 at::Tensor load_image(const std::string& path, const FolderOptions& o) {
   const std::string ext = lower_ext(path);
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    throw Error(c10::str("cannot read image '", path, "': it is a folder, not a file"));
+  }
   at::Tensor img;
   if (ext == ".png") {
     img = util::read_png(path);
@@ -54,11 +77,27 @@ at::Tensor load_image(const std::string& path, const FolderOptions& o) {
 
 }  // namespace
 
-std::vector<std::string> list_image_files(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw Error(c10::str("image folder '", dir, "' does not exist"));
-  std::vector<std::string> files;
-  list_into(dir, &files);
+std::vector<std::string> list_image_files(const std::string& dir,
+                                          std::vector<std::string>* unreadable) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw Error(c10::str("image folder '", dir, "' ",
+                         ec && ec != std::errc::no_such_file_or_directory
+                             ? "cannot be read: " + ec.message()
+                             : std::string("does not exist")));
+  }
+  std::vector<std::string> files, bad;
+  list_into(dir, &files, &bad);
+  if (unreadable != nullptr) {
+    *unreadable = std::move(bad);
+  } else if (!bad.empty()) {
+    throw Error(bad.front());
+  }
   return files;
+}
+
+at::Tensor read_folder_image(const std::string& path, const FolderOptions& o) {
+  return load_image(path, o);
 }
 
 ImageSet read_image_folder(const std::string& dir, const FolderOptions& o) {
@@ -68,7 +107,11 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& o) {
   if (o.on_bad_file != "fail" && o.on_bad_file != "skip") {
     throw Error(c10::str("data on_bad_file '", o.on_bad_file, "': expected fail or skip"));
   }
-  const std::vector<std::string> files = list_image_files(dir);
+  std::vector<std::string> unreadable;
+  const std::vector<std::string> files = list_image_files(dir, &unreadable);
+  const char* how_to_skip = " (set data.on_bad_file: skip to skip unreadable files and folders)";
+  if (!unreadable.empty() && o.on_bad_file == "fail") throw Error(unreadable.front() + how_to_skip);
+  for (const std::string& why : unreadable) log::warn(c10::str("skipping: ", why));
   if (files.empty()) {
     throw Error(c10::str("image folder '", dir, "' contains no .jpg/.jpeg/.png files"));
   }
@@ -95,10 +138,17 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& o) {
     if (errors[i].empty()) {
       keep.push_back(i);
     } else if (o.on_bad_file == "fail") {
-      throw Error(c10::str(errors[i], " (set data.on_bad_file: skip to skip unreadable files)"));
+      throw Error(errors[i] + how_to_skip);
     } else {
       log::warn(c10::str("skipping unreadable image: ", errors[i]));
     }
+  }
+  const size_t skipped = unreadable.size() + (n - keep.size());
+  if (skipped > 0) {
+    log::warn(c10::str("image folder '", dir, "': skipped ", skipped, " unreadable ",
+                       skipped == 1 ? "entry" : "entries", " (", unreadable.size(),
+                       " folders or links, ", n - keep.size(), " image files); read ", keep.size(),
+                       " images"));
   }
   if (keep.empty()) throw Error(c10::str("image folder '", dir, "': no readable images"));
   const auto shape = images[keep[0]].sizes();
@@ -118,7 +168,8 @@ ImageSet read_image_folder(const std::string& dir, const FolderOptions& o) {
     for (size_t i : keep) {
       const fs::path p(files[i]);
       if (o.labels == "folder") {
-        if (fs::equivalent(p.parent_path(), dir)) {
+        std::error_code eq_ec;
+        if (fs::equivalent(p.parent_path(), dir, eq_ec)) {
           throw Error(c10::str("image '", files[i], "' is not inside a class sub-folder of '", dir,
                                "' (data.labels: folder)"));
         }

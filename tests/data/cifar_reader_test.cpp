@@ -29,11 +29,7 @@ TEST(CifarReader, Cifar10LayoutAndLabels) {
     write_bytes(dir / c10::str("data_batch_", i, ".bin"), record("\x01", i));
   std::ofstream(dir / "batches.meta.txt")
       << "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
-  CifarOptions o;
-  std::string names;
-  auto files = find_cifar_files(dir.string(), "train", &o, &names);
-  ASSERT_EQ(files.size(), 5u);
-  ImageSet s = read_cifar_bin(files, o, names);
+  ImageSet s = read_cifar(dir.string(), "train");
   ASSERT_EQ(s.images.sizes(), (std::vector<int64_t>{6, 32, 32, 3}));
   EXPECT_TRUE(s.labels.equal(at::tensor({3, 9, 1, 1, 1, 1}, at::kLong)));
   ASSERT_EQ(s.class_names.size(), 10u);
@@ -50,13 +46,10 @@ TEST(CifarReader, Cifar100FineAndCoarse) {
   const fs::path dir = temp_dir();
   write_bytes(dir / "train.bin",
               record(std::string("\x02\x41", 2), 1) + record(std::string("\x13\x05", 2), 2));
+  EXPECT_TRUE(read_cifar(dir.string(), "train").labels.equal(at::tensor({0x41, 5}, at::kLong)));
   CifarOptions o;
-  std::string names;
-  auto files = find_cifar_files(dir.string(), "train", &o, &names);
-  EXPECT_TRUE(o.cifar100);
-  EXPECT_TRUE(read_cifar_bin(files, o, names).labels.equal(at::tensor({0x41, 5}, at::kLong)));
   o.fine_labels = false;
-  ImageSet coarse = read_cifar_bin(files, o, names);
+  ImageSet coarse = read_cifar(dir.string(), "train", o);
   EXPECT_TRUE(coarse.labels.equal(at::tensor({2, 0x13}, at::kLong)));
   EXPECT_EQ(coarse.images[1][0][1][2].item<int>(), (2 + 6 + 7) % 256);
   fs::remove_all(dir);
@@ -65,16 +58,14 @@ TEST(CifarReader, Cifar100FineAndCoarse) {
 TEST(CifarReader, TruncatedAndMissingFilesAreErrors) {
   const fs::path dir = temp_dir();
   write_bytes(dir / "test_batch.bin", record("\x01", 0) + record("\x02", 0).substr(0, 1000));
-  CifarOptions o;
   try {
-    read_cifar_bin({(dir / "test_batch.bin").string()}, o);
+    read_cifar(dir.string(), "test");
     FAIL();
   } catch (const dmtrain::Error& e) {
     EXPECT_NE(std::string(e.what()).find("test_batch.bin"), std::string::npos);
     EXPECT_NE(std::string(e.what()).find("truncated"), std::string::npos);
   }
-  std::string names;
-  EXPECT_THROW(find_cifar_files(dir.string(), "train", &o, &names), dmtrain::Error);  // no 1..5
-  EXPECT_THROW(find_cifar_files((dir / "nothing").string(), "train", &o, &names), dmtrain::Error);
+  EXPECT_THROW(read_cifar(dir.string(), "train"), dmtrain::Error);  // no data_batch_1..5
+  EXPECT_THROW(read_cifar((dir / "nothing").string(), "train"), dmtrain::Error);
   fs::remove_all(dir);
 }

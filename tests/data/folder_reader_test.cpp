@@ -6,12 +6,18 @@
 #include "dmtrain/data/jpeg_codec.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/image_io.hpp"
+#include "dmtrain/util/log.hpp"
 #include "dmtrain/util/npy.hpp"
+#include "support/error_of.hpp"
 #include "test_util.hpp"
+
+#include <dirent.h>
+#include <sys/stat.h>
 
 namespace fs = std::filesystem;
 using namespace dmtrain::data;
 using namespace dmtrain::data::testing;
+using dmtrain::test_support::error_of;
 using dmtrain::util::write_png;
 
 namespace {
@@ -116,6 +122,79 @@ TEST(FolderReader, ErrorsAndSkipping) {
   EXPECT_EQ(read_image_folder(dir.string(), o).size(), 2);
   o.labels = "folder";  // files directly in the root have no class folder
   EXPECT_THROW(read_image_folder(dir.string(), o), dmtrain::Error);
+  fs::remove_all(dir);
+}
+
+namespace {
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+}  // namespace
+
+// Faults root cannot read past: a class "folder" that is a dangling symbolic link, and an image
+// name that is a folder. "fail" names the path and cause; "skip" warns about each and counts.
+TEST(FolderReader, UnfollowableLinkAndFolderNamedLikeAnImage) {
+  const fs::path dir = temp_dir();
+  fs::create_directories(dir / "cat");
+  write_png((dir / "cat" / "a.png").string(), flat(4, 4, 9, 8, 7));
+  fs::create_symlink(dir / "moved_away", dir / "dog");
+  FolderOptions o;
+  o.labels = "folder";
+  const std::string e = error_of([&] { read_image_folder(dir.string(), o); });
+  EXPECT_NE(e.find((dir / "dog").string()), std::string::npos) << e;
+  EXPECT_NE(e.find("symbolic link"), std::string::npos) << e;
+  EXPECT_NE(e.find("No such file or directory"), std::string::npos) << e;
+  EXPECT_NE(e.find("on_bad_file: skip"), std::string::npos) << e;
+  EXPECT_EQ(e.find("internal"), std::string::npos) << e;
+
+  fs::create_directories(dir / "cat" / "b.png");
+  fs::remove(dir / "dog");
+  const std::string e2 = error_of([&] { read_image_folder(dir.string(), o); });
+  EXPECT_NE(e2.find((dir / "cat" / "b.png").string()), std::string::npos) << e2;
+  EXPECT_NE(e2.find("a folder, not a file"), std::string::npos) << e2;
+
+  fs::create_symlink(dir / "moved_away", dir / "dog");
+  const fs::path log = dir / "warnings.log";
+  dmtrain::log::add_file_sink(log.string());
+  o.on_bad_file = "skip";
+  const ImageSet s = read_image_folder(dir.string(), o);
+  dmtrain::log::flush();
+  ASSERT_EQ(s.size(), 1);
+  EXPECT_TRUE(s.images[0].equal(flat(4, 4, 9, 8, 7)));
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat"}));
+  const std::string warnings = slurp(log);
+  EXPECT_NE(warnings.find((dir / "dog").string()), std::string::npos) << warnings;
+  EXPECT_NE(warnings.find((dir / "cat" / "b.png").string()), std::string::npos) << warnings;
+  EXPECT_NE(warnings.find("skipped 2 unreadable entries"), std::string::npos) << warnings;
+  fs::remove_all(dir);
+}
+
+// A class folder without read permission (chmod 000). Root reads it regardless, so there the
+// fault cannot be made and the test is skipped (the test above covers root).
+TEST(FolderReader, UnreadableClassFolder) {
+  const fs::path dir = temp_dir();
+  fs::create_directories(dir / "cat");
+  fs::create_directories(dir / "dog");
+  write_png((dir / "cat" / "a.png").string(), flat(4, 4, 1, 2, 3));
+  write_png((dir / "dog" / "b.png").string(), flat(4, 4, 4, 5, 6));
+  ASSERT_EQ(::chmod((dir / "dog").c_str(), 0), 0);
+  if (DIR* d = ::opendir((dir / "dog").c_str())) {
+    ::closedir(d);
+    ::chmod((dir / "dog").c_str(), 0755);
+    fs::remove_all(dir);
+    GTEST_SKIP() << "a chmod 000 folder is still readable here (running as root)";
+  }
+  FolderOptions o;
+  o.labels = "folder";
+  const std::string e = error_of([&] { read_image_folder(dir.string(), o); });
+  EXPECT_NE(e.find("cannot read folder '" + (dir / "dog").string() + "'"), std::string::npos) << e;
+  EXPECT_NE(e.find("Permission denied"), std::string::npos) << e;
+  o.on_bad_file = "skip";
+  const ImageSet s = read_image_folder(dir.string(), o);
+  ASSERT_EQ(s.size(), 1);
+  EXPECT_EQ(s.class_names, (std::vector<std::string>{"cat"}));
+  ::chmod((dir / "dog").c_str(), 0755);
   fs::remove_all(dir);
 }
 

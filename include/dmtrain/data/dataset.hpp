@@ -1,13 +1,14 @@
 // open_dataset: the one entry point the trainer uses to get an ImageSet from configuration.
 //
 // format: "idx" (path = a folder with <split>-images-idx3-ubyte[.gz], e.g. Debian's
-// /usr/share/datasets/fashion-mnist, or the images file itself), "cifar-bin" (folder of CIFAR-10
-// or -100 binary batches), "folder" (image files, see folder_reader.hpp), "cache" (a packed
-// cache file), or "auto" (cache file by magic, else a folder recognised by its IDX or CIFAR file
-// names, else an image folder). Every source is brought to image_size x image_size (by
-// center_crop_arr when it differs; 0 keeps the stored size) and `channels` channels.
-// labels "none" drops labels; for "folder" data it also chooses how labels are derived;
-// IDX/CIFAR carry their own labels whenever labels != "none".
+// /usr/share/datasets/fashion-mnist, or the images file itself), "cifar-bin" (CIFAR-10 or -100
+// in any published form: the python or binary tarball read directly, or the folder it unpacks
+// to; see cifar_reader.hpp), "folder" (image files, see folder_reader.hpp), "cache" (a packed
+// cache file), or "auto" (a file: cache by magic, IDX by name, else a tar / tar.gz archive is
+// read as CIFAR; a folder: recognised by its IDX or CIFAR file names, else an image folder). Every
+// source is brought to image_size x image_size (by center_crop_arr when it differs; 0 keeps the
+// stored size) and `channels` channels. labels "none" drops labels; for "folder" data it also
+// chooses how labels are derived; IDX/CIFAR carry their own labels whenever labels != "none".
 // cache: "" = none. When given and the file exists, it is loaded (and must match image_size and
 // channels, else dmtrain::Error: a stale cache); when absent, the source is read and the cache
 // written there first.

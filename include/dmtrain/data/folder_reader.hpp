@@ -9,6 +9,10 @@
 // sub-folders, e.g. cifar10/train/<class>/0001.jpg); "prefix" = the file name up to its first
 // "_" (the references' class_cond convention). Class ids are the sorted distinct names.
 // Decoding runs on `num_threads` threads; the result does not depend on their timing.
+// Bad input: a file that cannot be decoded, an image path that is a folder, a folder that cannot
+// be listed (permissions) or a symbolic link that cannot be followed. on_bad_file "fail": a
+// dmtrain::Error naming the path and the cause; "skip": a warning naming each, then one with
+// their count, and the rest is read.
 #pragma once
 #include <string>
 
@@ -26,7 +30,14 @@ struct FolderOptions {
 
 ImageSet read_image_folder(const std::string& dir, const FolderOptions& options);
 
-// The image files read_image_folder would read, in its order.
-std::vector<std::string> list_image_files(const std::string& dir);
+// The image files read_image_folder would read, in its order. Entries below `dir` that cannot be
+// listed or followed are described in *unreadable (path and cause) when given, else the first
+// is thrown as a dmtrain::Error.
+std::vector<std::string> list_image_files(const std::string& dir,
+                                          std::vector<std::string>* unreadable = nullptr);
+
+// One file decoded as read_image_folder decodes each (RGB, center_crop_arr, `channels`); throws
+// dmtrain::Error naming the file when it cannot be read.
+at::Tensor read_folder_image(const std::string& path, const FolderOptions& options);
 
 }  // namespace dmtrain::data

@@ -18,8 +18,14 @@ namespace dmtrain::util {
 // Writes `hwc_uint8` (H,W,C uint8, C in {1,3}, any device/strides) as an 8-bit PNG.
 void write_png(const std::string& path, const at::Tensor& hwc_uint8);
 
-// Reads a PNG as H,W,C uint8 on the CPU: C = 1 for grayscale files (with or without alpha), 3 for
-// colour; alpha is dropped (not composited), as PIL's convert("RGB") does; 16-bit is reduced to 8.
+// Reads a PNG as H,W,C uint8 on the CPU, the values PIL's Image.open(f).convert("RGB") gives
+// (checked against Pillow 13 by tests/fixtures/util/make_png_fixtures.py): C = 1 for grayscale
+// files (with or without alpha; the caller replicates), 3 for colour and palette files. Stored
+// samples are not gamma-corrected, whatever gAMA / sRGB / iCCP chunks say; alpha and tRNS are
+// dropped (not composited); 1/2/4-bit gray is scaled to 0..255; 16-bit RGB, RGBA and gray+alpha
+// keep the high byte (v >> 8); 16-bit gray without alpha saturates (min(v, 255)), as PIL's
+// mode "I;16" converts. Errors (dmtrain::Error naming the path and the cause): cannot open, not
+// a PNG, corrupt or truncated data.
 at::Tensor read_png(const std::string& path);
 
 // float N,C,H,W in [-1,1] -> uint8 N,H,W,C with the reference's truncating conversion.
