@@ -75,7 +75,9 @@ void add_data_command(CLI::App& app) {
   auto* data = app.add_subcommand("data", "Prepare a packed data cache, or benchmark the loader");
   data->require_subcommand(1);
   auto* p = data->add_subcommand("prepare", "Decode a data set once into a packed .dmdata cache");
-  p->add_option("--input", prep.input, "Image folder, IDX folder, CIFAR batches folder")
+  p->add_option("--input", prep.input,
+                "Image folder; IDX folder or file; CIFAR-10/-100 tarball as downloaded "
+                "(python or binary .tar.gz) or the folder it unpacks to")
       ->required();
   p->add_option("--out", prep.out, "Cache file to write")->required();
   p->add_option("--size", prep.size, "Image side in pixels (0: keep the stored size)");
