@@ -2,6 +2,7 @@
 
 #include <zlib.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -58,11 +59,13 @@ void write_file(const std::string& path, const std::string& bytes) {
 }
 
 std::string read_file(const std::string& path) {
-  std::ifstream f(path, std::ios::binary);
+  std::ifstream f(path, std::ios::binary | std::ios::ate);
   if (!f) throw Error(c10::str("cannot open '", path, "'"));
-  std::ostringstream ss;
-  ss << f.rdbuf();
-  return ss.str();
+  const std::streamoff n = f.tellg();
+  std::string bytes(n > 0 ? static_cast<size_t>(n) : 0, '\0');
+  f.seekg(0);
+  if (n > 0 && !f.read(bytes.data(), n)) throw Error(c10::str("cannot read '", path, "'"));
+  return bytes;
 }
 
 void put16(std::string& s, uint32_t v) {
@@ -79,6 +82,56 @@ uint32_t get16(const std::string& s, size_t at) {
 }
 uint32_t get32(const std::string& s, size_t at) {
   return get16(s, at) | (get16(s, at + 2) << 16);
+}
+uint64_t get64(const std::string& s, size_t at) {
+  return get32(s, at) | (uint64_t{get32(s, at + 4)} << 32);
+}
+
+// zlib's counts are 32-bit: feed it at most this many bytes per call.
+constexpr uint64_t kZlibChunk = uint64_t{1} << 30;
+
+uint32_t crc32_of(const std::string& bytes) {
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (uint64_t at = 0; at < bytes.size(); at += kZlibChunk) {
+    const uint64_t n = std::min<uint64_t>(kZlibChunk, bytes.size() - at);
+    crc = crc32(crc, reinterpret_cast<const Bytef*>(bytes.data() + at), static_cast<uInt>(n));
+  }
+  return static_cast<uint32_t>(crc);
+}
+
+// Inflates a raw DEFLATE stream (ZIP method 8: no zlib header) of `packed` bytes that must
+// expand to exactly `size` bytes; anything else is `fail(why)`.
+template <typename Fail>
+std::string inflate_raw(const char* in, uint64_t packed, uint64_t size, const Fail& fail) {
+  std::string out(size, '\0');
+  z_stream z{};
+  if (inflateInit2(&z, -MAX_WBITS) != Z_OK) throw fail("cannot be inflated (zlib init failed)");
+  uint64_t used = 0, made = 0;
+  int rc = Z_OK;
+  while (rc == Z_OK) {
+    const uint64_t in_n = std::min<uint64_t>(kZlibChunk, packed - used);
+    const uint64_t out_n = std::min<uint64_t>(kZlibChunk, size - made);
+    z.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(in + used));
+    z.avail_in = static_cast<uInt>(in_n);
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + made);
+    z.avail_out = static_cast<uInt>(out_n);
+    rc = inflate(&z, Z_NO_FLUSH);
+    used += in_n - z.avail_in;
+    made += out_n - z.avail_out;
+    // No progress possible: input exhausted or output full before the stream's end.
+    if (rc == Z_OK && z.avail_in == in_n && z.avail_out == out_n) rc = Z_BUF_ERROR;
+  }
+  const std::string msg = z.msg != nullptr ? z.msg : "";
+  inflateEnd(&z);
+  if (rc != Z_STREAM_END) {
+    if (rc != Z_BUF_ERROR) throw fail("has a corrupt deflate stream (" + msg + ")");
+    throw fail(made == size ? c10::str("inflates to more than the ", size, " bytes it declares")
+                            : std::string("is truncated (its deflate stream ends early)"));
+  }
+  if (made != size) {
+    throw fail(c10::str("inflates to ", made, " bytes, its header says ", size));
+  }
+  return out;
 }
 
 }  // namespace
@@ -169,9 +222,7 @@ void write_npz(const std::string& path,
     if (zip.size() + data.size() > 0xFFFFFFF0ull) {
       throw Error(c10::str("cannot write '", path, "': archive over 4 GiB (no ZIP64 support)"));
     }
-    const uint32_t crc = static_cast<uint32_t>(crc32(crc32(0L, Z_NULL, 0),
-                                                     reinterpret_cast<const Bytef*>(data.data()),
-                                                     static_cast<uInt>(data.size())));
+    const uint32_t crc = crc32_of(data);
     const uint32_t offset = static_cast<uint32_t>(zip.size());
     // Local file header: version 2.0, no flags, method 0 (stored), DOS time/date 1980-01-01.
     put32(zip, 0x04034b50);
@@ -236,40 +287,84 @@ void write_samples_npz(const std::string& path, const at::Tensor& images_nhwc_ui
 
 std::vector<std::pair<std::string, at::Tensor>> read_npz(const std::string& path) {
   const std::string zip = read_file(path);
-  std::vector<std::pair<std::string, at::Tensor>> out;
-  size_t p = 0;
-  while (p + 30 <= zip.size() && get32(zip, p) == 0x04034b50) {
-    const uint32_t flags = get16(zip, p + 6), method = get16(zip, p + 8);
-    uint64_t size = get32(zip, p + 18);
-    const uint32_t crc = get32(zip, p + 14);
-    const uint32_t name_len = get16(zip, p + 26), extra_len = get16(zip, p + 28);
-    std::string name = zip.substr(p + 30, name_len);
-    if (method != 0 || (flags & 0x8) != 0) {
-      throw Error(
-          c10::str(path, ": member '", name,
-                   "' is compressed or streamed; only stored .npz (np.savez) is supported"));
-    }
-    const size_t data = p + 30 + name_len + extra_len;
-    if (size == 0xFFFFFFFFu) {
-      // ZIP64 (np.savez forces it): the real sizes sit in extra field 0x0001 (uncompressed,
-      // compressed; 8 bytes each).
-      for (size_t e = p + 30 + name_len; e + 4 <= data;) {
-        const uint32_t id = get16(zip, e), len = get16(zip, e + 2);
-        if (id == 1 && len >= 16) size = get32(zip, e + 12) | (uint64_t{get32(zip, e + 16)} << 32);
-        e += 4 + len;
+  const auto bad = [&](const std::string& why) {
+    return Error(c10::str(path, ": not a readable .npz archive (", why, ")"));
+  };
+  // The end-of-central-directory record: the last 22+ bytes (its comment may follow it).
+  size_t eocd = std::string::npos;
+  if (zip.size() >= 22) {
+    const size_t lowest = zip.size() > 22 + 0xFFFF ? zip.size() - 22 - 0xFFFF : 0;
+    for (size_t p = zip.size() - 22 + 1; p-- > lowest;) {
+      if (get32(zip, p) == 0x06054b50) {
+        eocd = p;
+        break;
       }
     }
-    if (data + size > zip.size()) throw Error(c10::str(path, ": truncated member '", name, "'"));
-    const std::string bytes = zip.substr(data, size);
-    const uint32_t actual = static_cast<uint32_t>(
-        crc32(crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(bytes.data()),
-              static_cast<uInt>(size)));
-    if (actual != crc) throw Error(c10::str(path, ": CRC mismatch in member '", name, "'"));
+  }
+  if (eocd == std::string::npos) throw bad("no ZIP end-of-central-directory record; truncated?");
+  uint64_t entries = get16(zip, eocd + 10), cd_offset = get32(zip, eocd + 16);
+  if (entries == 0xFFFF || cd_offset == 0xFFFFFFFFu) {
+    // ZIP64: a locator just before the record points at the ZIP64 end-of-central-directory.
+    if (eocd < 20 || get32(zip, eocd - 20) != 0x07064b50) throw bad("ZIP64 locator missing");
+    const uint64_t z64 = get64(zip, eocd - 20 + 8);
+    if (z64 + 56 > zip.size() || get32(zip, z64) != 0x06064b50) throw bad("bad ZIP64 record");
+    entries = get64(zip, z64 + 32);
+    cd_offset = get64(zip, z64 + 48);
+  }
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  uint64_t p = cd_offset;
+  for (uint64_t i = 0; i < entries; ++i) {
+    if (p + 46 > zip.size() || get32(zip, p) != 0x02014b50) throw bad("bad central directory");
+    const uint32_t flags = get16(zip, p + 8), method = get16(zip, p + 10);
+    const uint32_t crc = get32(zip, p + 16);
+    uint64_t packed = get32(zip, p + 20), size = get32(zip, p + 24);
+    const uint32_t name_len = get16(zip, p + 28), extra_len = get16(zip, p + 30),
+                   comment_len = get16(zip, p + 32);
+    uint64_t local = get32(zip, p + 42);
+    if (p + 46 + name_len + extra_len > zip.size()) throw bad("bad central directory");
+    std::string name = zip.substr(p + 46, name_len);
+    // ZIP64 extra field 0x0001: 8-byte values for exactly those of (size, packed size, offset)
+    // that read 0xFFFFFFFF above, in that order.
+    for (uint64_t e = p + 46 + name_len, end = e + extra_len; e + 4 <= end;) {
+      const uint32_t id = get16(zip, e), len = get16(zip, e + 2);
+      if (id == 1) {
+        uint64_t f = e + 4;
+        for (uint64_t* v : {&size, &packed, &local}) {
+          if (*v != 0xFFFFFFFFu) continue;
+          if (f + 8 > e + 4 + len || f + 8 > end) throw bad("bad ZIP64 extra field");
+          *v = get64(zip, f);
+          f += 8;
+        }
+      }
+      e += 4 + len;
+    }
+    p += 46 + name_len + extra_len + comment_len;
+    const auto member_error = [&](const std::string& why) {
+      return Error(c10::str(path, ": member '", name, "' ", why,
+                            "; the file is damaged or incomplete (copy or write it again)"));
+    };
+    if ((flags & 0x1) != 0) throw member_error("is encrypted (not supported)");
+    if (method != 0 && method != 8) {
+      throw Error(c10::str(path, ": member '", name, "' uses ZIP compression method ", method,
+                           "; only stored (np.savez) and deflate (np.savez_compressed) are read"));
+    }
+    if (local + 30 > zip.size() || get32(zip, local) != 0x04034b50) {
+      throw member_error("has no local header (truncated)");
+    }
+    const uint64_t data = local + 30 + get16(zip, local + 26) + get16(zip, local + 28);
+    if (data + packed > zip.size()) throw member_error("is truncated");
+    std::string bytes;
+    if (method == 0) {
+      if (packed != size) throw member_error("has inconsistent sizes");
+      bytes = zip.substr(data, size);
+    } else {
+      bytes = inflate_raw(zip.data() + data, packed, size, member_error);
+    }
+    if (crc32_of(bytes) != crc) throw member_error("fails its CRC-32 check");
     if (name.size() > 4 && name.compare(name.size() - 4, 4, ".npy") == 0) {
       name.resize(name.size() - 4);
     }
     out.emplace_back(name, parse_npy(bytes, path + ":" + name));
-    p = data + size;
   }
   if (out.empty()) throw Error(c10::str(path, ": not a .npz archive (no ZIP members)"));
   return out;

@@ -1,9 +1,12 @@
-// .npy/.npz: our writer's output read back, and a real np.savez archive (tests/fixtures/util,
-// made by make_fixtures.py there) read by our reader with the values written in that script.
+// .npy/.npz: our writer's output read back, and real np.savez / np.savez_compressed archives
+// (tests/fixtures/util, made by make_fixtures.py there) read by our reader with the values written
+// in that script; damaged members are errors naming the file and the member.
 #include <gtest/gtest.h>
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
+#include <map>
 
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/npy.hpp"
@@ -60,15 +63,83 @@ TEST(Npz, SamplesRoundTrip) {
   fs::remove_all(dir);
 }
 
-TEST(Npz, ReadsNumpySavezFixture) {
-  auto arrays = read_npz(DMTRAIN_FIXTURES_DIR "/util/numpy_savez.npz");
-  std::map<std::string, at::Tensor> by_name(arrays.begin(), arrays.end());
-  ASSERT_EQ(by_name.size(), 3u);
-  at::Tensor want0 =
+namespace {
+// The values make_fixtures.py wrote, stated independently of the archive.
+void expect_fixture_arrays(const std::map<std::string, at::Tensor>& by_name) {
+  const at::Tensor want0 =
       at::arange(2 * 3 * 4 * 3, at::kLong).mul(7).remainder(256).to(at::kByte).view({2, 3, 4, 3});
   EXPECT_TRUE(by_name.at("arr_0").equal(want0));
   EXPECT_TRUE(by_name.at("arr_1").equal(at::tensor({int64_t{5}, int64_t{-1}, int64_t{1} << 40})));
   EXPECT_TRUE(by_name.at("f").equal(at::tensor({0.5f, -2.25f})));
+}
+}  // namespace
+
+TEST(Npz, ReadsNumpySavezFixture) {
+  auto arrays = read_npz(DMTRAIN_FIXTURES_DIR "/util/numpy_savez.npz");
+  std::map<std::string, at::Tensor> by_name(arrays.begin(), arrays.end());
+  ASSERT_EQ(by_name.size(), 3u);
+  expect_fixture_arrays(by_name);
+}
+
+TEST(Npz, ReadsNumpySavezCompressedFixture) {
+  auto arrays = read_npz(DMTRAIN_FIXTURES_DIR "/util/numpy_savez_compressed.npz");
+  std::map<std::string, at::Tensor> by_name(arrays.begin(), arrays.end());
+  ASSERT_EQ(by_name.size(), 4u);
+  expect_fixture_arrays(by_name);
+  // sigma[i, j] = (i - 2 j) / 8 + 0.125 * (i % 3), float64 [64, 33]: exact in binary.
+  const at::Tensor i = at::arange(64, at::kDouble).view({64, 1});
+  const at::Tensor j = at::arange(33, at::kDouble).view({1, 33});
+  const at::Tensor want = (i - 2 * j) / 8.0 + 0.125 * at::remainder(i, 3);
+  const at::Tensor& sigma = by_name.at("sigma");
+  EXPECT_EQ(sigma.scalar_type(), at::kDouble);
+  EXPECT_TRUE(sigma.equal(want));
+}
+
+namespace {
+std::string read_bytes(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(f), {});
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
+}
+
+std::string error_of(const std::string& path) {
+  try {
+    read_npz(path);
+  } catch (const dmtrain::Error& e) {
+    return e.what();
+  }
+  return "(no error)";
+}
+}  // namespace
+
+TEST(Npz, CorruptCompressedMemberIsANamedError) {
+  const fs::path dir = temp_dir();
+  std::string zip = read_bytes(DMTRAIN_FIXTURES_DIR "/util/numpy_savez_compressed.npz");
+  // sigma.npy's local header: its name, then the extra field, then ~550 bytes of deflate data.
+  const size_t name = zip.find("sigma.npy");
+  ASSERT_NE(name, std::string::npos);
+  const size_t extra =
+      static_cast<uint8_t>(zip[name - 2]) | (static_cast<uint8_t>(zip[name - 1]) << 8);
+  const size_t data = name + 9 + extra;
+  for (size_t offset : {size_t{0}, size_t{100}, size_t{300}}) {
+    std::string bad = zip;
+    bad[data + offset] = static_cast<char>(bad[data + offset] ^ 0x5a);
+    const std::string p = (dir / ("c" + std::to_string(offset) + ".npz")).string();
+    write_bytes(p, bad);
+    const std::string msg = error_of(p);
+    EXPECT_NE(msg.find(p), std::string::npos) << msg;
+    EXPECT_NE(msg.find("member 'sigma.npy'"), std::string::npos) << msg;
+  }
+  // Cut in the middle: the central directory is gone, the file is named.
+  const std::string cut = (dir / "cut.npz").string();
+  write_bytes(cut, zip.substr(0, data + 200));
+  const std::string msg = error_of(cut);
+  EXPECT_NE(msg.find(cut), std::string::npos) << msg;
+  EXPECT_NE(msg.find("truncated"), std::string::npos) << msg;
+  fs::remove_all(dir);
 }
 
 TEST(Npz, CorruptionIsDetected) {
@@ -80,7 +151,8 @@ TEST(Npz, CorruptionIsDetected) {
     f.seekp(39 + 128 + 3);  // arr_0 data: 30+9 byte ZIP header, then a 128-byte .npy header
     f.put('\x7f');
   }
-  EXPECT_THROW(read_npz(p), dmtrain::Error);
+  const std::string msg = error_of(p);
+  EXPECT_NE(msg.find("member 'arr_0.npy' fails its CRC-32 check"), std::string::npos) << msg;
   std::ofstream(p, std::ios::trunc) << "garbage";
   EXPECT_THROW(read_npz(p), dmtrain::Error);
   fs::remove_all(dir);
