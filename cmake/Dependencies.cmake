@@ -31,6 +31,8 @@ if(NOT Torch_FOUND)
       if(_dm_rc EQUAL 0 AND EXISTS "${_dm_torch_prefix}")
         message(STATUS "dmtrain: using the LibTorch of ${_py}: ${_dm_torch_prefix}")
         list(APPEND CMAKE_PREFIX_PATH "${_dm_torch_prefix}")
+        # The tests read our files with this python's torch (tests/support/python.hpp).
+        set(DMTRAIN_TORCH_PYTHON "${_py}" CACHE INTERNAL "python whose torch the build links")
         break()
       endif()
     endif()

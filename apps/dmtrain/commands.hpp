@@ -47,4 +47,9 @@ void add_ema_command(CLI::App& app);
 // as iterations to a target FID, with ratios, same-seed ratios and the baseline's noise floor
 void add_compare_command(CLI::App& app);
 
+// dmtrain export --run RUN_DIR [--weights ema:<rate>|raw|phema:<sigma_rel>] --out FILE
+// (export_command.cpp): a run's weights as a plain state dict for Python, with the reference
+// UNetModel's arguments beside it
+void add_export_command(CLI::App& app);
+
 }  // namespace dmtrain::app

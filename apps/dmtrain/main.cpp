@@ -123,6 +123,7 @@ int main(int argc, char** argv) {
   dmtrain::app::add_config_command(app);
   dmtrain::app::add_ema_command(app);
   dmtrain::app::add_compare_command(app);
+  dmtrain::app::add_export_command(app);
   try {
     app.parse(argc, argv);  // subcommand callbacks run inside parse
     if (app.get_subcommands().empty()) {

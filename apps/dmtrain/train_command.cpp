@@ -2,11 +2,14 @@
 #include <iostream>
 
 #include "commands.hpp"
+#include "dmtrain/config/find.hpp"
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/models/unet_plan.hpp"
 #include "dmtrain/recipe/build.hpp"
+#include "dmtrain/recipe/check_data.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/log.hpp"
 
 namespace dmtrain::app {
 namespace {
@@ -53,7 +56,15 @@ int run_train() {
   // accepts what would fail at the first sample grid or after the last iteration.
   recipe::check_run_config(cfg);
   if (args.dry_run) {
-    std::cout << "# resolved config of " << args.config << "\n" << config::dump_config(cfg);
+    std::cout << "# resolved config of " << config::find_config(args.config) << "\n"
+              << config::dump_config(cfg);
+    try {
+      recipe::check_data_source(cfg);
+    } catch (const Error& e) {
+      // A dry run inspects the config: it shows the plan, and names what the run would stop on.
+      std::cout << "# data: NOT FOUND, the run would stop here: " << e.what() << "\n";
+      log::warn(e.what());
+    }
     // Counted from the architecture plan: a dry run of the 421M-parameter ImageNet128 recipe
     // allocates nothing.
     const int64_t n = models::count_parameters(recipe::unet_options(cfg));
@@ -67,6 +78,7 @@ int run_train() {
               << "\n";
     return 0;
   }
+  recipe::check_data_source(cfg);
   train::TrainOptions opts;
   opts.resume = args.resume;
   opts.allow_config_change = args.allow_config_change;

@@ -12,8 +12,8 @@
 #include <sstream>
 
 #include "dmtrain/checkpoint/checkpoint.hpp"
+#include "dmtrain/config/diff.hpp"
 #include "dmtrain/config/load.hpp"
-#include "dmtrain/config/schema.hpp"
 #include "dmtrain/ema/ema_files.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/file_hash.hpp"
@@ -79,17 +79,6 @@ void write_config_file(const config::RunConfig& cfg, const std::string& p) {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-// The keys whose value differs between two configs, as "key: old -> new".
-std::vector<std::pair<std::string, std::string>> changed_keys(const config::RunConfig& saved,
-                                                              const config::RunConfig& now) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& f : config::schema()) {
-    const std::string a = config::yaml_text(f.get(saved)), b = config::yaml_text(f.get(now));
-    if (a != b) out.emplace_back(f.key, a + " -> " + b);
-  }
-  return out;
 }
 
 }  // namespace
@@ -421,7 +410,7 @@ void check_same_run(const std::string& dir, const config::RunConfig& cfg, bool a
     return c.optim.momentum_decay || c.optim.lr_schedule != "constant";
   };
   std::string fixed;
-  for (const auto& [key, change] : changed_keys(saved, cfg)) {
+  for (const auto& [key, change] : config::changed_keys(saved, cfg)) {
     if (key == "train.iterations" && (uses_k(saved) || uses_k(cfg))) {
       fixed += (fixed.empty() ? "" : ", ") + key + " (" + change +
                "; the K of optim.momentum_decay / optim.lr_schedule)";

@@ -6,8 +6,8 @@
 #include <sstream>
 #include <utility>
 
-#include "dmtrain/util/text.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/text.hpp"
 
 namespace fs = std::filesystem;
 
@@ -36,6 +36,13 @@ std::vector<std::string> config_search_dirs() {
     for (std::string d; std::getline(ss, d, ':');) {
       if (!d.empty()) dirs.push_back(d);
     }
+  }
+  // An installed dmtrain: <prefix>/bin/dmtrain next to <prefix>/share/dmtrain/configs.
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path installed = exe.parent_path().parent_path() / "share" / "dmtrain" / "configs";
+    if (fs::is_directory(installed, ec)) dirs.push_back(installed.string());
   }
 #ifdef DMTRAIN_CONFIGS_DIR
   if (fs::is_directory(DMTRAIN_CONFIGS_DIR)) dirs.emplace_back(DMTRAIN_CONFIGS_DIR);

@@ -5,6 +5,7 @@
 
 #include <filesystem>
 
+#include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/util/checked_write.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/file_hash.hpp"
@@ -22,8 +23,13 @@ std::string final_ema_file(double rate) {
   return "ema_" + ema_rate_text(rate) + ".pt";
 }
 
+std::string final_ema_safetensors_file(double rate) {
+  return "ema_" + ema_rate_text(rate) + ".safetensors";
+}
+
 std::string export_final_ema(const Ema& ema, size_t index, const std::string& run_dir) {
-  const fs::path file = fs::path(run_dir) / final_ema_file(ema.rates().at(index));
+  const double rate = ema.rates().at(index);
+  const fs::path file = fs::path(run_dir) / final_ema_file(rate);
   const std::string tmp = file.string() + ".tmp";
   // A stale sidecar (a re-exported run) must never vouch for the new bytes: until the new one is
   // written, the file loads as one without a checksum.
@@ -42,6 +48,15 @@ std::string export_final_ema(const Ema& ema, size_t index, const std::string& ru
     throw;
   }
   util::write_hash_sidecar(file.string());
+
+  const std::string st = (fs::path(run_dir) / final_ema_safetensors_file(rate)).string();
+  fs::remove(util::hash_sidecar_path(st));
+  models::NamedTensors tensors;
+  for (size_t k = 0; k < ema.names().size(); ++k) {
+    tensors.emplace_back(ema.names()[k], ema.params(index)[k]);
+  }
+  models::commit_state_dict_file(tensors, st, models::StateDictFormat::kSafetensors);
+  util::write_hash_sidecar(st);
   return file.string();
 }
 

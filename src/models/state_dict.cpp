@@ -1,5 +1,6 @@
 #include "dmtrain/models/state_dict.hpp"
 
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -11,7 +12,9 @@
 #include <torch/csrc/jit/serialization/pickler_helper.h>
 #include <torch/serialize.h>
 
+#include "dmtrain/util/checked_write.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/file_hash.hpp"
 
 namespace dmtrain::models {
 namespace {
@@ -62,8 +65,38 @@ NamedTensors read_state_dict_file(const std::string& path) {
   return ends_with(path, ".safetensors") ? read_safetensors(path) : read_torch_zip(path);
 }
 
+StateDictFormat state_dict_format_of(const std::string& path) {
+  return ends_with(path, ".safetensors") ? StateDictFormat::kSafetensors : StateDictFormat::kPt;
+}
+
 void write_state_dict_file(const NamedTensors& tensors, const std::string& path) {
-  if (ends_with(path, ".safetensors")) {
+  write_state_dict_file(tensors, path, state_dict_format_of(path));
+}
+
+void commit_state_dict_file(const NamedTensors& tensors, const std::string& path,
+                            StateDictFormat format) {
+  const std::string tmp = path + ".tmp";
+  try {
+    // Checked writes: LibTorch's zip writer aborts the process on a full disk.
+    util::write_checked(
+        tmp, [&](const std::string& p) { write_state_dict_file(tensors, p, format); },
+        "state-dict file");
+    util::fsync_path(tmp);
+    std::filesystem::rename(tmp, path);
+  } catch (const std::filesystem::filesystem_error& e) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw Error("cannot write state-dict file '" + path + "': " + e.code().message());
+  } catch (...) {
+    std::error_code ec;
+    std::filesystem::remove(tmp, ec);
+    throw;
+  }
+}
+
+void write_state_dict_file(const NamedTensors& tensors, const std::string& path,
+                           StateDictFormat format) {
+  if (format == StateDictFormat::kSafetensors) {
     write_safetensors(tensors, path);
     return;
   }

@@ -20,6 +20,8 @@
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/config/schema.hpp"
 #include "dmtrain/recipe/build.hpp"
+#include "dmtrain/recipe/check_data.hpp"
+#include "dmtrain/sweep/run_status.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
@@ -270,15 +272,22 @@ std::vector<SweepRun> expand(const SweepSpec& spec) {
     }
     run.name = name;
     run.run_dir = (fs::path(out) / name).string();
+    runs.push_back(std::move(run));
+  }
+  // Every run is named before any is checked: a clash of names is the sweep's error, not a run's.
+  for (auto& run : runs) {
     try {
       // (the run dir, a path, is not a --set value: it reaches the run literally, --run-dir)
       const config::RunConfig cfg = config::load_config(spec.base_config, run.overrides);
       recipe::check_run_config(cfg);  // what the run would refuse at its start, refused now
+      recipe::check_data_source(cfg);
+      // A re-launch with other values must not pass the old runs off as this sweep's.
+      const std::string other = other_config_problem(run.run_dir, cfg);
+      if (!other.empty()) throw Error(other);
       run.iterations = cfg.train.iterations;
     } catch (const Error& e) {
-      throw Error("sweep run " + std::to_string(r) + " (" + name + "): " + e.what());
+      throw Error("sweep run " + std::to_string(run.index) + " (" + run.name + "): " + e.what());
     }
-    runs.push_back(std::move(run));
   }
   return runs;
 }
@@ -517,9 +526,9 @@ std::string write_summary(const std::string& out_dir, const std::vector<SweepAxi
 int run_sweep(const std::vector<SweepRun>& runs, const SweepRunner& runner) {
   int first_failure = 0;
   for (const auto& run : runs) {
-    if (summarize_run(run).status == "done") {
+    if (unfinished_reason(run.run_dir).empty()) {
       log::info("sweep: run " + std::to_string(run.index) + " (" + run.name +
-                ") is already done, skipped");
+                ") is already done (final checkpoint and EMA files verified), skipped");
       continue;
     }
     log::info("sweep: run " + std::to_string(run.index) + " (" + run.name + ") -> " + run.run_dir);

@@ -2,6 +2,8 @@
 // (see dmtrain/sweep/sweep_executor.hpp for the contract).
 #include "dmtrain/sweep/sweep_executor.hpp"
 
+#include "dmtrain/sweep/run_status.hpp"
+
 #include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
@@ -268,9 +270,9 @@ int run_sweep_parallel(const std::vector<SweepRun>& runs, const SweepArgv& argv,
   std::vector<size_t> todo;            // positions in `runs` still to train
   std::vector<int64_t> logged_before;  // their last logged step before this sweep (for the ETA)
   for (size_t i = 0; i < runs.size(); ++i) {
-    if (summarize_run(runs[i]).status == "done") {
+    if (unfinished_reason(runs[i].run_dir).empty()) {
       log::info("sweep: run " + std::to_string(runs[i].index) + " (" + runs[i].name +
-                ") is already done, skipped");
+                ") is already done (final checkpoint and EMA files verified), skipped");
       ++counts.done;
     } else {
       todo.push_back(i);

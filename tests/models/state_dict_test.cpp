@@ -10,6 +10,7 @@
 #include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/python.hpp"
 
 namespace dm = dmtrain::models;
 namespace fs = std::filesystem;
@@ -217,22 +218,22 @@ TEST(StateDict, NotATorchFileIsAnError) {
 
 TEST(StateDict, PythonTorchLoadReadsOurPtFile) {
   // Independent check of the writer: PyTorch itself (weights_only torch.load) reads the file.
-  // Skipped where no python3 with torch is on PATH.
+  const std::string py = dmtrain::test_support::find_python({"torch"});
+  if (py.empty()) GTEST_SKIP() << "no python with torch (scripts/bootstrap makes one)";
   TempDir dir;
   dm::UNetModel a(tiny());
   randomize(*a, 4);
   dm::save_state_dict(*a, dir.file("py.pt"));
   const std::string cmd =
-      "python3 -c \"import sys\ntry: import torch\nexcept ImportError: print('SKIP'); "
-      "sys.exit()\nd = "
+      "'" + py +
+      "' -c \"import torch\nd = "
       "torch.load('" +
       dir.file("py.pt") +
       "', weights_only=True); print(len(d), repr(sum(float(v.double().sum()) for v in "
       "d.values())), list(d)[0], list(d)[-1], tuple(d['label_emb.weight'].shape))\" > " +
       dir.file("py.txt");
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no python3";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream in(dir.file("py.txt"));
-  if (in.peek() == 'S') GTEST_SKIP() << "python3 has no torch";
   size_t n = 0;
   double sum = 0;
   std::string first, last, shape;
@@ -248,23 +249,24 @@ TEST(StateDict, PythonTorchLoadReadsOurPtFile) {
 }
 
 TEST(Safetensors, PythonPackageReadsOurFile) {
-  // Independent check of the safetensors writer, where the Python package is importable.
+  // Independent check of the safetensors writer by the Python package.
+  const std::string py = dmtrain::test_support::find_python({"torch", "safetensors"});
+  if (py.empty())
+    GTEST_SKIP() << "no python with torch and safetensors (scripts/bootstrap installs both)";
   TempDir dir;
   dm::NamedTensors t{{"w", torch::tensor({0.5, -1.25, 3.0}).to(torch::kHalf)},
                      {"i", torch::tensor({int64_t{-7}, int64_t{1} << 40})},
                      {"m", torch::arange(6, torch::kFloat).reshape({3, 2})}};
   dm::write_safetensors(t, dir.file("py.safetensors"));
   const std::string cmd =
-      "python3 -c \"import sys\ntry: from safetensors.torch import load_file\nexcept ImportError: "
-      "print('SKIP'); sys.exit()\nd = load_file('" +
+      "'" + py + "' -c \"from safetensors.torch import load_file\nd = load_file('" +
       dir.file("py.safetensors") +
       "'); print(d['w'].dtype, d['w'].tolist(), d['i'].tolist(), d['m'].shape[0], "
       "float(d['m'].sum()))\" > " +
       dir.file("py.txt");
-  if (std::system(cmd.c_str()) != 0) GTEST_SKIP() << "no python3";
+  ASSERT_EQ(std::system(cmd.c_str()), 0) << cmd;
   std::ifstream in(dir.file("py.txt"));
   std::string line;
   std::getline(in, line);
-  if (line == "SKIP") GTEST_SKIP() << "python3 has no torch + safetensors";
   EXPECT_EQ(line, "torch.float16 [0.5, -1.25, 3.0] [-7, 1099511627776] 3 15.0");
 }

@@ -15,6 +15,7 @@
 #include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/observe/tensorboard.hpp"
 #include "dmtrain/train/trainer.hpp"
+#include "support/python.hpp"
 #include "support/scratch_dir.hpp"
 #include "support/tiny_run.hpp"
 
@@ -24,19 +25,9 @@ using json = nlohmann::json;
 
 namespace {
 
-// A python3 that can import tensorboard: $DMTRAIN_PYTHON, the bootstrap's venv, python3.
+// A python that can import tensorboard (support/python.hpp says where it looks).
 std::string tensorboard_python() {
-  std::vector<std::string> candidates;
-  if (const char* p = std::getenv("DMTRAIN_PYTHON")) candidates.push_back(p);
-  if (const char* home = std::getenv("HOME")) {
-    candidates.push_back(std::string(home) + "/.local/share/dmtrain/venv/bin/python3");
-  }
-  candidates.push_back("python3");
-  for (const auto& py : candidates) {
-    const std::string cmd = py + " -c 'import tensorboard' >/dev/null 2>&1";
-    if (std::system(cmd.c_str()) == 0) return py;
-  }
-  return "";
+  return dmtrain::test_support::find_python({"tensorboard"});
 }
 
 json read_events(const std::string& python, const fs::path& dir) {

@@ -7,6 +7,7 @@
 // after a failure or SIGINT); a daemon that fails or is missing is a warning; no --mps or --jobs
 // 1 starts nothing.
 #include "dmtrain/sweep/sweep_executor.hpp"
+#include "support/finished_run.hpp"
 #include "support/scratch_dir.hpp"
 
 #include <gtest/gtest.h>
@@ -150,8 +151,7 @@ TEST(SweepEta, RatesOfRunningRunsOverRemainingIterations) {
 TEST(SweepParallel, RunsOverlapOnTheirGpusWithLogsAndAFailureGoesOn) {
   const fs::path root = scratch("overlap");
   auto runs = runs_in(root, 4);
-  fs::create_directories(runs[3].run_dir);  // r3 is done: never started
-  std::ofstream(fs::path(runs[3].run_dir) / "metrics.jsonl") << "{\"step\": 4, \"loss\": 1}\n";
+  test_support::make_finished_run_dir(runs[3].run_dir, 4);  // r3 is done: never started
   // Each child marks itself started, then waits for its partner to have started: if the runs
   // went one after another, the first would give up and exit 9. r2 (its own partner) exits 3.
   const std::string script =

@@ -16,6 +16,7 @@
 
 #include "dmtrain/config/load.hpp"
 #include "dmtrain/util/error.hpp"
+#include "support/finished_run.hpp"
 #include "support/tiny_run.hpp"
 
 namespace fs = std::filesystem;
@@ -37,13 +38,14 @@ void write_file(const fs::path& p, const std::string& text) {
   std::ofstream(p) << text;
 }
 
-// A minimal valid base config whose run_dir is root/runs.
+// A minimal valid base config whose run_dir is root/runs (data.path: an existing folder).
 fs::path write_base(const fs::path& root) {
   const fs::path base = root / "base.yaml";
-  write_file(base,
-             "data:\n  path: /data/x\n"
-             "train:\n  iterations: 10\n  run_dir: " +
-                 (root / "runs").string() + "\n");
+  fs::create_directories(root / "data");
+  write_file(base, "data:\n  path: " + (root / "data").string() +
+                       "\n"
+                       "train:\n  iterations: 10\n  run_dir: " +
+                       (root / "runs").string() + "\n");
   return base;
 }
 
@@ -375,12 +377,30 @@ TEST(SweepSummary, FidAtEachEvaluationFinalBestAndItersToFid) {
             sweep::summary_csv(axes, rows, 40));
 }
 
+TEST(SweepExpand, MissingDataIsRefusedBeforeAnyRunTrains) {
+  const fs::path root = scratch("nodata");
+  SweepSpec spec;
+  spec.base_config = write_base(root).string();
+  spec.axes = {sweep::parse_grid("optim.lr=0.0001,0.0002")};
+  spec.sets = {"data.path=" + (root / "missing").string()};
+  const std::string msg = test_support::error_of([&] { sweep::expand(spec); });
+  EXPECT_NE(msg.find("sweep run 0"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("data.path '" + (root / "missing").string() +
+                     "' (data.format: auto) does not exist"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(SweepRunLoop, SkipsDoneRunsGoesOnAfterAFailureStopsOnInterrupt) {
   const fs::path root = scratch("loop");
-  write_file(root / "done" / "metrics.jsonl", "{\"step\": 4, \"loss\": 1}\n");
-  std::vector<SweepRun> runs(4);
-  const char* names[] = {"done", "fails", "interrupted", "never"};
-  for (int i = 0; i < 4; ++i) {
+  test_support::make_finished_run_dir(root / "done", 4);
+  // Metrics at the last step are not "done": killed before the final checkpoint and EMA files,
+  // it was skipped and never repaired.
+  test_support::make_finished_run_dir(root / "metrics_only", 4, /*checkpoint_at=*/2);
+  write_file(root / "metrics_only" / "metrics.jsonl", "{\"step\": 4, \"loss\": 1}\n");
+  std::vector<SweepRun> runs(5);
+  const char* names[] = {"done", "fails", "interrupted", "never", "metrics_only"};
+  for (int i = 0; i < 5; ++i) {
     runs[i].name = names[i];
     runs[i].run_dir = (root / names[i]).string();
     runs[i].iterations = 4;
@@ -393,6 +413,13 @@ TEST(SweepRunLoop, SkipsDoneRunsGoesOnAfterAFailureStopsOnInterrupt) {
   EXPECT_EQ(code, 130);
   EXPECT_EQ(called, (std::vector<std::string>{"fails", "interrupted"}));
   called.clear();
+  EXPECT_EQ(sweep::run_sweep({runs[0], runs[4]},
+                             [&](const SweepRun& r) {
+                               called.push_back(r.name);
+                               return 0;
+                             }),
+            0);
+  EXPECT_EQ(called, (std::vector<std::string>{"metrics_only"}));
   EXPECT_EQ(sweep::run_sweep({runs[1], runs[3]},
                              [&](const SweepRun& r) { return r.name == "fails" ? 2 : 0; }),
             2);

@@ -1,7 +1,8 @@
 // EMA files: the weights of one EMA as a torch archive keyed by parameter name (Ema::save), inside
 // a checkpoint folder (ema_<index>.pt, covered by the checkpoint's manifest) or exported at the
-// end of a run (<run_dir>/ema_<rate>.pt, with a checksum sidecar). Every reader of EMA weights
-// (sample, fid, nll, consistency, ...) loads them through load_ema_weights.
+// end of a run (<run_dir>/ema_<rate>.pt, with a checksum sidecar, and the same weights as a plain
+// state dict <run_dir>/ema_<rate>.safetensors for Python tools, also with a sidecar). Every reader
+// of EMA weights (sample, fid, nll, consistency, ...) loads them through load_ema_weights.
 #pragma once
 #include <cstddef>
 #include <string>
@@ -16,8 +17,11 @@ namespace dmtrain::ema {
 // (<run_dir>/ema_<rate>.pt, the rate printed with 6 significant digits: 0.9999 -> ema_0.9999.pt).
 std::string checkpoint_ema_file(size_t index);
 std::string final_ema_file(double rate);
-// Writes EMA `index` of `ema` as <run_dir>/final_ema_file(rate): into a temporary file, fsync'ed,
-// renamed, then its checksum sidecar <file>.fnv (util/file_hash.hpp). Returns the file's path.
+std::string final_ema_safetensors_file(double rate);  // ema_<rate>.safetensors
+// Writes EMA `index` of `ema` as <run_dir>/final_ema_file(rate) and as
+// <run_dir>/final_ema_safetensors_file(rate) (keys: the reference state_dict names): each into a
+// temporary file, fsync'ed, renamed, then its checksum sidecar <file>.fnv (util/file_hash.hpp).
+// Returns the .pt file's path.
 std::string export_final_ema(const Ema& ema, size_t index, const std::string& run_dir);
 // Loads EMA `index` of `rates` from an EMA file (either kind above) into model's weights.
 // Throws dmtrain::Error naming the file when it cannot be read, does not fit the model, or does

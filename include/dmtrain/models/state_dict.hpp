@@ -27,8 +27,22 @@ struct LoadReport {
 // Reads every tensor of a state-dict file (either format), in file order.
 NamedTensors read_state_dict_file(const std::string& path);
 
-// Writes tensors to `path` in the format its extension selects (parent folder must exist).
+enum class StateDictFormat { kPt, kSafetensors };
+// The format a file name selects: ".safetensors" -> kSafetensors, anything else -> kPt.
+StateDictFormat state_dict_format_of(const std::string& path);
+
+// Writes tensors to `path` in the format its extension selects, or in `format` (parent folder
+// must exist).
 void write_state_dict_file(const NamedTensors& tensors, const std::string& path);
+void write_state_dict_file(const NamedTensors& tensors, const std::string& path,
+                           StateDictFormat format);
+
+// Writes tensors to `path` in `format` for other tools to read: into "<path>.tmp", fsync'ed,
+// renamed, so that a crash or a full disk never leaves a partial file under `path` (an existing
+// file there is replaced only by a complete one). A failed write is a dmtrain::Error naming the
+// file and the cause, with no .tmp left behind.
+void commit_state_dict_file(const NamedTensors& tensors, const std::string& path,
+                            StateDictFormat format);
 
 // Loads `path` into `module`. Throws dmtrain::Error naming the file and listing every
 // mis-shaped key (expected vs found shape) and, when strict, every missing and unexpected key;

@@ -101,7 +101,9 @@ double iters_to_fid_interp(const std::vector<FidPoint>& curve, double target);
 struct RunSummary {
   std::string name;
   std::vector<std::string> values;
-  std::string status;         // "done" (final step >= iterations), "incomplete", "missing"
+  // From metrics.jsonl: "done" (logged the final step), "incomplete", "missing". Whether a run
+  // is finished (skipped by a re-launch) is its run dir's to say: sweep/run_status.hpp.
+  std::string status;
   int64_t final_step = 0;     // 0 when missing
   double final_loss = 0;      // NaN when missing or when the last record's loss is null
   double tail_loss = 0;       // mean finite loss over the last ceil(10%) of the logged records
@@ -127,9 +129,9 @@ std::string write_summary(const std::string& out_dir, const std::vector<SweepAxi
                           const std::vector<RunSummary>& rows, double fid_target = kNoFidTarget);
 
 // Runs `runs` one after another through `runner` (returns an exit code: 0 ok, 130 interrupted).
-// A run whose summary status is already "done" is skipped. A non-zero code is recorded and the
-// sweep goes on to the next run, except 130 (or a signal) which stops the sweep. Returns 0,
-// 130 when interrupted, else the first non-zero code.
+// A run whose run dir says it finished (sweep/run_status.hpp) is skipped. A non-zero code is
+// recorded and the sweep goes on to the next run, except 130 (or a signal) which stops the sweep.
+// Returns 0, 130 when interrupted, else the first non-zero code.
 using SweepRunner = std::function<int(const SweepRun&)>;
 int run_sweep(const std::vector<SweepRun>& runs, const SweepRunner& runner);
 // A runner that trains in this process: load_config(spec.base_config, run.overrides +

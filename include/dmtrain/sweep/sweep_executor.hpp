@@ -14,7 +14,8 @@
 //    started before the first child, every child gets its CUDA_MPS_PIPE_DIRECTORY and
 //    CUDA_MPS_LOG_DIRECTORY, and it is stopped once every child has exited (also after a failure
 //    or a signal). A daemon that does not start is a warning: the runs then time-slice the GPU.
-//  - A run already "done" (summarize_run) is skipped. A run exiting non-zero other than 130 (a
+//  - A run whose run dir says it finished (sweep/run_status.hpp) is skipped. A run exiting non-zero
+//  other than 130 (a
 //    signal other than SIGINT/SIGTERM counts as 128 + signo, e.g. the OOM killer's 137) is
 //    recorded and the others go on.
 //  - SIGINT/SIGTERM to the sweep: SIGINT goes to every running child (it checkpoints at its next
