@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "dmtrain/data/cache.hpp"
+#include "dmtrain/data/cache_build.hpp"
 #include "dmtrain/data/cifar_reader.hpp"
 #include "dmtrain/data/folder_reader.hpp"
 #include "dmtrain/data/idx_reader.hpp"
@@ -104,12 +105,13 @@ ImageSet open_dataset(const DatasetOptions& o) {
                            o.channels, " (a stale cache: delete it to rebuild)"));
     }
   };
-  if (!o.cache.empty() && fs::exists(o.cache)) {
-    ImageSet s = load_cache(o.cache);
-    check(s, o.cache);
-    if (o.labels == "none") s.labels = at::Tensor();
-    log::info(c10::str("dataset: ", s.size(), " images from cache ", o.cache));
-    return s;
+  if (!o.cache.empty()) {
+    // Made once (an image folder streamed chunk by chunk, under a lock), then mapped.
+    DatasetOptions whole = o;
+    whole.cache.clear();
+    return open_cached(
+        o, [&] { return o.format == "auto" ? detect_format(o.path) : o.format; },
+        [&] { return open_dataset(whole); });
   }
   const std::string format = o.format == "auto" ? detect_format(o.path) : o.format;
   ImageSet s = read_source(o, format);
@@ -125,11 +127,6 @@ ImageSet open_dataset(const DatasetOptions& o) {
   s.validate(o.path);
   log::info(c10::str("dataset: ", s.size(), " images ", s.images.size(1), "x", s.images.size(2),
                      "x", s.images.size(3), " from ", o.path, " (", format, ")"));
-  if (!o.cache.empty()) {
-    prepare_cache(s, o.cache);
-    log::info(c10::str("dataset: wrote cache ", o.cache));
-    return load_cache(o.cache);
-  }
   return s;
 }
 

@@ -9,9 +9,9 @@
 // source is brought to image_size x image_size (by center_crop_arr when it differs; 0 keeps the
 // stored size) and `channels` channels. labels "none" drops labels; for "folder" data it also
 // chooses how labels are derived; IDX/CIFAR carry their own labels whenever labels != "none".
-// cache: "" = none. When given and the file exists, it is loaded (and must match image_size and
-// channels, else dmtrain::Error: a stale cache); when absent, the source is read and the cache
-// written there first.
+// cache: "" = none. When given, the cache is made there once from this source (one process
+// writes it, an image folder streamed in chunks) and loaded; a cache made from another source
+// or with other settings is refused by name (cache_build.hpp).
 #pragma once
 #include <string>
 
