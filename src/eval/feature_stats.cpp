@@ -61,23 +61,86 @@ void save_stats(const std::string& path, const FeatureStats& stats) {
   util::write_npz(path, arrays);
 }
 
-FeatureStats load_stats(const std::string& path) {
-  FeatureStats s;
-  for (auto& [name, array] : util::read_npz(path)) {
-    if (name == "mu") s.mu = array;
-    if (name == "sigma") s.sigma = array;
-  }
-  if (!s.mu.defined() || !s.sigma.defined()) {
-    throw Error("'" + path + "' holds no 'mu' and 'sigma' arrays (expected FID statistics)");
-  }
-  if (!s.mu.is_floating_point() || !s.sigma.is_floating_point() || s.mu.dim() != 1 ||
-      s.sigma.dim() != 2 || s.sigma.size(0) != s.mu.size(0) || s.sigma.size(1) != s.mu.size(0)) {
-    throw Error(c10::str("'", path, "': mu ", s.mu.sizes(), " / sigma ", s.sigma.sizes(),
+namespace {
+
+FeatureStats checked_stats(const at::Tensor& mu, const at::Tensor& sigma, const std::string& path) {
+  if (!mu.is_floating_point() || !sigma.is_floating_point() || mu.dim() != 1 || sigma.dim() != 2 ||
+      sigma.size(0) != mu.size(0) || sigma.size(1) != mu.size(0)) {
+    throw Error(c10::str("'", path, "': mu ", mu.sizes(), " / sigma ", sigma.sizes(),
                          " are not float [D] and [D, D]"));
   }
-  s.mu = s.mu.to(at::kDouble);
-  s.sigma = s.sigma.to(at::kDouble);
+  FeatureStats s;
+  s.mu = mu.to(at::kDouble);
+  s.sigma = sigma.to(at::kDouble);
   return s;
+}
+
+}  // namespace
+
+FeatureStats load_stats(const std::string& path) {
+  at::Tensor mu, sigma;
+  for (auto& [name, array] : util::read_npz(path)) {
+    if (name == "mu") mu = array;
+    if (name == "sigma") sigma = array;
+  }
+  if (!mu.defined() || !sigma.defined()) {
+    throw Error("'" + path + "' holds no 'mu' and 'sigma' arrays (expected FID statistics)");
+  }
+  return checked_stats(mu, sigma, path);
+}
+
+void save_feature_set(const std::string& path, const FeatureSet& set) {
+  TORCH_CHECK(set.stats.mu.defined() && set.stats.sigma.defined(),
+              "save_feature_set: empty statistics");
+  const std::string names[3] = {"mu", "sigma", "features"};  // see save_stats
+  std::vector<std::pair<std::string, at::Tensor>> arrays;
+  arrays.push_back(std::make_pair(names[0], set.stats.mu.to(at::kCPU, at::kDouble)));
+  arrays.push_back(std::make_pair(names[1], set.stats.sigma.to(at::kCPU, at::kDouble)));
+  if (set.has_features()) {
+    arrays.push_back(std::make_pair(names[2], set.features.to(at::kCPU, at::kFloat)));
+  }
+  util::write_npz(path, arrays);
+}
+
+FeatureSet feature_set_of(const std::vector<std::pair<std::string, at::Tensor>>& arrays,
+                          const std::string& path) {
+  at::Tensor mu, sigma, features;
+  for (const auto& [name, array] : arrays) {
+    if (name == "mu") mu = array;
+    if (name == "sigma") sigma = array;
+    if (name == "features") features = array;
+  }
+  FeatureSet set;
+  if (features.defined()) {
+    if (!features.is_floating_point() || features.dim() != 2 || features.size(0) < 2) {
+      throw Error(c10::str("'", path, "': features is ", features.scalar_type(), " ",
+                           features.sizes(), ", expected float [N, D] with N >= 2"));
+    }
+    set.features = features.to(at::kFloat);
+    if (mu.defined() && sigma.defined()) {
+      set.stats = checked_stats(mu, sigma, path);
+      if (set.stats.mu.size(0) != features.size(1)) {
+        throw Error(c10::str("'", path, "': mu has ", set.stats.mu.size(0), " entries, the ",
+                             "features ", features.size(1), " dimensions"));
+      }
+      set.stats.count = features.size(0);
+    } else {
+      set.stats = feature_stats(features);
+    }
+  } else if (mu.defined() && sigma.defined()) {
+    set.stats = checked_stats(mu, sigma, path);
+  }
+  return set;
+}
+
+FeatureSet load_feature_set(const std::string& path) {
+  FeatureSet set = feature_set_of(util::read_npz(path), path);
+  if (!set.stats.mu.defined()) {
+    throw Error("'" + path +
+                "' holds neither 'features' [N, D] nor 'mu' and 'sigma' (expected FID "
+                "statistics or features, e.g. from dmtrain fid --cache-ref)");
+  }
+  return set;
 }
 
 }  // namespace dmtrain::eval

@@ -112,14 +112,22 @@ StepRecord StepRecord::from(const Record& r) {
 }
 
 FidRecord FidRecord::from(const Record& r) {
-  return {r.integer("step"), r.number("fid"), r.integer("fid_samples"), r.number("fid_seconds")};
+  return {r.integer("step"), r.number("fid"),     r.integer("fid_samples"), r.number("fid_seconds"),
+          r.number("kid"),   r.number("kid_std"), r.number("precision"),    r.number("recall")};
 }
 
 std::string FidRecord::json_line() const {
-  return to_json_line({{"step", static_cast<double>(step)},
-                       {"fid", fid},
-                       {"fid_samples", static_cast<double>(fid_samples)},
-                       {"fid_seconds", fid_seconds}});
+  std::vector<std::pair<std::string, double>> values = {
+      {"step", static_cast<double>(step)},
+      {"fid", fid},
+      {"fid_samples", static_cast<double>(fid_samples)},
+      {"fid_seconds", fid_seconds}};
+  const std::pair<const char*, double> optional[] = {
+      {"kid", kid}, {"kid_std", kid_std}, {"precision", precision}, {"recall", recall}};
+  for (const auto& [key, v] : optional) {
+    if (std::isfinite(v)) values.emplace_back(key, v);
+  }
+  return to_json_line(values);
 }
 
 MetricsHistory read_metrics_file(const std::string& path) {
@@ -268,6 +276,9 @@ void MetricsLog::write(const FidRecord& r) {
   append(r.json_line());
   if (events_) {
     if (std::isfinite(r.fid)) events_->scalar("eval/fid", r.step, r.fid);
+    if (std::isfinite(r.kid)) events_->scalar("eval/kid", r.step, r.kid);
+    if (std::isfinite(r.precision)) events_->scalar("eval/precision", r.step, r.precision);
+    if (std::isfinite(r.recall)) events_->scalar("eval/recall", r.step, r.recall);
     events_->flush();
   }
 }

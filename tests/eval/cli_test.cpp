@@ -1,5 +1,6 @@
-// The dmtrain schedule / sample subcommands end to end (the executable built next to this test):
-// their output against the library and closed forms, and their error messages for bad input.
+// The dmtrain schedule / sample / consistency / fid subcommands end to end (the executable built
+// next to this test): their output against the library and closed forms, and their error messages
+// for bad input.
 #include <gtest/gtest.h>
 #include <sys/wait.h>
 
@@ -7,13 +8,16 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
+#include "dmtrain/eval/fid.hpp"
 #include "dmtrain/eval/sample_images.hpp"
 #include "dmtrain/models/state_dict.hpp"
 #include "dmtrain/util/image_io.hpp"
 #include "dmtrain/util/npy.hpp"
 #include "support/scratch_dir.hpp"
+#include "tiny_inception.hpp"
 #include "tiny_model.hpp"
 
 #include "run_dmtrain.hpp"
@@ -157,6 +161,79 @@ TEST_F(Cli, ConsistencyOfSavedSampleSets) {
   expect_error(run("consistency --samples " + a + " " + b + " --checkpoints " + a + " " + b),
                "either --checkpoints or --samples");
   expect_error(run("consistency"), "either --checkpoints or --samples");
+}
+
+// The number after `label` in the command's output (NaN when absent).
+double number_after(const std::string& output, const std::string& label) {
+  const size_t at = output.find(label);
+  return at == std::string::npos ? NAN : std::stod(output.substr(at + label.size()));
+}
+
+// dmtrain fid with a tiny feature network (tiny_inception.hpp, 6 features) against the three
+// kinds of reference: FID statistics saved by np.savez_compressed (pytorch-fid's layout; refused
+// before the reader inflated DEFLATE members), reference images (KID and precision/recall too),
+// and the features file --cache-ref wrote from them. Every printed number is checked against the
+// library on the same images.
+TEST_F(Cli, FidAgainstCompressedStatsImagesAndCachedFeatures) {
+  const auto net_path = (dir_ / "net.pt").string();
+  ev::testing::save_tiny_net(net_path, 6, false);
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(9);
+  const at::Tensor samples = at::randint(0, 256, {12, 8, 8, 3}, g, at::kByte);
+  const at::Tensor ref_images = at::randint(0, 256, {10, 8, 8, 3}, g, at::kByte);
+  const auto samples_npz = (dir_ / "samples.npz").string();
+  const auto ref_npz = (dir_ / "ref_images.npz").string();
+  dmtrain::util::write_samples_npz(samples_npz, samples);
+  dmtrain::util::write_samples_npz(ref_npz, ref_images);
+  const ev::InceptionNet net(net_path, {});  // the command's defaults: 299, tf resize
+  const ev::FeatureSet s = ev::compute_feature_set(samples, net, 50);
+  const std::string fid = "fid --inception " + net_path + " --samples " + samples_npz + " --ref ";
+
+  const std::string stats = std::string(DMTRAIN_FIXTURES_DIR) + "/eval/stats_compressed.npz";
+  auto r = run(fid + stats);
+  ASSERT_EQ(r.rc, 0) << r.output;
+  EXPECT_NEAR(number_after(r.output, "FID "), ev::fid_from_stats(s.stats, ev::load_stats(stats)),
+              1e-5);
+  EXPECT_NE(r.output.find("KID and precision/recall n/a: the reference holds only mu/sigma"),
+            std::string::npos)
+      << r.output;
+  EXPECT_EQ(r.output.find(" +- "), std::string::npos) << r.output;  // no KID line
+
+  const ev::FeatureSet ref = ev::compute_feature_set(ref_images, net, 50);
+  const ev::Kid kid = ev::kid(s.features, ref.features);
+  const ev::PrecisionRecall pr = ev::precision_recall(s.features, ref.features);
+  ASSERT_GT(pr.precision + pr.recall, 0.0);  // a case where the numbers say something
+  const auto cache = (dir_ / "cache.npz").string();
+  std::string first;
+  for (const std::string& ref_arg : {ref_npz + " --cache-ref " + cache, cache}) {
+    r = run(fid + ref_arg);
+    ASSERT_EQ(r.rc, 0) << r.output;
+    EXPECT_NEAR(number_after(r.output, "FID "), ev::fid_from_stats(s.stats, ref.stats), 1e-5);
+    EXPECT_NEAR(number_after(r.output, "KID "), kid.mean, 1e-6) << r.output;
+    EXPECT_NEAR(number_after(r.output, " +- "), kid.std, 1e-6) << r.output;
+    EXPECT_NE(r.output.find("(100 subsets of 10)"), std::string::npos) << r.output;
+    EXPECT_NEAR(number_after(r.output, "precision "), pr.precision, 1e-6) << r.output;
+    EXPECT_NEAR(number_after(r.output, " recall "), pr.recall, 1e-6) << r.output;
+    EXPECT_EQ(r.output.find("n/a: the reference"), std::string::npos) << r.output;
+    const std::string metrics = r.output.substr(r.output.find("FID "));
+    if (first.empty()) {
+      first = metrics;
+    } else {
+      EXPECT_EQ(metrics, first);  // the cached features give the very same numbers
+    }
+  }
+  EXPECT_TRUE(ev::load_feature_set(cache).has_features());
+
+  // A damaged compressed member: exit 2, the file and the member named.
+  std::ifstream in(stats, std::ios::binary);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  const size_t name = bytes.find("sigma.npy");
+  ASSERT_NE(name, std::string::npos);
+  bytes[name + 9 + static_cast<uint8_t>(bytes[name - 2]) + 40] ^= 0x21;
+  const auto bad = (dir_ / "bad_stats.npz").string();
+  std::ofstream(bad, std::ios::binary) << bytes;
+  r = run(fid + bad);
+  EXPECT_EQ(r.rc, 2) << r.output;
+  EXPECT_NE(r.output.find(bad + ": member 'sigma.npy'"), std::string::npos) << r.output;
 }
 
 TEST_F(Cli, ClearErrors) {

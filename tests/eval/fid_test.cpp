@@ -15,9 +15,12 @@
 #include "dmtrain/eval/fid.hpp"
 #include "dmtrain/eval/frechet_distance.hpp"
 #include "dmtrain/eval/inception.hpp"
+#include "dmtrain/eval/kid.hpp"
+#include "dmtrain/eval/precision_recall.hpp"
 #include "dmtrain/eval/sample_images.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/npy.hpp"
+#include "tiny_inception.hpp"
 #include "tiny_model.hpp"
 
 namespace {
@@ -163,28 +166,7 @@ TEST(InceptionScore, ClosedForms) {
   EXPECT_THROW(ev::inception_score(logits, 21), dmtrain::Error);
 }
 
-// A tiny "feature network" in TorchScript, written to `path`: features tanh(mean_hw(x) W + c
-// * std_hw(x)) of dimension d; with_logits also returns x-mean logits over 4 classes.
-void save_tiny_net(const std::string& path, int64_t d, bool with_logits) {
-  torch::jit::Module m("TinyFeatures");
-  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(7);
-  m.register_parameter("w", at::randn({3, d}, g), false);
-  m.register_parameter("c", at::randn({3, d}, g), false);
-  m.register_parameter("v", at::randn({d, 4}, g), false);
-  if (with_logits) {
-    m.define(R"(
-def forward(self, x):
-    f = torch.tanh(torch.matmul(x.mean([2, 3]), self.w) + torch.matmul(x.std([2, 3]), self.c))
-    return f, torch.matmul(f, self.v) * 3.0
-)");
-  } else {
-    m.define(R"(
-def forward(self, x):
-    return torch.tanh(torch.matmul(x.mean([2, 3]), self.w) + torch.matmul(x.std([2, 3]), self.c))
-)");
-  }
-  m.save(path);
-}
+using ev::testing::save_tiny_net;
 
 // The same network by hand, on the preprocessing done independently with ATen's resize.
 at::Tensor tiny_features_by_hand(const std::string& path, const at::Tensor& images, int64_t size) {
@@ -305,7 +287,7 @@ TEST_F(TinyNet, FidEvaluatorIsDeterministicAndEqualsTheManualPath) {
   io.image_size = 16;
   ev::FidEvaluatorOptions o;
   o.inception = path_;
-  o.reference_stats = ev::compute_stats(images(10, 4), ev::InceptionNet(path_, io), 5);
+  o.reference_set.stats = ev::compute_stats(images(10, 4), ev::InceptionNet(path_, io), 5);
   o.n = 6;
   o.seed = 3;
   o.steps = "4";
@@ -313,9 +295,12 @@ TEST_F(TinyNet, FidEvaluatorIsDeterministicAndEqualsTheManualPath) {
   ev::FidEvaluator eval(o);
   auto m = ev::testing::tiny_model(11);
   const auto diffusion = ev::testing::tiny_diffusion();
-  const double f1 = eval.evaluate(diffusion, ev::testing::fn_of(m), {3, 8, 8});
-  const double f2 = eval.evaluate(diffusion, ev::testing::fn_of(m), {3, 8, 8});
-  EXPECT_EQ(f1, f2);
+  const ev::Scores f1 = eval.evaluate(diffusion, ev::testing::fn_of(m), {3, 8, 8});
+  const ev::Scores f2 = eval.evaluate(diffusion, ev::testing::fn_of(m), {3, 8, 8});
+  EXPECT_EQ(f1.fid, f2.fid);
+  // A mu/sigma-only reference: FID alone, the others unavailable with the reason.
+  EXPECT_TRUE(std::isnan(f1.kid) && std::isnan(f1.precision) && std::isnan(f1.recall));
+  EXPECT_NE(f1.unavailable.find("only mu/sigma"), std::string::npos) << f1.unavailable;
   ev::SampleImagesOptions so;
   so.n = 6;
   so.image_shape = {3, 8, 8};
@@ -323,8 +308,84 @@ TEST_F(TinyNet, FidEvaluatorIsDeterministicAndEqualsTheManualPath) {
   so.batch = 6;
   const auto s = ev::sample_images(diffusion.respaced("4"), ev::testing::fn_of(m), so);
   const ev::InceptionNet net(path_, {});  // default: 299, tf resize, as the evaluator
-  EXPECT_NEAR(f1, ev::fid_from_stats(ev::compute_stats(s.images, net, 2), o.reference_stats),
-              1e-6 * f1);
+  EXPECT_NEAR(f1.fid,
+              ev::fid_from_stats(ev::compute_stats(s.images, net, 2), o.reference_set.stats),
+              1e-6 * f1.fid);
+
+  // A reference with vectors: KID and precision/recall of the same samples' features, equal to
+  // kid() and precision_recall() on the manual path.
+  o.reference_set = ev::compute_feature_set(images(10, 4), net, 5);
+  ev::FidEvaluator with_features(o);
+  const ev::Scores g = with_features.evaluate(diffusion, ev::testing::fn_of(m), {3, 8, 8});
+  EXPECT_EQ(g.unavailable, "");
+  const at::Tensor fs = ev::compute_feature_set(s.images, net, 2).features;
+  EXPECT_NEAR(g.fid, ev::fid_from_stats(ev::feature_stats(fs), o.reference_set.stats),
+              1e-6 * g.fid);
+  EXPECT_NEAR(g.kid, ev::kid(fs, o.reference_set.features).mean, 1e-9);
+  EXPECT_EQ(g.kid_subset_size, 6);
+  const ev::PrecisionRecall pr = ev::precision_recall(fs, o.reference_set.features);
+  EXPECT_DOUBLE_EQ(g.precision, pr.precision);
+  EXPECT_DOUBLE_EQ(g.recall, pr.recall);
+  EXPECT_EQ(g.k, 3);
+}
+
+TEST_F(TinyNet, ReferenceNpzFormsAndFeatureSets) {
+  ev::InceptionOptions io;
+  io.image_size = 16;
+  const ev::InceptionNet net(path_, io);
+  const at::Tensor imgs = images(9, 5);
+  const ev::FeatureSet from_images = ev::compute_feature_set(imgs, net, 4);
+  ASSERT_TRUE(from_images.has_features());
+  EXPECT_EQ(from_images.features.sizes(), at::IntArrayRef({9, 6}));
+  EXPECT_TRUE(at::allclose(from_images.stats.sigma,
+                           at::cov(from_images.features.t().to(at::kDouble)), 1e-5, 1e-7));
+  const auto load = [&](const std::string& name, bool* computed) {
+    return ev::load_reference((dir_ / name).string(), net, 4, {}, computed);
+  };
+  bool computed = true;
+  // A features file as --cache-ref writes it: mu, sigma and the vectors, read back as written.
+  ev::save_feature_set((dir_ / "features.npz").string(), from_images);
+  const ev::FeatureSet f = load("features.npz", &computed);
+  EXPECT_FALSE(computed);
+  EXPECT_TRUE(at::equal(f.features, from_images.features));
+  EXPECT_TRUE(at::equal(f.stats.sigma, from_images.stats.sigma));
+  // Features only: the statistics are computed from them.
+  dmtrain::util::write_npz((dir_ / "only_features.npz").string(),
+                           {{"features", from_images.features}});
+  EXPECT_TRUE(at::allclose(load("only_features.npz", &computed).stats.mu, from_images.stats.mu));
+  // mu/sigma only (pytorch-fid): FID statistics, no vectors.
+  ev::save_stats((dir_ / "stats.npz").string(), from_images.stats);
+  const ev::FeatureSet st = load("stats.npz", &computed);
+  EXPECT_FALSE(st.has_features());
+  EXPECT_FALSE(computed);
+  EXPECT_TRUE(at::equal(st.stats.mu, from_images.stats.mu));
+  // guided-diffusion's reference batch: arr_0 images plus mu/sigma (here deliberately another
+  // Gaussian): FID from the file's statistics, the vectors from the images.
+  const at::Tensor mu = at::full({6}, 0.25, at::kDouble), sigma = at::eye(6, at::kDouble);
+  dmtrain::util::write_npz((dir_ / "batch.npz").string(),
+                           {{"arr_0", imgs}, {"mu", mu}, {"sigma", sigma}});
+  const ev::FeatureSet gd = load("batch.npz", &computed);
+  EXPECT_TRUE(computed);
+  EXPECT_TRUE(at::equal(gd.stats.mu, mu));
+  EXPECT_TRUE(at::allclose(gd.features, from_images.features));
+  // Images alone: everything from them.
+  dmtrain::util::write_samples_npz((dir_ / "images.npz").string(), imgs);
+  EXPECT_TRUE(at::allclose(load("images.npz", &computed).stats.mu, from_images.stats.mu));
+  // score_sets: a mu/sigma-only reference gives FID and says why the rest is missing.
+  const ev::Scores sc = ev::score_sets(from_images, st);
+  EXPECT_NEAR(sc.fid, 0.0, 1e-6);
+  EXPECT_TRUE(std::isnan(sc.kid));
+  EXPECT_NE(sc.unavailable.find("only mu/sigma"), std::string::npos);
+  // Bad files: none of the forms, float images, a mu of the wrong size next to images.
+  dmtrain::util::write_npz((dir_ / "labels.npz").string(), {{"arr_1", at::zeros({3}, at::kLong)}});
+  EXPECT_THROW(load("labels.npz", nullptr), dmtrain::Error);
+  EXPECT_THROW(ev::load_feature_set((dir_ / "labels.npz").string()), dmtrain::Error);
+  dmtrain::util::write_npz((dir_ / "floats.npz").string(), {{"arr_0", at::zeros({3, 4, 4, 3})}});
+  EXPECT_THROW(load("floats.npz", nullptr), dmtrain::Error);
+  dmtrain::util::write_npz(
+      (dir_ / "wrong_d.npz").string(),
+      {{"arr_0", imgs}, {"mu", at::zeros({5}, at::kDouble)}, {"sigma", at::eye(5, at::kDouble)}});
+  EXPECT_THROW(load("wrong_d.npz", nullptr), dmtrain::Error);
 }
 
 TEST(RealInception, LoadsAndReturns2048Features) {

@@ -1,12 +1,16 @@
 // FID during training (eval.fid_every): a run with a tiny TorchScript feature network standing in
 // for Inception logs one FID record per evaluation at the right iterations, finite, changing as
-// the model trains, and reproducible (the same samples' noise at every evaluation and run).
+// the model trains, and reproducible (the same samples' noise at every evaluation and run); with
+// a reference that has feature vectors the records carry KID and precision/recall too, with a
+// mu/sigma-only reference they do not.
 #include <gtest/gtest.h>
 #include <torch/script.h>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <vector>
 
 #include "dmtrain/eval/feature_stats.hpp"
 #include "dmtrain/observe/metrics_log.hpp"
@@ -73,6 +77,56 @@ TEST(PeriodicFid, LogsReproducibleFidAtTheConfiguredIterations) {
   for (const auto& [step, v] : runs[0]) EXPECT_TRUE(std::isfinite(v) && v > 0) << step;
   EXPECT_NE(runs[0][2], runs[0][4]);  // the EMA moved between the evaluations
   EXPECT_EQ(runs[0], runs[1]);        // same seed, same noise: the same numbers
+  // mu/sigma only: no KID or precision/recall keys in the records.
+  for (const auto& r : observe::read_records((root / "run0" / "metrics.jsonl").string())) {
+    EXPECT_FALSE(r.has("kid") || r.has("precision") || r.has("recall"));
+  }
+  fs::remove_all(root);
+}
+
+TEST(PeriodicFid, AReferenceWithFeaturesAddsKidAndPrecisionRecall) {
+  const fs::path root = dmtrain::test_support::scratch_dir("fidfeat", /*create=*/false);
+  test_support::write_tiny_idx(root / "data", 16);
+  save_tiny_feature_net((root / "net.pt").string());
+  // 20 reference vectors in the network's range (tanh: (-1, 1)), as `dmtrain fid --cache-ref`
+  // writes them (mu, sigma, features).
+  at::Generator g = at::make_generator<at::CPUGeneratorImpl>(4);
+  eval::FeatureSet ref;
+  ref.features = at::tanh(at::randn({20, 6}, g));
+  ref.stats = eval::feature_stats(ref.features);
+  eval::save_feature_set((root / "ref.npz").string(), ref);
+
+  std::vector<observe::FidRecord> runs[2];
+  for (int r = 0; r < 2; ++r) {
+    auto cfg = test_support::tiny_config(root / "data", root / ("run" + std::to_string(r)));
+    cfg.train.iterations = 4;
+    cfg.eval.fid_every = 2;
+    cfg.eval.fid_samples = 5;
+    cfg.eval.steps = "ddim2";
+    cfg.eval.batch = 5;
+    cfg.eval.inception = (root / "net.pt").string();
+    cfg.eval.reference = (root / "ref.npz").string();
+    train::train(cfg);
+    runs[r] =
+        observe::read_metrics_file((root / ("run" + std::to_string(r)) / "metrics.jsonl").string())
+            .fids;
+  }
+  ASSERT_EQ(runs[0].size(), 2u);
+  for (const auto& f : runs[0]) {
+    EXPECT_TRUE(std::isfinite(f.fid) && std::isfinite(f.kid) && std::isfinite(f.kid_std));
+    EXPECT_GT(f.kid_std, 0.0);  // 100 different subsets of 5 out of 5 and 20
+    // Fractions of 5 samples and of 20 reference vectors.
+    EXPECT_NEAR(f.precision * 5, std::round(f.precision * 5), 1e-6) << f.precision;
+    EXPECT_NEAR(f.recall * 20, std::round(f.recall * 20), 1e-6) << f.recall;
+    EXPECT_TRUE(f.precision >= 0 && f.precision <= 1 && f.recall >= 0 && f.recall <= 1);
+  }
+  EXPECT_NE(runs[0][0].kid, runs[0][1].kid);  // the EMA moved between the evaluations
+  for (size_t i = 0; i < 2; ++i) {            // same seed: the same numbers
+    EXPECT_EQ(runs[0][i].fid, runs[1][i].fid);
+    EXPECT_EQ(runs[0][i].kid, runs[1][i].kid);
+    EXPECT_EQ(runs[0][i].precision, runs[1][i].precision);
+    EXPECT_EQ(runs[0][i].recall, runs[1][i].recall);
+  }
   fs::remove_all(root);
 }
 

@@ -11,13 +11,19 @@
 //
 // File format: a .npz with float64 arrays `mu` [D] and `sigma` [D, D], the layout of pytorch-fid's
 // --save-stats and of guided-diffusion's reference batches (which hold more arrays; only mu and
-// sigma are read). load_stats accepts float32 files too. Errors throw dmtrain::Error naming the
-// file.
+// sigma are read), stored (np.savez) or compressed (np.savez_compressed). load_stats accepts
+// float32 files too. A features file adds `features` [N, D] (float32, the vectors the
+// statistics came from): KID and precision/recall need the vectors, not only their Gaussian, so
+// save_feature_set writes all three and load_feature_set returns the vectors where the file has
+// them (mu and sigma are then optional: computed from the vectors when absent). Errors throw
+// dmtrain::Error naming the file.
 #pragma once
 #include <ATen/ATen.h>
 
 #include <cstdint>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace dmtrain::eval {
 
@@ -41,10 +47,27 @@ class StatsAccumulator {
   at::Tensor scatter_;  // float64 [D, D]: sum over vectors of (x - mean)(x - mean)^T
 };
 
+// A set of feature vectors as the metrics see it: its FID statistics, and the vectors themselves
+// where known (undefined for a mu/sigma-only file, which gives FID but no KID or precision/recall).
+struct FeatureSet {
+  FeatureStats stats;
+  at::Tensor features;  // float32 [N, D], CPU, or undefined
+  bool has_features() const { return features.defined(); }
+};
+
 // Convenience: the stats of one [N, D] feature matrix.
 FeatureStats feature_stats(const at::Tensor& features);
 
 void save_stats(const std::string& path, const FeatureStats& stats);
 FeatureStats load_stats(const std::string& path);
+// mu, sigma (float64) and, when the set has them, features (float32) in one stored .npz.
+void save_feature_set(const std::string& path, const FeatureSet& set);
+// The statistics of one set of already-read .npz arrays (`path` names it in errors): `features`
+// [N, D] -> the vectors, with the file's mu/sigma when present (else computed from the vectors);
+// else mu and sigma alone. Returns an empty set (no stats) when the arrays hold neither.
+FeatureSet feature_set_of(const std::vector<std::pair<std::string, at::Tensor>>& arrays,
+                          const std::string& path);
+// feature_set_of(read_npz(path)), and an error when the file holds neither form.
+FeatureSet load_feature_set(const std::string& path);
 
 }  // namespace dmtrain::eval

@@ -71,6 +71,9 @@ struct FidRecord {
   double fid = NAN;
   int64_t fid_samples = 0;
   double fid_seconds = 0;
+  // From the same features when the reference has vectors (eval::Scores); NaN: not computed,
+  // and then left out of the line.
+  double kid = NAN, kid_std = NAN, precision = NAN, recall = NAN;
   static FidRecord from(const Record& r);
   std::string json_line() const;
 };

@@ -1,8 +1,12 @@
-// PeriodicFid: the trainer's FID of its first EMA every eval.fid_every iterations (rank 0 only).
-// Built once at the start of a run (so a bad network or statistics file fails before training);
-// each call copies the EMA weights into a spare network (training state untouched), samples
-// eval.fid_samples images with the same noise every time (eval::FidEvaluator), and returns FID
-// against eval.reference.
+// PeriodicFid: the trainer's FID of its first EMA every eval.fid_every iterations (rank 0 only),
+// with KID and precision/recall from the same features when eval.reference has feature vectors
+// (a features .npz from `dmtrain fid --cache-ref`, or a reference batch with arr_0 images; a
+// mu/sigma-only file gives FID alone, said once when the run starts). Built once at the start of a
+// run (so a bad network or reference file fails before training, and the reference's k-NN radii
+// are computed once); each call copies the EMA weights into a spare network (training state
+// untouched), samples eval.fid_samples images with the same noise every time
+// (eval::FidEvaluator), and returns the scores against eval.reference. report() writes them as one
+// FID record: fid, fid_samples, fid_seconds, and kid, kid_std, precision, recall when computed.
 #pragma once
 #include <ATen/ATen.h>
 
@@ -25,8 +29,8 @@ class PeriodicFid {
   // or checkpoint signal arrived (the job ends or pauses; the numbers stay those of the cadence).
   // Static: every rank decides alike, the evaluator lives on rank 0.
   static bool due(const config::RunConfig& cfg, const util::Progress& p);
-  double evaluate(const models::UNetModelImpl& model, const ema::Ema& ema,
-                  const diffusion::GaussianDiffusion& diffusion);
+  eval::Scores evaluate(const models::UNetModelImpl& model, const ema::Ema& ema,
+                        const diffusion::GaussianDiffusion& diffusion);
   // evaluate() after `iteration`, logged, written to `metrics` as a FID record, and its time
   // kept out of the interval's img/s.
   void report(int64_t iteration, const models::UNetModelImpl& model, const ema::Ema& ema,
