@@ -9,6 +9,7 @@
 #include "dmtrain/diffusion/sampling.hpp"
 #include "dmtrain/util/image_io.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/stop_request.hpp"
 
 namespace dmtrain::observe {
 
@@ -25,6 +26,8 @@ void write_grid(const config::RunConfig& cfg, models::UNetModelImpl& weights,
   diffusion::NoiseSource noise(s.seed, {n, c, hw, hw});
   diffusion::SampleOptions o;
   o.device = device;
+  // A stop signal does not wait for the grid: the checkpoint it asks for comes first.
+  o.progress = [](int64_t, int64_t) { util::throw_if_stop_requested("sample grid"); };
   if (cfg.model.num_classes > 0) o.y = at::arange(n, at::kLong).remainder(cfg.model.num_classes);
   const diffusion::ModelFn fn = [&](const at::Tensor& x, const at::Tensor& t, const at::Tensor& y) {
     return weights.forward(x, t, y);

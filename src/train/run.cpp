@@ -24,6 +24,7 @@
 #include "dmtrain/recipe/build.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/stop_request.hpp"
 
 namespace dmtrain::train::detail {
 namespace {
@@ -34,12 +35,14 @@ namespace fs = std::filesystem;
 std::atomic<int> g_signal{0};
 extern "C" void trainer_on_signal(int sig) {
   g_signal.store(sig);
+  util::request_stop();  // long work between boundaries (grids, FID) gives up (stop_request.hpp)
 }
 
 }  // namespace
 
 SignalScope::SignalScope() {
   g_signal.store(0);
+  util::clear_stop_request();
   for (int s : {SIGINT, SIGTERM, SIGUSR1}) std::signal(s, trainer_on_signal);
 }
 
@@ -48,6 +51,7 @@ SignalScope::~SignalScope() {
 }
 
 int take_signal() {
+  util::clear_stop_request();  // first: a signal that comes in between is taken below
   return g_signal.exchange(0);
 }
 

@@ -33,6 +33,7 @@
 #include "dmtrain/train/posthoc_ema_run.hpp"
 #include "dmtrain/util/log.hpp"
 #include "dmtrain/util/progress.hpp"
+#include "dmtrain/util/stop_request.hpp"
 #include "run.hpp"
 #include "step.hpp"
 #include "step_plan.hpp"
@@ -98,10 +99,15 @@ void log_progress(Run& r, observe::MetricsLog& metrics,
 }
 
 void write_grids(Run& r, observe::MetricsLog& metrics, int64_t k) {
-  log_progress(r, metrics,
-               observe::write_sample_grids(r.cfg, *r.model, r.ema, r.diffusion, r.device,
-                                           r.run_dir.string(), k),
-               k);
+  try {
+    log_progress(r, metrics,
+                 observe::write_sample_grids(r.cfg, *r.model, r.ema, r.diffusion, r.device,
+                                             r.run_dir.string(), k),
+                 k);
+  } catch (const util::StopRequested& e) {
+    // The signal is still pending: the next iteration boundary takes it and checkpoints.
+    log::warn(c10::str(e.what(), " (iteration ", k, "); the checkpoint comes first"));
+  }
 }
 
 // Rank 0 does `f`; every rank waits for it, so no rank runs ahead of (or exits before) it.
@@ -175,7 +181,13 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
     if (observe::sample_grids_due(cfg, at))
       on_main_rank(r, [&] { write_grids(r, metrics, at.done); });
     if (observe::PeriodicFid::due(cfg, at)) {
-      on_main_rank(r, [&] { fid->report(at.done, *r.model, r.ema, r.diffusion, metrics); });
+      on_main_rank(r, [&] {
+        try {
+          fid->report(at.done, *r.model, r.ema, r.diffusion, metrics);
+        } catch (const util::StopRequested& e) {
+          log::warn(c10::str(e.what(), " (iteration ", at.done, "); the checkpoint comes first"));
+        }
+      });
     }
     if (s.signal == SIGTERM) {
       log::warn(c10::str("stop signal: checkpoint written at iteration ", at.done,
