@@ -71,8 +71,8 @@ YAML::Node parse_file(const fs::path& path) {
 
 // One config file as read: its own keys and the base files it names (resolved to paths).
 struct ConfigFile {
-  std::string name;  // as the user or the including file wrote it
-  YAML::Node doc;    // without 'base'
+  std::string name;                // as the user or the including file wrote it
+  YAML::Node doc;                  // without 'base'
   std::vector<std::string> bases;  // canonical paths, in the order written
 };
 using Files = std::map<std::string, ConfigFile>;  // by canonical path
@@ -130,7 +130,8 @@ std::vector<std::string> linearize(const fs::path& path, Files& files,
   const std::vector<std::string> bases = files[canonical].bases;
   // The lists to merge: each base's linearization, then the bases themselves; all reversed.
   std::vector<std::vector<std::string>> lists;
-  for (auto b = bases.rbegin(); b != bases.rend(); ++b) lists.push_back(linearize(*b, files, stack));
+  for (auto b = bases.rbegin(); b != bases.rend(); ++b)
+    lists.push_back(linearize(*b, files, stack));
   lists.emplace_back(bases.rbegin(), bases.rend());
   stack.pop_back();
 
@@ -194,13 +195,21 @@ void add_overrides(const std::vector<std::string>& overrides, Flat& out) {
       throw Error("--set '" + o + "': expected section.key=value");
     }
     const std::string key = o.substr(0, eq);
+    const std::string text = o.substr(eq + 1);
     YAML::Node value;
-    try {
-      value = YAML::Load(o.substr(eq + 1));
-    } catch (const YAML::Exception& e) {
-      throw Error("--set '" + o + "': value is not valid YAML: " + e.msg);
+    const Field* field = find_field(key);
+    if (field && field->type == "string") {
+      // Taken literally: a path is not YAML ("runs/exp #1" would lose " #1" to a comment; "~",
+      // "null", "!x", "%x" and "a: b" would not be strings at all).
+      value = YAML::Node(text);
+    } else {
+      try {
+        value = YAML::Load(text);
+      } catch (const YAML::Exception& e) {
+        throw Error("--set '" + o + "': value is not valid YAML: " + e.msg);
+      }
+      if (value.IsNull()) value = YAML::Node(std::string());  // "key=" means the empty string
     }
-    if (value.IsNull()) value = YAML::Node(std::string());  // "key=" means the empty string
     out[key] = Entry{value, "--set " + o};
   }
 }

@@ -59,6 +59,23 @@ TEST_F(ConfigTest, SetAcceptsFlowLists) {
   EXPECT_EQ(cfg.model.channel_mult, (std::vector<int64_t>{1, 2}));
 }
 
+TEST_F(ConfigTest, SetTakesStringValuesLiterally) {
+  // Paths given on the command line are not YAML: " #1" was a comment, "~" and "null" were null,
+  // "!x" a tag, "%x" a directive, "a: b" a map.
+  for (const std::string path : {"runs/exp #1", "~", "null", "!x", "%x", "a: b", "[x]", "'q'"}) {
+    const auto cfg = load_config(write("a.yaml", kMinimal),
+                                 {"data.path=" + path, "data.cache=" + path + ".dmdata"});
+    EXPECT_EQ(cfg.data.path, path);
+    EXPECT_EQ(cfg.data.cache, path + ".dmdata");
+  }
+  EXPECT_EQ(load_config(write("a.yaml", kMinimal), {"data.cache="}).data.cache, "");
+  // A non-string key is still YAML: a choice of string names is checked as before.
+  EXPECT_NE(error_of([&] {
+              load_config(write("a.yaml", kMinimal), {"diffusion.noise_schedule=cosine #x"});
+            }).find("diffusion.noise_schedule"),
+            std::string::npos);
+}
+
 TEST_F(ConfigTest, UnknownKeyNamesFileLineAndClosestKey) {
   auto file = write("a.yaml", std::string(kMinimal) + "model:\n  model_chanels: 64\n");
   auto msg = error_of([&] { load_config(file); });
