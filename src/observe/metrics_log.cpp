@@ -177,7 +177,9 @@ MetricsLog::MetricsLog(Options options) : o_(std::move(options)) {
   const auto opts = at::TensorOptions(o_.device).dtype(at::kDouble);
   q_sum_ = at::zeros({4}, opts);
   q_count_ = at::zeros({4}, opts);
-  if (!o_.tensorboard_dir.empty()) events_ = std::make_unique<EventWriter>(o_.tensorboard_dir);
+  if (!o_.tensorboard_dir.empty()) {
+    events_ = std::make_unique<EventWriter>(o_.tensorboard_dir, o_.first_iteration);
+  }
   interval_start_ = run_start_ = std::chrono::steady_clock::now();
 }
 

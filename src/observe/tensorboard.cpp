@@ -2,14 +2,20 @@
 #include "dmtrain/observe/tensorboard.hpp"
 
 #include <c10/util/Exception.h>
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 
 #include "dmtrain/util/crc32c.hpp"
 #include "dmtrain/util/error.hpp"
+#include "dmtrain/util/log.hpp"
 
 namespace dmtrain::observe {
 namespace {
@@ -64,6 +70,82 @@ std::string summary_value(const std::string& tag, const std::string& payload) {
   return summary;
 }
 
+// The step of a serialized Event (field 2), or -1 when the bytes are not one.
+int64_t event_step(const std::string& e) {
+  size_t at = 0;
+  const auto read_varint = [&](uint64_t& v) {
+    v = 0;
+    for (int shift = 0; at < e.size() && shift < 64; shift += 7) {
+      const auto b = static_cast<unsigned char>(e[at++]);
+      v |= uint64_t(b & 0x7f) << shift;
+      if (!(b & 0x80)) return true;
+    }
+    return false;
+  };
+  while (at < e.size()) {
+    uint64_t k = 0, v = 0;
+    if (!read_varint(k)) return -1;
+    switch (k & 7) {
+      case 0:
+        if (!read_varint(v)) return -1;
+        if ((k >> 3) == 2) return static_cast<int64_t>(v);
+        break;
+      case 1:
+        at += 8;
+        break;
+      case 2:
+        if (!read_varint(v) || v > e.size() - at) return -1;
+        at += v;
+        break;
+      case 5:
+        at += 4;
+        break;
+      default:
+        return -1;
+    }
+  }
+  return 0;  // no step field: step 0 (the file_version event)
+}
+
+// Cuts an event file back to its whole records of steps <= last_step (a torn or corrupt record
+// ends it too). Returns the number of records removed (a torn one counts).
+int64_t cut_event_file(const std::string& path, int64_t last_step) {
+  std::ifstream in(path, std::ios::binary);
+  const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t at = 0;
+  while (at < bytes.size()) {
+    uint64_t len = 0;
+    uint32_t hcrc = 0, dcrc = 0;
+    if (bytes.size() - at < 12) break;
+    std::memcpy(&len, bytes.data() + at, 8);
+    std::memcpy(&hcrc, bytes.data() + at + 8, 4);
+    if (hcrc != util::masked_crc32c(bytes.data() + at, 8) || len > bytes.size() - at - 16) break;
+    const std::string event = bytes.substr(at + 12, len);
+    std::memcpy(&dcrc, bytes.data() + at + 12 + len, 4);
+    if (dcrc != util::masked_crc32c(event.data(), event.size())) break;
+    const int64_t step = event_step(event);
+    if (step < 0 || step > last_step) break;
+    at += 12 + len + 4;
+  }
+  if (at == bytes.size()) return 0;
+  // Count what goes: every record (or torn piece) after `at`.
+  int64_t removed = 0;
+  for (size_t p = at; p + 12 <= bytes.size();) {
+    uint64_t len = 0;
+    std::memcpy(&len, bytes.data() + p, 8);
+    ++removed;
+    if (len > bytes.size() - p - 16) break;
+    p += 12 + len + 4;
+  }
+  std::error_code ec;
+  std::filesystem::resize_file(path, at, ec);
+  if (ec) {
+    throw Error("cannot cut TensorBoard event file '" + path + "' back to step " +
+                std::to_string(last_step) + ": " + ec.message());
+  }
+  return std::max<int64_t>(removed, 1);
+}
+
 uint32_t be32(const std::string& s, size_t at) {
   const auto* p = reinterpret_cast<const unsigned char*>(s.data() + at);
   return uint32_t(p[0]) << 24 | uint32_t(p[1]) << 16 | uint32_t(p[2]) << 8 | uint32_t(p[3]);
@@ -71,11 +153,24 @@ uint32_t be32(const std::string& s, size_t at) {
 
 }  // namespace
 
-EventWriter::EventWriter(const std::string& dir) {
+EventWriter::EventWriter(const std::string& dir, int64_t first_step) {
   namespace fs = std::filesystem;
   std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) throw Error("cannot create TensorBoard folder '" + dir + "': " + ec.message());
+  // A run that starts at first_step rewrites every later step: the earlier files lose them, so
+  // that TensorBoard shows each step once (a run restarted before its first checkpoint, or
+  // resumed from an older one).
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind("events.out.tfevents.", 0) != 0 || !entry.is_regular_file(ec)) continue;
+    const int64_t removed = cut_event_file(entry.path().string(), first_step);
+    if (removed > 0) {
+      log::info("TensorBoard: " + entry.path().string() + ": " + std::to_string(removed) +
+                " event(s) after step " + std::to_string(first_step) +
+                " removed (this run starts there)");
+    }
+  }
   char host[256] = "localhost";
   gethostname(host, sizeof(host) - 1);
   const auto secs = std::chrono::duration_cast<std::chrono::seconds>(
@@ -85,10 +180,19 @@ EventWriter::EventWriter(const std::string& dir) {
   path_ = (fs::path(dir) / ("events.out.tfevents." + std::to_string(secs) + "." + host + "." +
                             std::to_string(::getpid())))
               .string();
-  out_.open(path_, std::ios::binary | std::ios::app);
-  if (!out_) throw Error("cannot open TensorBoard event file '" + path_ + "'");
+  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    throw Error("cannot open TensorBoard event file '" + path_ + "': " + std::strerror(errno));
+  }
   write_event(0, "brain.Event:2", /*is_version=*/true);
   flush();
+}
+
+EventWriter::~EventWriter() {
+  if (fd_ >= 0) {
+    flush();
+    ::close(fd_);
+  }
 }
 
 void EventWriter::write_event(int64_t step, const std::string& payload, bool is_version) {
@@ -108,7 +212,8 @@ void EventWriter::write_event(int64_t step, const std::string& payload, bool is_
   raw(record, util::masked_crc32c(header.data(), header.size()));
   record += event;
   raw(record, util::masked_crc32c(event.data(), event.size()));
-  out_.write(record.data(), static_cast<std::streamsize>(record.size()));
+  buffer_ += record;
+  ++buffered_;
 }
 
 void EventWriter::scalar(const std::string& tag, int64_t step, double value) {
@@ -155,7 +260,39 @@ void EventWriter::histogram(const std::string& tag, int64_t step, const std::vec
 }
 
 void EventWriter::flush() {
-  out_.flush();
+  if (buffer_.empty()) return;
+  size_t done = 0;
+  while (done < buffer_.size()) {
+    const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const std::string cause = n < 0 ? std::strerror(errno) : "no bytes written";
+      // No torn record stays behind: the file goes back to its last whole flush.
+      if (::ftruncate(fd_, static_cast<off_t>(good_size_)) != 0) {
+        log::warn("TensorBoard event file '" + path_ +
+                  "': cannot cut a failed write back: " + std::strerror(errno));
+      }
+      if (lost_ == 0) {
+        log::warn("TensorBoard event file '" + path_ + "': cannot write (" + cause +
+                  "): " + std::to_string(buffered_) +
+                  " event(s) lost; later events are written when "
+                  "the file can be written again");
+      }
+      lost_ += buffered_;
+      buffer_.clear();
+      buffered_ = 0;
+      return;
+    }
+    done += static_cast<size_t>(n);
+  }
+  good_size_ += buffer_.size();
+  buffer_.clear();
+  buffered_ = 0;
+  if (lost_ > 0) {
+    log::warn("TensorBoard event file '" + path_ + "' is written again; " + std::to_string(lost_) +
+              " event(s) were lost");
+    lost_ = 0;
+  }
 }
 
 }  // namespace dmtrain::observe

@@ -4,13 +4,17 @@
 // with a message where no python3 with tensorboard is found.
 #include <gtest/gtest.h>
 
+#include <sys/resource.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <csignal>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <thread>
 
 #include "dmtrain/observe/metrics_log.hpp"
 #include "dmtrain/observe/tensorboard.hpp"
@@ -113,5 +117,75 @@ TEST(TensorBoard, AFileCutMidRecordKeepsEveryFlushedEvent) {
   ASSERT_EQ(x.size(), 3u) << ev.dump();
   EXPECT_EQ(x[2][0].get<int64_t>(), 3);
   EXPECT_DOUBLE_EQ(x[2][1].get<double>(), 1.5);
+  fs::remove_all(root);
+}
+
+// A run restarted at step k (killed before its first checkpoint: k = 0; or resumed from an older
+// checkpoint) wrote steps after k into its earlier file; TensorBoard showed them twice.
+TEST(TensorBoard, AWriterStartingAtKCutsEarlierFilesBackToK) {
+  const std::string py = tensorboard_python();
+  if (py.empty()) GTEST_SKIP() << "no python with the tensorboard package (scripts/bootstrap)";
+  const fs::path root = scratch("restart");
+  std::string first;
+  {
+    observe::EventWriter w(root.string());
+    first = w.path();
+    for (int s = 1; s <= 5; ++s) w.scalar("x", s, s);
+    w.flush();
+  }
+  std::ofstream(first, std::ios::binary | std::ios::app) << std::string("\x20\x00\x00", 3);  // torn
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));  // a later file name
+  {
+    observe::EventWriter w(root.string(), /*first_step=*/3);  // resumed from step 3
+    for (int s = 4; s <= 6; ++s) w.scalar("x", s, 10 * s);
+  }
+  // The earlier file alone holds steps 1..3 now (its 4, 5 and torn tail are gone).
+  const json old = read_events(py, first);
+  ASSERT_EQ(old["scalars"]["x"].size(), 3u) << old.dump();
+  EXPECT_EQ(old["scalars"]["x"][2][0].get<int64_t>(), 3);
+  const json ev = read_events(py, root);
+  const auto& x = ev["scalars"]["x"];
+  ASSERT_EQ(x.size(), 6u) << ev.dump();
+  for (int s = 1; s <= 6; ++s) {
+    EXPECT_EQ(x[s - 1][0].get<int64_t>(), s);
+    EXPECT_DOUBLE_EQ(x[s - 1][1].get<double>(), s <= 3 ? s : 10 * s) << "step " << s;
+  }
+  {
+    observe::EventWriter w(root.string(), /*first_step=*/0);  // a fresh start: nothing before
+  }
+  EXPECT_EQ(read_events(py, root)["scalars"].size(), 0u);
+  fs::remove_all(root);
+}
+
+// A full disk while events are written: those events are lost with a warning naming the file,
+// no torn record stays in the file, and the writer goes on once it can write again (before, a
+// std::ofstream stayed failed and TensorBoard was silent for the rest of the run).
+TEST(TensorBoard, AFailedFlushLosesThoseEventsOnlyAndTheWriterGoesOn) {
+  const std::string py = tensorboard_python();
+  if (py.empty()) GTEST_SKIP() << "no python with the tensorboard package (scripts/bootstrap)";
+  const fs::path root = scratch("full");
+  observe::EventWriter w(root.string());
+  w.scalar("x", 1, 1.0);
+  w.flush();
+  rlimit before{};
+  ASSERT_EQ(::getrlimit(RLIMIT_FSIZE, &before), 0);
+  rlimit tight = before;
+  tight.rlim_cur = static_cast<rlim_t>(fs::file_size(w.path()) + 10);  // 10 bytes of the next
+  const auto old_handler = std::signal(SIGXFSZ, SIG_IGN);
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &tight), 0);
+  for (const int s : {2, 3}) {
+    w.scalar("x", s, s);
+    EXPECT_NO_THROW(w.flush());
+  }
+  ASSERT_EQ(::setrlimit(RLIMIT_FSIZE, &before), 0);
+  std::signal(SIGXFSZ, old_handler);
+  w.scalar("x", 4, 4.0);
+  w.flush();
+  const json ev = read_events(py, root);
+  const auto& x = ev["scalars"]["x"];
+  ASSERT_EQ(x.size(), 2u) << ev.dump();  // 2 and 3 lost; 2's torn start did not hide 4
+  EXPECT_EQ(x[0][0].get<int64_t>(), 1);
+  EXPECT_EQ(x[1][0].get<int64_t>(), 4);
+  EXPECT_DOUBLE_EQ(x[1][1].get<double>(), 4.0);
   fs::remove_all(root);
 }

@@ -12,11 +12,16 @@
 //   Image        1 height int32, 2 width int32, 3 colorspace int32, 4 encoded_image_string bytes
 //   Histogram    1 min, 2 max, 3 num, 4 sum, 5 sum_squares (double), 6 bucket_limit, 7 bucket
 //                (packed repeated double)
-// Every write goes to the file's buffer; flush() pushes it to the OS, so after a kill -9 the file
-// holds every event up to the last flush (a torn last record is ignored by readers).
+// Every write goes to a buffer; flush() pushes it to the OS, so after a kill -9 the file holds
+// every event up to the last flush (a torn last record is ignored by readers, and cut off by the
+// next writer). A flush that cannot be written (a full disk) loses the buffered events with a
+// warning naming the file and the cause, cuts the file back to its last whole record, and the
+// writer goes on: once a flush succeeds again it says how many events were lost.
+// A writer that starts at step k (a resumed run, or a fresh start at 0) first cuts the folder's
+// older event files back to their events of steps <= k: the steps this run writes again appear
+// once in TensorBoard, not twice.
 #pragma once
 #include <cstdint>
-#include <fstream>
 #include <string>
 #include <vector>
 
@@ -24,8 +29,12 @@ namespace dmtrain::observe {
 
 class EventWriter {
  public:
-  // Creates `dir` and a new event file in it (the file_version event first).
-  explicit EventWriter(const std::string& dir);
+  // Creates `dir` and a new event file in it (the file_version event first), after cutting the
+  // older event files there back to steps <= first_step.
+  explicit EventWriter(const std::string& dir, int64_t first_step = 0);
+  ~EventWriter();
+  EventWriter(const EventWriter&) = delete;
+  EventWriter& operator=(const EventWriter&) = delete;
   const std::string& path() const { return path_; }
 
   void scalar(const std::string& tag, int64_t step, double value);
@@ -41,7 +50,11 @@ class EventWriter {
   void write_event(int64_t step, const std::string& summary_or_version, bool is_version);
 
   std::string path_;
-  std::ofstream out_;
+  int fd_ = -1;
+  std::string buffer_;      // whole records not yet written
+  int64_t buffered_ = 0;    // records in buffer_
+  uint64_t good_size_ = 0;  // bytes of the file after its last whole flush
+  int64_t lost_ = 0;        // events lost since the last flush that succeeded
 };
 
 }  // namespace dmtrain::observe
