@@ -628,7 +628,8 @@ std::vector<Field> build() {
   f.push_back(any("eval.inception", &R::eval, &E::inception, "a path",
                   "FID Inception-v3 TorchScript file (docs/evaluation.md)"));
   f.push_back(any("eval.reference", &R::eval, &E::reference, "a path",
-                  "reference statistics .npz (mu, sigma; dmtrain fid --cache-ref)"));
+                  "reference .npz: features (dmtrain fid --cache-ref; FID, KID, precision/recall) "
+                  "or mu, sigma only (FID)"));
   f.push_back(with_example(
       any("eval.steps", &R::eval, &E::steps, "a respacing spec", "FID sampler steps (DDIM, eta 0)"),
       "250"));

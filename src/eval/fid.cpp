@@ -9,6 +9,7 @@
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 #include "dmtrain/util/npy.hpp"
+#include "dmtrain/util/stop_request.hpp"
 
 namespace dmtrain::eval {
 
@@ -180,13 +181,17 @@ Scores FidEvaluator::evaluate(const diffusion::GaussianDiffusion& diffusion,
   so.batch = options_.batch;
   so.labels = labels;
   so.device = options_.device;
+  // During training a stop signal does not wait for the evaluation (util/stop_request.hpp).
+  so.progress = [](int64_t, int64_t, int64_t) { util::throw_if_stop_requested("FID evaluation"); };
   const SampledImages s = sample_images(diffusion.respaced(options_.steps), model, so);
+  util::throw_if_stop_requested("FID evaluation");
   // The vectors are only worth keeping when the reference has some to compare them with.
   if (reference_.has_features()) {
     last_ = compute_feature_set(s.images, *net_, options_.batch);
   } else {
     last_ = FeatureSet{compute_stats(s.images, *net_, options_.batch), at::Tensor()};
   }
+  util::throw_if_stop_requested("FID evaluation");
   ScoreOptions o;
   o.kid.device = options_.device;
   o.pr.device = options_.device;

@@ -6,10 +6,17 @@
 #include <gtest/gtest.h>
 #include <torch/script.h>
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <thread>
 #include <vector>
 
 #include "dmtrain/eval/feature_stats.hpp"
@@ -127,6 +134,54 @@ TEST(PeriodicFid, AReferenceWithFeaturesAddsKidAndPrecisionRecall) {
     EXPECT_EQ(runs[0][i].precision, runs[1][i].precision);
     EXPECT_EQ(runs[0][i].recall, runs[1][i].recall);
   }
+  fs::remove_all(root);
+}
+
+// A stop signal during an evaluation of minutes (4096 samples x 1000 DDIM steps here) abandons it
+// and checkpoints at the next iteration within seconds; before, the signal waited for the whole
+// evaluation.
+TEST(PeriodicFid, AStopSignalDoesNotWaitForTheEvaluation) {
+  const fs::path root = dmtrain::test_support::scratch_dir("fid_stop", /*create=*/false);
+  test_support::write_tiny_idx(root / "data", 16);
+  save_tiny_feature_net((root / "net.pt").string());
+  eval::FeatureStats ref;
+  ref.mu = at::zeros({6}, at::kDouble);
+  ref.sigma = at::eye(6, at::kDouble);
+  ref.count = 100;
+  eval::save_stats((root / "ref.npz").string(), ref);
+  auto cfg = test_support::tiny_config(root / "data", root / "run");
+  cfg.train.iterations = 1000;
+  cfg.checkpoint.every = 1000;
+  cfg.diffusion.steps = 1000;
+  cfg.eval.fid_every = 2;
+  cfg.eval.fid_samples = 4096;
+  cfg.eval.steps = "1000";
+  cfg.eval.batch = 256;
+  cfg.eval.inception = (root / "net.pt").string();
+  cfg.eval.reference = (root / "ref.npz").string();
+  using Clock = std::chrono::steady_clock;
+  std::atomic<bool> done{false};
+  Clock::time_point signalled;
+  std::thread signaller([&] {
+    // Step 2's record is written just before its evaluation starts.
+    const auto deadline = Clock::now() + std::chrono::seconds(120);
+    while (!done && Clock::now() < deadline) {
+      const std::string m = test_support::file_text(root / "run" / "metrics.jsonl");
+      if (std::count(m.begin(), m.end(), '\n') >= 2) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    std::this_thread::sleep_for(std::chrono::seconds(1));  // well into the evaluation
+    signalled = Clock::now();
+    ::kill(::getpid(), SIGTERM);
+  });
+  const train::TrainResult r = train::train(cfg);
+  done = true;
+  signaller.join();
+  const double waited = std::chrono::duration<double>(Clock::now() - signalled).count();
+  EXPECT_TRUE(r.interrupted);
+  EXPECT_EQ(r.iteration, 3);
+  EXPECT_LT(waited, 20.0);
+  EXPECT_EQ(r.last_checkpoint.empty(), false);
   fs::remove_all(root);
 }
 
