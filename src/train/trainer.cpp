@@ -31,6 +31,7 @@
 #include "dmtrain/observe/sample_grid.hpp"
 #include "dmtrain/recipe/build.hpp"
 #include "dmtrain/train/posthoc_ema_run.hpp"
+#include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
 #include "dmtrain/util/progress.hpp"
 #include "dmtrain/util/stop_request.hpp"
@@ -107,6 +108,11 @@ void write_grids(Run& r, observe::MetricsLog& metrics, int64_t k) {
   } catch (const util::StopRequested& e) {
     // The signal is still pending: the next iteration boundary takes it and checkpoints.
     log::warn(c10::str(e.what(), " (iteration ", k, "); the checkpoint comes first"));
+  } catch (const Error& e) {
+    // A grid is for watching the run: one that cannot be written (a full disk) is not worth the
+    // run. The checkpoints have their own errors.
+    log::warn(
+        c10::str("sample grid of iteration ", k, " not written, training goes on: ", e.what()));
   }
 }
 
