@@ -9,8 +9,8 @@
 //      goes to 1. Otherwise it removes temporaries left by a killed writer ("<cache>.tmp" and
 //      "<cache>.tmp.*": no writer runs without the lock, so any there is stale), writes the
 //      cache (CacheWriter: unique temporary, verified, renamed) and releases the lock. An image
-//      folder is streamed chunk by chunk (for_each_chunk: memory bounded by one chunk whatever
-//      the set's size); any other source (IDX, CIFAR: small) is read whole by read_whole(), the
+//      folder is streamed chunk by chunk (for_each_chunk: two chunks of kDecodeChunk images in
+//      memory whatever the set's size); any other source (IDX, CIFAR: small) is read whole by read_whole(), the
 //      data set exactly as open_dataset returns it without a cache. Progress, rate and time left
 //      go to the log every few seconds.
 //   3. The cache is loaded as in 1.
