@@ -26,7 +26,7 @@ void add_fid_command(CLI::App& app);
 void add_consistency_command(CLI::App& app);
 void add_landscape_command(CLI::App& app);
 
-// dmtrain data prepare|bench
+// dmtrain data prepare|verify|bench
 void add_data_command(CLI::App& app);
 
 // dmtrain sweep --config FILE --grid KEY=V1,V2 ... [--print] [--index I] [--summary]
