@@ -58,13 +58,6 @@ int run_train() {
   if (args.dry_run) {
     std::cout << "# resolved config of " << config::find_config(args.config) << "\n"
               << config::dump_config(cfg);
-    try {
-      recipe::check_data_source(cfg);
-    } catch (const Error& e) {
-      // A dry run inspects the config: it shows the plan, and names what the run would stop on.
-      std::cout << "# data: NOT FOUND, the run would stop here: " << e.what() << "\n";
-      log::warn(e.what());
-    }
     // Counted from the architecture plan: a dry run of the 421M-parameter ImageNet128 recipe
     // allocates nothing.
     const int64_t n = models::count_parameters(recipe::unet_options(cfg));
@@ -76,6 +69,13 @@ int run_train() {
               << (cfg.optim.momentum_decay ? "on" : "off") << ", lr compensation "
               << (cfg.optim.lr_compensation ? "on" : "off") << ", run dir " << cfg.train.run_dir
               << "\n";
+    try {
+      recipe::check_data_source(cfg);
+    } catch (const Error& e) {
+      // A dry run inspects the config: it shows the plan, and names what the run would stop on.
+      std::cout << "# data: NOT FOUND, the run would stop here: " << e.what() << "\n";
+      log::warn(e.what());
+    }
     return 0;
   }
   recipe::check_data_source(cfg);

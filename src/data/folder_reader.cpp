@@ -1,11 +1,9 @@
 #include "dmtrain/data/folder_reader.hpp"
 
 #include <algorithm>
-#include <atomic>
 #include <filesystem>
-#include <map>
-#include <thread>
 
+#include "dmtrain/data/folder_source.hpp"
 #include "dmtrain/data/jpeg_codec.hpp"
 #include "dmtrain/data/resize.hpp"
 #include "dmtrain/util/error.hpp"
@@ -101,95 +99,16 @@ at::Tensor read_folder_image(const std::string& path, const FolderOptions& o) {
 }
 
 ImageSet read_image_folder(const std::string& dir, const FolderOptions& o) {
-  if (o.labels != "none" && o.labels != "folder" && o.labels != "prefix") {
-    throw Error(c10::str("data labels '", o.labels, "': expected none, folder or prefix"));
-  }
-  if (o.on_bad_file != "fail" && o.on_bad_file != "skip") {
-    throw Error(c10::str("data on_bad_file '", o.on_bad_file, "': expected fail or skip"));
-  }
-  std::vector<std::string> unreadable;
-  const std::vector<std::string> files = list_image_files(dir, &unreadable);
-  const char* how_to_skip = " (set data.on_bad_file: skip to skip unreadable files and folders)";
-  if (!unreadable.empty() && o.on_bad_file == "fail") throw Error(unreadable.front() + how_to_skip);
-  for (const std::string& why : unreadable) log::warn(c10::str("skipping: ", why));
-  if (files.empty()) {
-    throw Error(c10::str("image folder '", dir, "' contains no .jpg/.jpeg/.png files"));
-  }
-  const size_t n = files.size();
-  std::vector<at::Tensor> images(n);
-  std::vector<std::string> errors(n);
-  std::atomic<size_t> next{0};
-  auto work = [&] {
-    for (size_t i = next++; i < n; i = next++) {
-      try {
-        images[i] = load_image(files[i], o);
-      } catch (const std::exception& e) {
-        errors[i] = e.what();
-      }
-    }
-  };
-  std::vector<std::thread> threads;
-  for (int t = 1; t < std::max(1, o.num_threads); ++t) threads.emplace_back(work);
-  work();
-  for (std::thread& t : threads) t.join();
-
-  std::vector<size_t> keep;
-  for (size_t i = 0; i < n; ++i) {
-    if (errors[i].empty()) {
-      keep.push_back(i);
-    } else if (o.on_bad_file == "fail") {
-      throw Error(errors[i] + how_to_skip);
-    } else {
-      log::warn(c10::str("skipping unreadable image: ", errors[i]));
-    }
-  }
-  const size_t skipped = unreadable.size() + (n - keep.size());
-  if (skipped > 0) {
-    log::warn(c10::str("image folder '", dir, "': skipped ", skipped, " unreadable ",
-                       skipped == 1 ? "entry" : "entries", " (", unreadable.size(),
-                       " folders or links, ", n - keep.size(), " image files); read ", keep.size(),
-                       " images"));
-  }
-  if (keep.empty()) throw Error(c10::str("image folder '", dir, "': no readable images"));
-  const auto shape = images[keep[0]].sizes();
-  std::vector<at::Tensor> kept;
-  for (size_t i : keep) {
-    if (images[i].sizes() != shape) {
-      throw Error(c10::str("image '", files[i], "' is ", images[i].sizes(), " but '",
-                           files[keep[0]], "' is ", shape,
-                           "; set data.image_size to resize them to one size"));
-    }
-    kept.push_back(images[i]);
-  }
+  // The whole folder is the chunks of folder_source.hpp joined: one set of rules for both.
+  std::vector<at::Tensor> chunks;
+  const FolderChunks read =
+      for_each_chunk(dir, o, /*chunk=*/1024, [&chunks](const at::Tensor& nhwc, int64_t, int64_t) {
+        chunks.push_back(nhwc.clone());  // the chunk's buffer is reused for the next one
+      });
   ImageSet set;
-  set.images = at::stack(kept).contiguous();
-  if (o.labels != "none") {
-    std::vector<std::string> names;
-    for (size_t i : keep) {
-      const fs::path p(files[i]);
-      if (o.labels == "folder") {
-        std::error_code eq_ec;
-        if (fs::equivalent(p.parent_path(), dir, eq_ec)) {
-          throw Error(c10::str("image '", files[i], "' is not inside a class sub-folder of '", dir,
-                               "' (data.labels: folder)"));
-        }
-        names.push_back(p.parent_path().filename().string());
-      } else {
-        const std::string base = p.filename().string();
-        names.push_back(base.substr(0, base.find('_')));
-      }
-    }
-    std::map<std::string, int64_t> ids;
-    for (const std::string& s : names) ids.emplace(s, 0);
-    int64_t k = 0;
-    for (auto& [name, id] : ids) {
-      id = k++;
-      set.class_names.push_back(name);
-    }
-    set.labels = at::empty({static_cast<int64_t>(names.size())}, at::kLong);
-    int64_t* out = set.labels.data_ptr<int64_t>();
-    for (size_t i = 0; i < names.size(); ++i) out[i] = ids[names[i]];
-  }
+  set.images = chunks.size() == 1 ? chunks.front() : at::cat(chunks).contiguous();
+  set.labels = read.labels;
+  set.class_names = read.class_names;
   set.validate(dir);
   return set;
 }

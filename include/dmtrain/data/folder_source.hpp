@@ -1,20 +1,19 @@
 // An image folder read chunk by chunk, for writers that must not hold the whole set in memory
 // (a cache of ImageNet: 1.28 million images, 63 GB decoded at 128 px).
 //
-// for_each_chunk lists the files first (list_image_files's order), then decodes them `chunk` at a
-// time on options.num_threads threads (read_folder_image, so each image is exactly what
-// read_image_folder makes of it) and hands each chunk's readable images, in file order, to
-// `sink` as one uint8 N,H,W,C tensor. The sink runs on a thread of its own while the next
-// chunk decodes, one call at a time and in order; its tensor is valid only during the call (the
-// buffer is reused for the next chunk). The rules are read_image_folder's: an unreadable file,
-// folder or link throws (on_bad_file: fail) or is skipped with a warning (skip); all images must
-// share the first one's shape; labels "folder" / "prefix" name each kept file's class, and class
-// ids are the sorted distinct names, known once all files are read -- so the labels come back at
-// the end, in FolderChunks. Concatenating the chunks gives read_image_folder's ImageSet exactly.
+// for_each_chunk lists the files first (list_image_files's order), then decodes them `chunk` at
+// a time on options.num_threads threads (read_folder_image) and hands each chunk's readable
+// images, in file order, to `sink` as one uint8 N,H,W,C tensor. The sink runs on a thread of its
+// own while the next chunk decodes, one call at a time and in order; its tensor is valid only
+// during the call (the buffer is reused for the next chunk). read_image_folder is these chunks
+// joined. The rules: an unreadable file, folder or link throws (on_bad_file: fail) or is skipped
+// with a warning (skip); all images must share the first one's shape; labels "folder" / "prefix"
+// name each kept file's class, and class ids are the sorted distinct names, known once all files
+// are read -- so the labels come back at the end, in FolderChunks.
 // Memory: two chunks of images (the one being written, the one being decoded) and a name per
 // file.
-// Errors: dmtrain::Error as read_image_folder's (bad options, no files, no readable image,
-// shape mismatch, file outside a class sub-folder); whatever `sink` throws propagates.
+// Errors: dmtrain::Error (bad options, no files, no readable image, shape mismatch, file outside
+// a class sub-folder); whatever `sink` throws propagates.
 #pragma once
 #include <ATen/ATen.h>
 
