@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "commands.hpp"
 #include "dmtrain/config/load.hpp"
@@ -146,9 +147,13 @@ void run_export() {
   const models::ReferenceUNet ref = models::reference_unet(recipe::unet_options(m.cfg));
   fs::path card = out;
   card.replace_extension(".json");
-  const std::string text = "{\"format_version\": 1, \"weights\": \"" + xargs.weights +
-                           "\", \"loaded\": \"" + m.description + "\", \"reference\": \"" +
-                           ref.package + "\", \"unet_kwargs\": " + ref.kwargs_json + "}\n";
+  nlohmann::ordered_json j;
+  j["format_version"] = 1;
+  j["weights"] = xargs.weights;
+  j["loaded"] = m.description;
+  j["reference"] = ref.package;
+  j["unet_kwargs"] = nlohmann::ordered_json::parse(ref.kwargs_json);
+  const std::string text = j.dump(2) + "\n";
   util::write_checked(
       card.string() + ".tmp",
       [&text](const std::string& p) {
