@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "dmtrain/data/cache_lock.hpp"
+#include "dmtrain/data/dataset.hpp"
 #include "dmtrain/data/folder_source.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
@@ -92,13 +93,7 @@ void build(const DatasetOptions& o, const std::string& format,
   ProgressLog progress(c10::str("dataset cache '", o.cache, "'"));
   CacheWriter writer(o.cache);
   if (format == "folder") {
-    FolderOptions fo;
-    fo.image_size = o.image_size;
-    fo.channels = o.channels;
-    fo.labels = o.labels;
-    fo.on_bad_file = o.on_bad_file;
-    fo.num_threads = o.num_threads;
-    const FolderChunks r = for_each_chunk(o.path, fo, kDecodeChunk,
+    const FolderChunks r = for_each_chunk(o.path, folder_options(o), kDecodeChunk,
                                           [&](const at::Tensor& nhwc, int64_t done, int64_t total) {
                                             writer.append_batch(nhwc);
                                             progress.update(done, total);

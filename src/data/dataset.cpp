@@ -57,13 +57,7 @@ ImageSet read_source(const DatasetOptions& o, const std::string& format) {
     return read_cifar(o.path, o.split);
   }
   if (format == "folder") {
-    FolderOptions fo;
-    fo.image_size = o.image_size;
-    fo.channels = o.channels;
-    fo.labels = o.labels;
-    fo.on_bad_file = o.on_bad_file;
-    fo.num_threads = o.num_threads;
-    return read_image_folder(o.path, fo);
+    return read_image_folder(o.path, folder_options(o));
   }
   if (format == "cache") return load_cache(o.path);
   throw Error(
@@ -86,6 +80,16 @@ ImageSet conform(ImageSet set, int64_t image_size, int64_t channels) {
   if (set.images.size(3) != channels || resize) set.images = to_channels(set.images, channels);
   set.images = set.images.contiguous();
   return set;
+}
+
+FolderOptions folder_options(const DatasetOptions& o) {
+  FolderOptions fo;
+  fo.image_size = o.image_size;
+  fo.channels = o.channels;
+  fo.labels = o.labels;
+  fo.on_bad_file = o.on_bad_file;
+  fo.num_threads = o.num_threads;
+  return fo;
 }
 
 ImageSet open_dataset(const DatasetOptions& o) {

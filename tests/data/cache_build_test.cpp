@@ -59,23 +59,13 @@ void expect_same(const ImageSet& got, const ImageSet& want) {
   EXPECT_EQ(got.class_names, want.class_names);
 }
 
-DatasetOptions folder_options(const fs::path& img, const fs::path& cache) {
+DatasetOptions folder_dataset(const fs::path& img, const fs::path& cache) {
   DatasetOptions o;
   o.path = img.string();
   o.image_size = 6;
   o.cache = cache.string();
   o.num_threads = 2;
   return o;
-}
-
-FolderOptions reader_options(const DatasetOptions& o) {
-  FolderOptions fo;
-  fo.image_size = o.image_size;
-  fo.channels = o.channels;
-  fo.labels = o.labels;
-  fo.on_bad_file = o.on_bad_file;
-  fo.num_threads = o.num_threads;
-  return fo;
 }
 
 // open_cached as open_dataset calls it for an image folder.
@@ -136,12 +126,12 @@ TEST(CacheBuild, FolderCacheIsTheReadersSetAndRecordsItsSource) {
   const fs::path dir = temp_dir();
   make_folder(dir / "img", 3);
   std::ofstream(dir / "img" / "a" / "a_9.jpg") << "broken";
-  DatasetOptions o = folder_options(dir / "img" / ".." / "img" / "", dir / "c" / "x.dmdata");
+  DatasetOptions o = folder_dataset(dir / "img" / ".." / "img" / "", dir / "c" / "x.dmdata");
   o.on_bad_file = "skip";
   bool built = false;
   const ImageSet got = open_folder_cache(o, &built);
   EXPECT_TRUE(built);
-  expect_same(got, read_image_folder((dir / "img").string(), reader_options(o)));
+  expect_same(got, read_image_folder((dir / "img").string(), folder_options(o)));
   const CacheInfo info = verify_cache(o.cache);
   EXPECT_EQ(info.identity.source, fs::canonical(dir / "img").string());
   EXPECT_EQ(info.identity.format, "folder");
@@ -164,7 +154,7 @@ TEST(CacheBuild, RefusedForAnotherSourceByName) {
   make_folder(dir / "img", 2);
   fs::create_directories(dir / "other");
   fs::copy(dir / "img", dir / "other", fs::copy_options::recursive);
-  DatasetOptions o = folder_options(dir / "img", dir / "c.dmdata");
+  DatasetOptions o = folder_dataset(dir / "img", dir / "c.dmdata");
   const ImageSet first = open_dataset(o);
   const std::string src = fs::canonical(dir / "img").string();
 
@@ -265,7 +255,7 @@ TEST(CacheBuild, TwoProcessesOneWriterBothUseIt) {
   const fs::path dir = temp_dir();
   make_folder(dir / "img", 300, 16);
   for (int round = 0; round < 3; ++round) {
-    const DatasetOptions o = folder_options(dir / "img", dir / "c" / "d.dmdata");
+    const DatasetOptions o = folder_dataset(dir / "img", dir / "c" / "d.dmdata");
     int go[2];
     ASSERT_EQ(::pipe(go), 0);
     pid_t pids[2];
@@ -299,7 +289,7 @@ TEST(CacheBuild, TwoProcessesOneWriterBothUseIt) {
     std::sort(codes.begin(), codes.end());
     EXPECT_EQ(codes, (std::vector<int>{10, 11})) << "round " << round;
     verify_cache(o.cache);
-    expect_same(load_cache(o.cache), read_image_folder(o.path, reader_options(o)));
+    expect_same(load_cache(o.cache), read_image_folder(o.path, folder_options(o)));
     EXPECT_EQ(names_in(dir / "c"), (std::vector<std::string>{"d.dmdata", "d.dmdata.lock"}));
     fs::remove_all(dir / "c");
   }
@@ -309,7 +299,7 @@ TEST(CacheBuild, TwoProcessesOneWriterBothUseIt) {
 TEST(CacheBuild, TwoThreadsOneWriterBothUseIt) {
   const fs::path dir = temp_dir();
   make_folder(dir / "img", 100, 16);
-  const DatasetOptions o = folder_options(dir / "img", dir / "d.dmdata");
+  const DatasetOptions o = folder_dataset(dir / "img", dir / "d.dmdata");
   bool built[2] = {false, false};
   ImageSet sets[2];
   std::string errors[2];
@@ -326,7 +316,7 @@ TEST(CacheBuild, TwoThreadsOneWriterBothUseIt) {
   for (std::thread& t : threads) t.join();
   EXPECT_EQ(errors[0] + errors[1], "");
   EXPECT_NE(built[0], built[1]);
-  const ImageSet want = read_image_folder(o.path, reader_options(o));
+  const ImageSet want = read_image_folder(o.path, folder_options(o));
   expect_same(sets[0], want);
   expect_same(sets[1], want);
   fs::remove_all(dir);
@@ -337,7 +327,7 @@ TEST(CacheBuild, TwoThreadsOneWriterBothUseIt) {
 TEST(CacheBuild, KilledWriterNeitherBlocksNorCorrupts) {
   const fs::path dir = temp_dir();
   make_folder(dir / "img", 5);
-  const DatasetOptions o = folder_options(dir / "img", dir / "d.dmdata");
+  const DatasetOptions o = folder_dataset(dir / "img", dir / "d.dmdata");
   int ready[2];
   ASSERT_EQ(::pipe(ready), 0);
   const pid_t pid = ::fork();
@@ -358,7 +348,7 @@ TEST(CacheBuild, KilledWriterNeitherBlocksNorCorrupts) {
   ::close(ready[0]);
   ::close(ready[1]);
   bool built = false;
-  expect_same(open_folder_cache(o, &built), read_image_folder(o.path, reader_options(o)));
+  expect_same(open_folder_cache(o, &built), read_image_folder(o.path, folder_options(o)));
   EXPECT_TRUE(built);
   verify_cache(o.cache);
   EXPECT_EQ(names_in(dir), (std::vector<std::string>{"d.dmdata", "d.dmdata.lock", "img"}));
@@ -409,8 +399,8 @@ TEST(CacheBuild, PreparedCacheServesTheConfigAndVerifies) {
   const auto written = fs::last_write_time(cache);
   EXPECT_EQ(run(prepare(6)), 0);  // up to date: kept
   EXPECT_EQ(fs::last_write_time(cache), written);
-  DatasetOptions o = folder_options(dir / "img", cache);
-  const ImageSet want = read_image_folder(o.path, reader_options(o));
+  DatasetOptions o = folder_dataset(dir / "img", cache);
+  const ImageSet want = read_image_folder(o.path, folder_options(o));
   fs::rename(dir / "img", dir / "moved");  // the config must use the cache, not read the source
   expect_same(open_dataset(o), want);
   fs::rename(dir / "moved", dir / "img");

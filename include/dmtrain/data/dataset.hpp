@@ -15,6 +15,7 @@
 #pragma once
 #include <string>
 
+#include "dmtrain/data/folder_reader.hpp"
 #include "dmtrain/data/image_set.hpp"
 
 namespace dmtrain::data {
@@ -32,6 +33,9 @@ struct DatasetOptions {
 };
 
 ImageSet open_dataset(const DatasetOptions& options);
+
+// The image-folder reader's options of a data set (size, channels, labels, on_bad_file, threads).
+FolderOptions folder_options(const DatasetOptions& options);
 
 // Resizes (center_crop_arr) and re-channels every image of `set`; returns it unchanged if it
 // already has that shape.
