@@ -3,6 +3,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -45,11 +46,16 @@ at::ScalarType type_of(const std::string& descr, const std::string& what) {
 void write_file(const std::string& path, const std::string& bytes) {
   const std::string tmp = path + ".tmp";
   {
+    errno = 0;
     std::ofstream f(tmp, std::ios::binary | std::ios::trunc);
     f.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    // The last bytes reach the disk at close: a full disk shows there, not at write().
+    f.close();
     if (!f) {
+      const int err = errno;
       std::remove(tmp.c_str());
-      throw Error(c10::str("cannot write '", path, "'"));
+      throw Error(
+          c10::str("cannot write '", path, "': ", err != 0 ? std::strerror(err) : "write failed"));
     }
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0) {

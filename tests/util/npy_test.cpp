@@ -142,6 +142,26 @@ TEST(Npz, CorruptCompressedMemberIsANamedError) {
   fs::remove_all(dir);
 }
 
+// A full disk at the last bytes (they reach the disk at close): a clear error and no file, where
+// the unchecked close renamed a short (here: empty) archive into place as if it were whole.
+TEST(Npz, AFullDiskIsAnErrorAndLeavesNoFile) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  const fs::path dir = dmtrain::test_support::scratch_dir("npz_full");
+  const std::string path = (dir / "stats.npz").string();
+  fs::create_symlink("/dev/full", path + ".tmp");
+  try {
+    dmtrain::util::write_npz(path, {{"mu", at::zeros({4}, at::kDouble)}});
+    ADD_FAILURE() << "no error";
+  } catch (const dmtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("cannot write '" + path + "': No space left on device"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_FALSE(fs::exists(fs::symlink_status(path)));
+  EXPECT_FALSE(fs::exists(fs::symlink_status(path + ".tmp")));
+  fs::remove_all(dir);
+}
+
 TEST(Npz, CorruptionIsDetected) {
   const fs::path dir = temp_dir();
   const std::string p = (dir / "c.npz").string();
