@@ -314,7 +314,8 @@ void write_safetensors(const NamedTensors& tensors, const std::string& path) {
     out.write(static_cast<const char*>(t.data_ptr()),
               static_cast<std::streamsize>(t.numel() * t.element_size()));
   }
-  if (!out) throw Error("write failed for safetensors file " + path);
+  // flush(): the last bytes reach the file there, and a full disk shows there.
+  if (!out.flush()) throw Error("write failed for safetensors file " + path);
 }
 
 }  // namespace dmtrain::models

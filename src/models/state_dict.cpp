@@ -132,7 +132,7 @@ void write_state_dict_file(const NamedTensors& tensors, const std::string& path,
     writer.writeRecord("data/" + std::to_string(i), w.data(), w.sizeInBytes());
   }
   writer.writeEndOfFile();
-  if (!out) throw Error("write failed for state-dict file " + path);
+  if (!out.flush()) throw Error("write failed for state-dict file " + path);
 }
 
 LoadReport load_state_dict(torch::nn::Module& module, const std::string& path, bool strict) {

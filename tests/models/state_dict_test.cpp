@@ -248,6 +248,21 @@ TEST(StateDict, PythonTorchLoadReadsOurPtFile) {
   EXPECT_EQ(shape, " (3, 128)");
 }
 
+// A small file's bytes reach the disk at the final flush: a full disk there is an error naming
+// the file (before, only the buffered writes were checked and the call returned as if it wrote).
+TEST(Safetensors, AFullDiskIsAnError) {
+  if (!fs::exists("/dev/full")) GTEST_SKIP() << "no /dev/full";
+  TempDir dir;
+  fs::create_symlink("/dev/full", dir.file("w.safetensors"));
+  const dm::NamedTensors t{{"w", torch::ones({3})}};
+  try {
+    dm::write_safetensors(t, dir.file("w.safetensors"));
+    ADD_FAILURE() << "no error";
+  } catch (const dmtrain::Error& e) {
+    EXPECT_TRUE(contains(e.what(), dir.file("w.safetensors"))) << e.what();
+  }
+}
+
 TEST(Safetensors, PythonPackageReadsOurFile) {
   // Independent check of the safetensors writer by the Python package.
   const std::string py = dmtrain::test_support::find_python({"torch", "safetensors"});
