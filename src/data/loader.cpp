@@ -1,5 +1,7 @@
 #include "dmtrain/data/loader.hpp"
 
+#include <unistd.h>
+
 #include "dmtrain/data/shuffle.hpp"
 #include "dmtrain/util/error.hpp"
 
@@ -21,6 +23,20 @@ Loader::Loader(std::shared_ptr<const ImageSet> set, LoaderOptions options)
     throw Error(c10::str("data loader: a dataset of ", set_->size(),
                          " images cannot give every one of ", options_.world_size,
                          " ranks a sample"));
+  }
+  // A batch that cannot fit in memory fails here, by name, not in a worker thread that the
+  // failure elsewhere must then wait for (on a machine that overcommits memory, a worker filling
+  // a batch of terabytes runs for minutes before anything fails).
+  const double batch_bytes = static_cast<double>(options_.batch_size) *
+                             static_cast<double>(set_->images[0].numel()) * sizeof(float);
+  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+                     static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  if (ram > 0 && batch_bytes > ram) {
+    throw Error(c10::str("out of memory: one batch of ", options_.batch_size, " images of ",
+                         set_->images[0].numel(), " values needs ", batch_bytes / (1u << 30),
+                         " GiB of host memory (float32), more than this machine's ",
+                         ram / (1u << 30),
+                         " GiB; lower train.batch_size (dmtrain bench: --batch)"));
   }
   options_.num_workers = std::max(0, options_.num_workers);
   options_.prefetch = std::max(1, options_.prefetch);

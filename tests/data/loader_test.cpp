@@ -1,6 +1,7 @@
 // Loader: batch contents follow the documented stream exactly (values, labels, flips), worker
 // timing does not change the output, and a restored loader continues with the same next batch.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <set>
 
@@ -154,4 +155,29 @@ TEST(Loader, ClearErrors) {
   o.batch_size = 2;
   o.rank = 1;
   EXPECT_THROW(Loader(set, o), dmtrain::Error);
+}
+
+// A batch larger than the machine's memory is refused by name when the loader is made, before a
+// worker thread starts filling it (with overcommitted memory such a worker ran for minutes, and
+// the run's exit waited for it).
+TEST(Loader, ABatchLargerThanTheMachinesMemoryIsRefusedAtOnce) {
+  const auto set = numbered_set(3);
+  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+                     static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  const double per_image = 6 * sizeof(float);  // 2x3x1 as float32
+  LoaderOptions o;
+  o.batch_size = static_cast<int64_t>(ram / per_image) + 1;
+  try {
+    Loader l(set, o);
+    ADD_FAILURE() << "a batch of " << o.batch_size << " accepted";
+  } catch (const dmtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of memory: one batch of " +
+                                         std::to_string(o.batch_size) + " images"),
+              std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("train.batch_size"), std::string::npos) << e.what();
+  }
+  o.batch_size = static_cast<int64_t>(ram / per_image / 4);  // fits: made, nothing allocated yet
+  o.num_workers = 0;
+  EXPECT_NO_THROW(Loader(set, o));
 }
