@@ -7,6 +7,23 @@
 
 namespace dmtrain::data {
 
+double physical_memory_bytes() {
+  return static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
+         static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+}
+
+void check_batch_fits(int64_t batch_size, int64_t values_per_image, double ram_bytes) {
+  const double batch_bytes =
+      static_cast<double>(batch_size) * static_cast<double>(values_per_image) * sizeof(float);
+  if (ram_bytes > 0 && batch_bytes > ram_bytes) {
+    throw Error(c10::str("out of memory: one batch of ", batch_size, " images of ",
+                         values_per_image, " values needs ", batch_bytes / (1u << 30),
+                         " GiB of host memory (float32), more than this machine's ",
+                         ram_bytes / (1u << 30),
+                         " GiB; lower train.batch_size (dmtrain bench: --batch)"));
+  }
+}
+
 Loader::Loader(std::shared_ptr<const ImageSet> set, LoaderOptions options)
     : set_(std::move(set)), options_(options) {
   TORCH_CHECK(set_ != nullptr, "Loader: null ImageSet");
@@ -25,19 +42,8 @@ Loader::Loader(std::shared_ptr<const ImageSet> set, LoaderOptions options)
                          " ranks a sample"));
   }
   // A batch that cannot fit in memory fails here, by name, not in a worker thread that the
-  // failure elsewhere must then wait for (on a machine that overcommits memory, a worker filling
-  // a batch of terabytes runs for minutes before anything fails).
-  const double batch_bytes = static_cast<double>(options_.batch_size) *
-                             static_cast<double>(set_->images[0].numel()) * sizeof(float);
-  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
-                     static_cast<double>(::sysconf(_SC_PAGE_SIZE));
-  if (ram > 0 && batch_bytes > ram) {
-    throw Error(c10::str("out of memory: one batch of ", options_.batch_size, " images of ",
-                         set_->images[0].numel(), " values needs ", batch_bytes / (1u << 30),
-                         " GiB of host memory (float32), more than this machine's ",
-                         ram / (1u << 30),
-                         " GiB; lower train.batch_size (dmtrain bench: --batch)"));
-  }
+  // failure elsewhere must then wait for.
+  check_batch_fits(options_.batch_size, set_->images[0].numel(), physical_memory_bytes());
   options_.num_workers = std::max(0, options_.num_workers);
   options_.prefetch = std::max(1, options_.prefetch);
   start_workers();

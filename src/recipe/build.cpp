@@ -2,6 +2,8 @@
 // the references' flags can be read (and reviewed) at once.
 #include "dmtrain/recipe/build.hpp"
 
+#include "dmtrain/data/loader.hpp"
+
 #include <c10/util/StringUtil.h>
 
 #include <algorithm>
@@ -140,13 +142,28 @@ timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg) {
   return cfg.loss_weight;
 }
 
+int64_t synthetic_image_count(const config::RunConfig& cfg, double ram_bytes) {
+  const double per_image = static_cast<double>(cfg.model.image_size) *
+                           static_cast<double>(cfg.model.image_size) *
+                           static_cast<double>(cfg.model.in_channels);
+  int64_t n = std::max<int64_t>(1024, 4 * cfg.train.batch_size);
+  if (ram_bytes > 0 && static_cast<double>(n) * per_image > ram_bytes / 16) {
+    n = std::max<int64_t>(1024, static_cast<int64_t>(ram_bytes / 16 / per_image));
+  }
+  return n;
+}
+
 std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg) {
   const auto& d = cfg.data;
   if (d.format == "synthetic") {
     // Random pixels (and labels) of the model's shape: for benchmarks and smoke tests that must
     // not depend on a data set. Seeded, so runs on it are reproducible too.
     auto set = std::make_shared<data::ImageSet>();
-    const int64_t n = std::max<int64_t>(1024, 4 * cfg.train.batch_size);
+    const int64_t per_image = cfg.model.image_size * cfg.model.image_size * cfg.model.in_channels;
+    const double ram = data::physical_memory_bytes();
+    // A batch that cannot fit fails now, before gigabytes of random pixels are made for it.
+    data::check_batch_fits(cfg.train.batch_size, per_image, ram);
+    const int64_t n = synthetic_image_count(cfg, ram);
     at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(cfg.train.seed);
     set->images =
         at::randint(0, 256, {n, cfg.model.image_size, cfg.model.image_size, cfg.model.in_channels},

@@ -1,7 +1,6 @@
 // Loader: batch contents follow the documented stream exactly (values, labels, flips), worker
 // timing does not change the output, and a restored loader continues with the same next batch.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <set>
 
@@ -162,8 +161,8 @@ TEST(Loader, ClearErrors) {
 // the run's exit waited for it).
 TEST(Loader, ABatchLargerThanTheMachinesMemoryIsRefusedAtOnce) {
   const auto set = numbered_set(3);
-  const double ram = static_cast<double>(::sysconf(_SC_PHYS_PAGES)) *
-                     static_cast<double>(::sysconf(_SC_PAGE_SIZE));
+  const double ram = physical_memory_bytes();
+  ASSERT_GT(ram, 0);
   const double per_image = 6 * sizeof(float);  // 2x3x1 as float32
   LoaderOptions o;
   o.batch_size = static_cast<int64_t>(ram / per_image) + 1;

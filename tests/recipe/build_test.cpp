@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 
 #include "dmtrain/models/attention.hpp"
@@ -13,6 +14,7 @@
 #include "dmtrain/models/resample.hpp"
 #include "dmtrain/models/unet.hpp"
 #include "dmtrain/recipe/build.hpp"
+#include "dmtrain/util/error.hpp"
 #include "dmtrain/timestep/factory.hpp"
 #include "dmtrain/train/trainer.hpp"
 #include "support/scratch_dir.hpp"
@@ -124,4 +126,31 @@ TEST(Build, AutoCpuThreadsLeaveTheBusyCores) {
   EXPECT_EQ(recipe::auto_cpu_threads(16, 10.3), 6);
   EXPECT_EQ(recipe::auto_cpu_threads(4, 9.0), 1);
   EXPECT_EQ(recipe::auto_cpu_threads(8, 0.6), 7);
+}
+
+// Synthetic data is four batches of distinct images, at most 1/16 of the machine's memory; a
+// batch that can never fit is refused before any pixel is made (a batch of 2e9 images asked for
+// 2 TB of random pixels, which a machine that overcommits memory started filling for minutes).
+TEST(Build, SyntheticDataIsFourBatchesCappedAndAnImpossibleBatchIsRefusedFirst) {
+  dmtrain::config::RunConfig cfg;
+  cfg.data.format = "synthetic";
+  cfg.model.image_size = 16;
+  cfg.model.in_channels = 1;
+  cfg.train.batch_size = 300;
+  EXPECT_EQ(dmtrain::recipe::open_data(cfg)->size(), 1200);  // 4 batches of 300
+  cfg.train.batch_size = 100;
+  EXPECT_EQ(dmtrain::recipe::synthetic_image_count(cfg, 1e12), 1024);  // at least 1024
+  cfg.train.batch_size = 1000000;  // 4 batches: 1.024e9 bytes, over 1/16 of 8e9
+  EXPECT_EQ(dmtrain::recipe::synthetic_image_count(cfg, 8e9), static_cast<int64_t>(8e9 / 16 / 256));
+  cfg.train.batch_size = 2000000000;
+  const auto t0 = std::chrono::steady_clock::now();
+  try {
+    dmtrain::recipe::open_data(cfg);
+    ADD_FAILURE() << "a batch of 2e9 images accepted";
+  } catch (const dmtrain::Error& e) {
+    EXPECT_NE(std::string(e.what()).find("out of memory: one batch of 2000000000 images"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_LT(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(), 5.0);
 }

@@ -52,6 +52,14 @@ struct LoaderOptions {
   int prefetch = 4;         // batches built ahead, at most
 };
 
+// The machine's physical memory in bytes (0 when unknown).
+double physical_memory_bytes();
+// Throws dmtrain::Error ("out of memory: one batch of N images ... lower train.batch_size") when
+// one float32 batch of batch_size images of values_per_image values exceeds ram_bytes: a batch
+// that can never fit is refused by name before anything is allocated for it (on a machine that
+// overcommits memory, filling terabytes runs for minutes before anything fails).
+void check_batch_fits(int64_t batch_size, int64_t values_per_image, double ram_bytes);
+
 class Loader {
  public:
   Loader(std::shared_ptr<const ImageSet> set, LoaderOptions options);

@@ -28,8 +28,11 @@ models::UNetOptions unet_options(const config::RunConfig& cfg);
 diffusion::GaussianDiffusionOptions diffusion_options(const config::RunConfig& cfg);
 timestep::TimestepSamplerOptions sampler_options(const config::RunConfig& cfg);
 timestep::LossWeightingOptions weighting_options(const config::RunConfig& cfg);
-// The whole data set of cfg.data, with the model's channel count.
+// The whole data set of cfg.data, with the model's channel count. A train.batch_size whose batch
+// cannot fit in memory is refused here (data::check_batch_fits).
 std::shared_ptr<const data::ImageSet> open_data(const config::RunConfig& cfg);
+// Images of data.format synthetic: four batches (at least 1024), at most 1/16 of ram_bytes.
+int64_t synthetic_image_count(const config::RunConfig& cfg, double ram_bytes);
 // MDLRC Adam(W) over `params`, driven by cfg.optim and K = cfg.train.iterations.
 optim::MdlrcAdamOptions optimizer_options(const config::RunConfig& cfg);
 std::unique_ptr<optim::MdlrcAdam> make_optimizer(std::vector<at::Tensor> params,
