@@ -2,10 +2,7 @@
 #include "dmtrain/observe/metrics_log.hpp"
 
 #include <c10/util/StringUtil.h>
-#include <fcntl.h>
-#include <unistd.h>
 
-#include <cerrno>
 #include <cstring>
 
 #include <filesystem>
@@ -15,6 +12,7 @@
 
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/record_appender.hpp"
 
 namespace dmtrain::observe {
 namespace {
@@ -168,12 +166,7 @@ int64_t truncate_metrics_file(const std::string& path, int64_t last_step) {
 }
 
 MetricsLog::MetricsLog(Options options) : o_(std::move(options)) {
-  if (!o_.path.empty()) {
-    fd_ = ::open(o_.path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd_ < 0) {
-      throw Error("cannot open '" + o_.path + "' for appending: " + std::strerror(errno));
-    }
-  }
+  if (!o_.path.empty()) file_ = std::make_unique<util::RecordAppender>(o_.path, "metrics file");
   const auto opts = at::TensorOptions(o_.device).dtype(at::kDouble);
   q_sum_ = at::zeros({4}, opts);
   q_count_ = at::zeros({4}, opts);
@@ -285,37 +278,18 @@ void MetricsLog::write(const FidRecord& r) {
   }
 }
 
-MetricsLog::~MetricsLog() {
-  if (fd_ >= 0) ::close(fd_);
-}
+MetricsLog::~MetricsLog() = default;
 
 void MetricsLog::append(const std::string& line) {
-  if (fd_ < 0) return;
-  const std::string text = (torn_ ? "\n" : "") + line + "\n";
-  size_t done = 0;
-  int err = 0;
-  while (done < text.size()) {
-    const ssize_t n = ::write(fd_, text.data() + done, text.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      err = n < 0 ? errno : ENOSPC;
-      break;
-    }
-    done += static_cast<size_t>(n);
+  if (!file_) return;
+  const auto out = file_->append(line + "\n");
+  if (out.first_loss) {
+    log::warn("cannot append to '" + o_.path + "': " + file_->cause() +
+              "; its records are lost until it can be written again (training goes on)");
   }
-  if (err != 0) {
-    torn_ = torn_ || done > 0;  // part of a line is in the file: the next write ends it first
-    if (lost_++ == 0) {
-      log::warn("cannot append to '" + o_.path + "': " + std::strerror(err) +
-                "; its records are lost until it can be written again (training goes on)");
-    }
-    return;
-  }
-  torn_ = false;
-  if (lost_ > 0) {
-    log::warn(c10::str("'", o_.path, "' can be written again: ", lost_,
+  if (out.recovered > 0) {
+    log::warn(c10::str("'", o_.path, "' can be written again: ", out.recovered,
                        " record(s) before this one were lost"));
-    lost_ = 0;
   }
 }
 

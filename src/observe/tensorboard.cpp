@@ -2,11 +2,9 @@
 #include "dmtrain/observe/tensorboard.hpp"
 
 #include <c10/util/Exception.h>
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -16,6 +14,7 @@
 #include "dmtrain/util/crc32c.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/record_appender.hpp"
 
 namespace dmtrain::observe {
 namespace {
@@ -180,19 +179,13 @@ EventWriter::EventWriter(const std::string& dir, int64_t first_step) {
   path_ = (fs::path(dir) / ("events.out.tfevents." + std::to_string(secs) + "." + host + "." +
                             std::to_string(::getpid())))
               .string();
-  fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
-    throw Error("cannot open TensorBoard event file '" + path_ + "': " + std::strerror(errno));
-  }
+  file_ = std::make_unique<util::RecordAppender>(path_, "TensorBoard event file");
   write_event(0, "brain.Event:2", /*is_version=*/true);
   flush();
 }
 
 EventWriter::~EventWriter() {
-  if (fd_ >= 0) {
-    flush();
-    ::close(fd_);
-  }
+  flush();
 }
 
 void EventWriter::write_event(int64_t step, const std::string& payload, bool is_version) {
@@ -261,37 +254,17 @@ void EventWriter::histogram(const std::string& tag, int64_t step, const std::vec
 
 void EventWriter::flush() {
   if (buffer_.empty()) return;
-  size_t done = 0;
-  while (done < buffer_.size()) {
-    const ssize_t n = ::write(fd_, buffer_.data() + done, buffer_.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) {
-      const std::string cause = n < 0 ? std::strerror(errno) : "no bytes written";
-      // No torn record stays behind: the file goes back to its last whole flush.
-      if (::ftruncate(fd_, static_cast<off_t>(good_size_)) != 0) {
-        log::warn("TensorBoard event file '" + path_ +
-                  "': cannot cut a failed write back: " + std::strerror(errno));
-      }
-      if (lost_ == 0) {
-        log::warn("TensorBoard event file '" + path_ + "': cannot write (" + cause +
-                  "): " + std::to_string(buffered_) +
-                  " event(s) lost; later events are written when "
-                  "the file can be written again");
-      }
-      lost_ += buffered_;
-      buffer_.clear();
-      buffered_ = 0;
-      return;
-    }
-    done += static_cast<size_t>(n);
-  }
-  good_size_ += buffer_.size();
+  const auto out = file_->append(buffer_, buffered_);
   buffer_.clear();
   buffered_ = 0;
-  if (lost_ > 0) {
-    log::warn("TensorBoard event file '" + path_ + "' is written again; " + std::to_string(lost_) +
-              " event(s) were lost");
-    lost_ = 0;
+  if (out.first_loss) {
+    log::warn("TensorBoard event file '" + path_ + "': cannot write (" + file_->cause() +
+              "): " + std::to_string(file_->lost()) +
+              " event(s) lost; later events are written when the file can be written again");
+  }
+  if (out.recovered > 0) {
+    log::warn("TensorBoard event file '" + path_ + "' is written again; " +
+              std::to_string(out.recovered) + " event(s) were lost");
   }
 }
 

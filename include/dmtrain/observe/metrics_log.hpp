@@ -14,7 +14,8 @@
 //
 // metrics.jsonl: one JSON object per line, appended by one write per record, so a kill leaves at
 // most one torn last line (readers skip it). A record that cannot be written (a full disk) is
-// lost with a warning naming the file and the cause, and the log writes on: when it can write
+// lost, cut back off the file (util/record_appender.hpp), with a warning naming the file and the
+// cause, and the log writes on: when it can write
 // again it says how many records were lost. JSON has no NaN or infinity: such values are null,
 // read back as NaN. read_records() is the one reader (the trainer's resume, sweep summaries,
 // dmtrain compare, tests); StepRecord / FidRecord are typed views of its records.
@@ -36,6 +37,7 @@
 
 #include "dmtrain/observe/tensorboard.hpp"
 #include "dmtrain/util/progress.hpp"
+#include "dmtrain/util/record_appender.hpp"
 
 namespace dmtrain::observe {
 
@@ -135,9 +137,7 @@ class MetricsLog {
   void append(const std::string& line);
 
   Options o_;
-  int fd_ = -1;        // metrics.jsonl, opened for appending
-  int64_t lost_ = 0;   // records that could not be written since the last one that could
-  bool torn_ = false;  // a short write left part of a line: the next write ends it first
+  std::unique_ptr<util::RecordAppender> file_;  // metrics.jsonl; none on ranks other than 0
   std::unique_ptr<EventWriter> events_;
   std::vector<Stat> stats_;  // in the order first reported
   int64_t steps_ = 0;

@@ -22,8 +22,11 @@
 // once in TensorBoard, not twice.
 #pragma once
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "dmtrain/util/record_appender.hpp"
 
 namespace dmtrain::observe {
 
@@ -50,11 +53,9 @@ class EventWriter {
   void write_event(int64_t step, const std::string& summary_or_version, bool is_version);
 
   std::string path_;
-  int fd_ = -1;
-  std::string buffer_;      // whole records not yet written
-  int64_t buffered_ = 0;    // records in buffer_
-  uint64_t good_size_ = 0;  // bytes of the file after its last whole flush
-  int64_t lost_ = 0;        // events lost since the last flush that succeeded
+  std::unique_ptr<util::RecordAppender> file_;
+  std::string buffer_;    // whole records not yet written
+  int64_t buffered_ = 0;  // records in buffer_
 };
 
 }  // namespace dmtrain::observe
