@@ -99,6 +99,12 @@ void log_progress(Run& r, observe::MetricsLog& metrics,
   events->flush();
 }
 
+// Long work that a stop signal abandoned: the signal is still pending, so the next iteration
+// boundary takes it and checkpoints.
+void warn_abandoned(const util::StopRequested& e, int64_t k) {
+  log::warn(c10::str(e.what(), " (iteration ", k, "); the checkpoint comes first"));
+}
+
 void write_grids(Run& r, observe::MetricsLog& metrics, int64_t k) {
   try {
     log_progress(r, metrics,
@@ -106,8 +112,7 @@ void write_grids(Run& r, observe::MetricsLog& metrics, int64_t k) {
                                              r.run_dir.string(), k),
                  k);
   } catch (const util::StopRequested& e) {
-    // The signal is still pending: the next iteration boundary takes it and checkpoints.
-    log::warn(c10::str(e.what(), " (iteration ", k, "); the checkpoint comes first"));
+    warn_abandoned(e, k);
   } catch (const Error& e) {
     // A grid is for watching the run: one that cannot be written (a full disk) is not worth the
     // run. The checkpoints have their own errors.
@@ -191,7 +196,7 @@ TrainResult train(const config::RunConfig& cfg, const TrainOptions& options) {
         try {
           fid->report(at.done, *r.model, r.ema, r.diffusion, metrics);
         } catch (const util::StopRequested& e) {
-          log::warn(c10::str(e.what(), " (iteration ", at.done, "); the checkpoint comes first"));
+          warn_abandoned(e, at.done);
         }
       });
     }
