@@ -12,6 +12,7 @@
 #include "dmtrain/ema/posthoc_ema.hpp"
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/text.hpp"
 
 namespace dmtrain::app {
 namespace {
@@ -27,18 +28,10 @@ std::vector<double> parse_sigma_rels(const std::string& text) {
   std::vector<double> out;
   std::stringstream in(text);
   for (std::string item; std::getline(in, item, ',');) {
-    size_t used = 0;
-    double v = 0;
-    try {
-      v = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size()) {
-      throw Error("--sigma-rel: '" + item + "' is not a number (expected e.g. 0.05,0.10)");
-    }
-    ema::sigma_rel_to_gamma(v);  // range check, naming the value
-    out.push_back(v);
+    const std::optional<double> v = util::parse_number(item);
+    if (!v) throw Error("--sigma-rel: '" + item + "' is not a number (expected e.g. 0.05,0.10)");
+    ema::sigma_rel_to_gamma(*v);  // range check, naming the value
+    out.push_back(*v);
   }
   if (out.empty()) throw Error("--sigma-rel: give at least one value, e.g. 0.05,0.10");
   return out;

@@ -31,6 +31,7 @@
 #include "dmtrain/util/error.hpp"
 #include "dmtrain/util/file_hash.hpp"
 #include "dmtrain/util/log.hpp"
+#include "dmtrain/util/text.hpp"
 #include "model_source.hpp"
 
 namespace dmtrain::app {
@@ -44,17 +45,9 @@ struct ExportArgs {
 } xargs;
 
 double parse_number(const std::string& text, const std::string& spec) {
-  size_t used = 0;
-  double v = 0;
-  try {
-    v = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != text.size()) {
-    throw Error("--weights '" + spec + "': '" + text + "' is not a number");
-  }
-  return v;
+  const std::optional<double> v = util::parse_number(text);
+  if (!v) throw Error("--weights '" + spec + "': '" + text + "' is not a number");
+  return *v;
 }
 
 // ema:<rate> -> its index in the run's train.ema_rates, or an error listing them.

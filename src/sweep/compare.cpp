@@ -450,14 +450,9 @@ std::vector<double> parse_targets(const std::string& text) {
   std::vector<double> out;
   const auto items = split_commas(text);
   for (const auto& item : items) {
-    size_t used = 0;
-    double v = NAN;
-    try {
-      v = std::stod(item, &used);
-    } catch (const std::exception&) {
-      used = 0;
-    }
-    if (used == 0 || used != item.size() || !std::isfinite(v)) {
+    const std::optional<double> number = util::parse_number(item);
+    const double v = number.value_or(NAN);
+    if (!number || !std::isfinite(v)) {
       throw Error("--targets '" + text + "': '" + item +
                   "' is not a number (expected FIDs, e.g. 60,40,31.5)");
     }
